@@ -1,0 +1,31 @@
+import { BlockList, isIP } from 'node:net'
+import { InvalidOptionError } from '../errors.js'
+
+/** The addresses EDIS callbacks may come from, as a function of `request.ip`. */
+export function sourceCheck (allowed: readonly string[]): (ip: string) => boolean {
+  const list = new BlockList()
+  for (const entry of allowed) addEntry(list, entry)
+  return ip => {
+    const family = isIP(ip)
+    // BlockList matches IPv4-mapped IPv6 addresses (::ffff:a.b.c.d) against IPv4 rules too.
+    return family !== 0 && list.check(ip, family === 4 ? 'ipv4' : 'ipv6')
+  }
+}
+
+function addEntry (list: BlockList, entry: unknown): void {
+  const [address = '', prefix, ...extra] = typeof entry === 'string' ? entry.trim().split('/') : []
+  const family = isIP(address)
+  const bits = family === 4 ? 32 : 128
+  if (family === 0 || extra.length > 0) throw invalidEntry(entry)
+  const type = family === 4 ? 'ipv4' : 'ipv6'
+  if (prefix === undefined) {
+    list.addAddress(address, type)
+    return
+  }
+  if (!/^\d{1,3}$/.test(prefix) || Number(prefix) > bits) throw invalidEntry(entry)
+  list.addSubnet(address, Number(prefix), type)
+}
+
+function invalidEntry (entry: unknown): Error {
+  return new InvalidOptionError(`edis.allowedIps: ${JSON.stringify(entry)} is not an IP address or CIDR range (e.g. '149.154.154.251', '10.0.0.0/8', '2001:db8::/32')`)
+}

@@ -1,0 +1,111 @@
+import type { FastifyRequest } from 'fastify'
+import type { EdisTrafficThreshold } from './edis/schema.js'
+import { InvalidOptionError } from './errors.js'
+
+export type ProviderName = 'edis' | 'voximplant'
+
+/** What a handler receives. `payload` is the validated wire object, snake_case as the provider sent it. */
+export interface ProviderCallbackEvent<Name extends string = string, Provider extends ProviderName = ProviderName, Payload = unknown> {
+  readonly name: Name
+  readonly provider: Provider
+  /** The idempotency key: `edis:<kvm>:<trigger_value>` or `voximplant:<account_id>:<callback_id>`. */
+  readonly id: string
+  readonly payload: Payload
+  readonly receivedAt: Date
+}
+
+/** Every known event by name. Each provider adds its own entries. */
+export interface ProviderCallbackEvents {
+  'traffic-threshold': ProviderCallbackEvent<'traffic-threshold', 'edis', EdisTrafficThreshold>
+}
+
+export type ProviderCallbackEventName = keyof ProviderCallbackEvents
+export type AnyProviderCallbackEvent = ProviderCallbackEvents[ProviderCallbackEventName]
+
+export type ProviderCallbackHandler<Event = AnyProviderCallbackEvent> =
+  (event: Event, request: FastifyRequest) => void | Promise<void>
+
+/** The `handlers` option: one handler per event name, the same as calling `on(name, handler)`. */
+export type ProviderCallbackHandlers = {
+  [Name in ProviderCallbackEventName]?: ProviderCallbackHandler<ProviderCallbackEvents[Name]>
+}
+
+type Handler = ProviderCallbackHandler<AnyProviderCallbackEvent>
+
+/**
+ * The `app.providerCallbacks` decorator: where host code subscribes to events.
+ * Handler lists are replaced, never mutated, so a delivery in progress keeps the list it started with.
+ */
+export class ProviderCallbacks {
+  readonly #known: ReadonlySet<string>
+  readonly #byName = new Map<string, readonly Handler[]>()
+  #any: readonly Handler[] = []
+
+  constructor (knownEventNames: Iterable<string>) {
+    this.#known = new Set(knownEventNames)
+  }
+
+  /** Runs `handler` for every event called `name`. */
+  on<Name extends ProviderCallbackEventName>(name: Name, handler: ProviderCallbackHandler<ProviderCallbackEvents[Name]>): this {
+    this.#assertKnown(name)
+    assertFunction(handler, `the handler for '${name}'`)
+    this.#byName.set(name, [...this.#byName.get(name) ?? [], handler as Handler])
+    return this
+  }
+
+  /** Stops running `handler` for `name`. */
+  off<Name extends ProviderCallbackEventName>(name: Name, handler: ProviderCallbackHandler<ProviderCallbackEvents[Name]>): this {
+    const rest = (this.#byName.get(name) ?? []).filter(h => h !== handler)
+    if (rest.length === 0) this.#byName.delete(name)
+    else this.#byName.set(name, rest)
+    return this
+  }
+
+  /** Runs `handler` for every event, whatever its name. */
+  onAny (handler: ProviderCallbackHandler): this {
+    assertFunction(handler, 'the onAny handler')
+    this.#any = [...this.#any, handler]
+    return this
+  }
+
+  /** Stops running an `onAny` handler. */
+  offAny (handler: ProviderCallbackHandler): this {
+    this.#any = this.#any.filter(h => h !== handler)
+    return this
+  }
+
+  /** @internal Whether anything listens for `name`, so routes can skip building events nobody reads. */
+  hasListeners (name: string): boolean {
+    return this.#any.length > 0 || this.#byName.has(name)
+  }
+
+  /**
+   * @internal Runs every handler of the event at once and waits for all of them. Throws the error of
+   * a failed handler, or an AggregateError when several fail, after all have settled.
+   */
+  async deliver (event: AnyProviderCallbackEvent, request: FastifyRequest): Promise<void> {
+    const named = this.#byName.get(event.name) ?? []
+    const handlers = this.#any.length === 0 ? named : [...named, ...this.#any]
+    if (handlers.length === 1) return await handlers[0]!(event, request)
+    const errors: unknown[] = []
+    await Promise.all(handlers.map(async handler => {
+      try {
+        await handler(event, request)
+      } catch (error) {
+        errors.push(error)
+      }
+    }))
+    if (errors.length === 1) throw errors[0]
+    if (errors.length > 1) throw new AggregateError(errors, `${errors.length} handlers of '${event.name}' failed`)
+  }
+
+  #assertKnown (name: string): void {
+    if (!this.#known.has(name)) {
+      throw new InvalidOptionError(`unknown event name '${name}'; known names: ${[...this.#known].join(', ')}. Use onAny() for events of types this version does not know.`)
+    }
+  }
+}
+
+function assertFunction (value: unknown, what: string): void {
+  if (typeof value !== 'function') throw new InvalidOptionError(`${what} must be a function`)
+}

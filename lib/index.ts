@@ -1,0 +1,49 @@
+import type { FastifyPluginAsync } from 'fastify'
+import fp from 'fastify-plugin'
+import { edisRoutes } from './edis/route.js'
+import { ProviderCallbacks } from './events.js'
+import { resolveOptions, type ProviderCallbacksOptions } from './options.js'
+import { typeboxValidatorCompiler } from './validation.js'
+
+declare module 'fastify' {
+  interface FastifyInstance {
+    /** Subscribe to provider callbacks: `on(name, handler)`, `off`, `onAny`, `offAny`. */
+    providerCallbacks: ProviderCallbacks
+  }
+}
+
+const KNOWN_EVENT_NAMES = ['traffic-threshold']
+
+const plugin: FastifyPluginAsync<ProviderCallbacksOptions> = async (fastify, options) => {
+  const resolved = resolveOptions(options)
+  const events = new ProviderCallbacks(KNOWN_EVENT_NAMES)
+  for (const [name, handler] of Object.entries(options.handlers ?? {})) {
+    events.on(name as 'traffic-threshold', handler)
+  }
+  fastify.decorate('providerCallbacks', events)
+
+  const { edis } = resolved
+  if (edis?.unprotected === true) {
+    fastify.log.warn('fastify-provider-callbacks: the EDIS route has neither credentials nor allowedIps; anyone who finds its URL can post traffic-threshold events')
+  }
+  // fastify-plugin ignores `prefix`, so the routes live in a child scope that takes it; that scope
+  // also keeps the plugin's parsers, validator and error handler away from the host's routes.
+  await fastify.register(async scope => {
+    scope.setValidatorCompiler(typeboxValidatorCompiler)
+    if (edis !== undefined) await scope.register(edisRoutes, { settings: edis, events })
+  }, { prefix: resolved.prefix })
+}
+
+/** The plugin. Register it with `app.register(providerCallbacks, options)`. */
+export const providerCallbacks = fp(plugin, { fastify: '5.x', name: 'fastify-provider-callbacks' })
+export default providerCallbacks
+
+export * from './errors.js'
+export type { EdisCredentials } from './edis/credentials.js'
+export { EdisTrafficThresholdSchema, EdisTrafficRequestSchema, type EdisTrafficThreshold } from './edis/schema.js'
+export type {
+  AnyProviderCallbackEvent, ProviderCallbackEvent, ProviderCallbackEventName, ProviderCallbackEvents,
+  ProviderCallbackHandler, ProviderCallbackHandlers, ProviderName
+} from './events.js'
+export type { ProviderCallbacks } from './events.js'
+export type { EdisOptions, ProviderCallbacksOptions } from './options.js'
