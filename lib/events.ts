@@ -32,11 +32,14 @@ export type ProviderCallbackHandlers = {
 
 type Handler = ProviderCallbackHandler<AnyProviderCallbackEvent>
 
+/** The `app.providerCallbacks` decorator: where host code subscribes to events. */
+export type ProviderCallbacks = Pick<CallbackEvents, 'on' | 'off' | 'onAny' | 'offAny'>
+
 /**
- * The `app.providerCallbacks` decorator: where host code subscribes to events.
- * Handler lists are replaced, never mutated, so a delivery in progress keeps the list it started with.
+ * The handlers of every event, and their delivery. Handler lists are replaced, never mutated, so
+ * a delivery in progress keeps the list it started with.
  */
-export class ProviderCallbacks {
+export class CallbackEvents {
   readonly #known: ReadonlySet<string>
   readonly #byName = new Map<string, readonly Handler[]>()
   #any: readonly Handler[] = []
@@ -74,13 +77,13 @@ export class ProviderCallbacks {
     return this
   }
 
-  /** @internal Whether anything listens for `name`, so routes can skip building events nobody reads. */
+  /** Whether anything listens for `name`, so routes can skip building events nobody reads. */
   hasListeners (name: string): boolean {
     return this.#any.length > 0 || this.#byName.has(name)
   }
 
   /**
-   * @internal Runs every handler of the event at once and waits for all of them. Throws the error of
+   * Runs every handler of the event at once and waits for all of them. Throws the error of
    * a failed handler, or an AggregateError when several fail, after all have settled.
    */
   async deliver (event: AnyProviderCallbackEvent, request: FastifyRequest): Promise<void> {

@@ -1,7 +1,7 @@
 import type { FastifyPluginAsync } from 'fastify'
 import fp from 'fastify-plugin'
 import { edisRoutes } from './edis/route.js'
-import { ProviderCallbacks } from './events.js'
+import { CallbackEvents, type ProviderCallbacks } from './events.js'
 import { resolveOptions, type ProviderCallbacksOptions } from './options.js'
 import { typeboxValidatorCompiler } from './validation.js'
 
@@ -16,7 +16,7 @@ const KNOWN_EVENT_NAMES = ['traffic-threshold']
 
 const plugin: FastifyPluginAsync<ProviderCallbacksOptions> = async (fastify, options) => {
   const resolved = resolveOptions(options)
-  const events = new ProviderCallbacks(KNOWN_EVENT_NAMES)
+  const events = new CallbackEvents(KNOWN_EVENT_NAMES)
   for (const [name, handler] of Object.entries(options.handlers ?? {})) {
     events.on(name as 'traffic-threshold', handler)
   }

@@ -37,7 +37,7 @@ export function resolveOptions (options: ProviderCallbacksOptions): ResolvedOpti
   if (typeof prefix !== 'string' || (prefix !== '' && !prefix.startsWith('/'))) {
     throw new InvalidOptionError(`prefix must be '' or a path starting with '/', got ${JSON.stringify(prefix)}`)
   }
-  const edis = options.edis ?? false
+  const edis = options.edis === undefined ? false : options.edis
   if (edis === false) {
     throw new InvalidOptionError('no provider is enabled: set edis: {} (and its options) to receive callbacks')
   }

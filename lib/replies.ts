@@ -28,17 +28,18 @@ export function replySchemas (...statuses: number[]): Record<number, typeof Succ
 }
 
 type ReplyError = FastifyError & { problems?: FieldProblem[] }
+type Answer = ReplyError & { statusCode: number }
 
 // Fastify's own errors for what the wire got wrong, in the plugin's shape. Their messages are not
 // reused: some quote what the sender sent (a content type), and answers never echo input.
-function translate (error: ReplyError, acceptedType: string): ReplyError {
+function translate (error: ReplyError, acceptedType: string): Answer {
   switch (error.code) {
     case 'FST_ERR_CTP_BODY_TOO_LARGE':
       return new PayloadTooLargeError()
     case 'FST_ERR_CTP_INVALID_MEDIA_TYPE':
       return new UnsupportedMediaTypeError(acceptedType)
   }
-  if (error.code?.startsWith('FST_PROVIDER_CALLBACKS_') === true) return error
+  if (error.code?.startsWith('FST_PROVIDER_CALLBACKS_') === true) return error as Answer
   if (error.statusCode === 400 || error.statusCode === 415 || error.statusCode === 413) {
     return new MalformedBodyError()
   }
@@ -53,7 +54,7 @@ function translate (error: ReplyError, acceptedType: string): ReplyError {
 export function errorHandler (acceptedType: string) {
   return function handleError (this: unknown, error: ReplyError, request: FastifyRequest, reply: FastifyReply): FastifyReply {
     const answer = translate(error, acceptedType)
-    const statusCode = answer.statusCode ?? 500
+    const { statusCode } = answer
     if (statusCode >= 500) {
       request.log.error({ err: error, code: answer.code }, 'provider callback failed')
     } else {

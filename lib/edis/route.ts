@@ -1,7 +1,7 @@
 import formbody from '@fastify/formbody'
 import type { FastifyInstance, FastifyRequest, onRequestHookHandler, preValidationHookHandler } from 'fastify'
 import { ForbiddenSourceError, HandlerFailedError, invalidPayload, RepeatedFieldError, UnauthorizedError } from '../errors.js'
-import type { ProviderCallbacks } from '../events.js'
+import type { CallbackEvents } from '../events.js'
 import { errorHandler, replySchemas, SUCCESS } from '../replies.js'
 import { parseBasicAuthorization } from './credentials.js'
 import { parseForm, type FormFields } from './form.js'
@@ -20,7 +20,7 @@ export interface EdisRouteSettings {
 
 interface EdisRouteOptions {
   settings: EdisRouteSettings
-  events: ProviderCallbacks
+  events: CallbackEvents
 }
 
 /** POST and GET `<prefix><path>`: EDIS's traffic-threshold hook, in a scope of its own. */

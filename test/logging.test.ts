@@ -1,0 +1,62 @@
+import Fastify from 'fastify'
+import t from 'tap'
+import providerCallbacks from '../lib/index.js'
+import { basic, CREDENTIALS, EDIS_BODIES, FORM } from './helpers.js'
+
+t.test('no secret reaches a log line, at trace level, whatever the request', async t => {
+  const lines: string[] = []
+  const app = Fastify({ logger: { level: 'trace', stream: { write: (line: string) => { lines.push(line) } } } })
+  t.teardown(() => app.close())
+  const rotated = { username: 'hook', password: 'second secret value' }
+  await app.register(providerCallbacks, { edis: { credentials: [CREDENTIALS, rotated] } })
+  let fail = false
+  app.providerCallbacks.on('traffic-threshold', () => { if (fail) throw new Error('handler failed') })
+  const { username, password } = CREDENTIALS
+  const asFields = new URLSearchParams({ callback_user: username, callback_pw: password }).toString()
+  const wrongFields = new URLSearchParams({ callback_user: username, callback_pw: 'wrong guess' }).toString()
+  const requests = [
+    { method: 'POST', headers: { authorization: basic(username, password) }, payload: EDIS_BODIES.canonical },
+    { method: 'POST', headers: { authorization: basic(username, 'wrong guess') }, payload: EDIS_BODIES.canonical },
+    { method: 'POST', headers: {}, payload: `${EDIS_BODIES.canonical}&${asFields}` },
+    { method: 'POST', headers: {}, payload: `${EDIS_BODIES.canonical}&${wrongFields}` },
+    { method: 'POST', headers: {}, payload: `kvm=k&trigger_value=bad&${asFields}` },
+    { method: 'GET', query: `${EDIS_BODIES.canonical}&${asFields}` },
+    { method: 'GET', query: `${asFields}&kvm=k` },
+    { method: 'GET', query: `callback_pw=${encodeURIComponent(password)}&${EDIS_BODIES.canonical}&callback_user=${username}&callback_pw=again` }
+  ] as const
+  const statuses = []
+  for (const failing of [false, true]) {
+    fail = failing
+    for (const request of requests) {
+      const res = await app.inject({
+        method: request.method,
+        url: `/callbacks/edis${'query' in request ? `?${request.query}` : ''}`,
+        headers: { 'content-type': FORM, ...('headers' in request ? request.headers : {}) },
+        payload: 'payload' in request ? request.payload : undefined
+      })
+      statuses.push(res.statusCode)
+      t.notMatch(res.body, password)
+    }
+  }
+  t.same(statuses, [200, 401, 200, 401, 400, 200, 400, 401, 500, 401, 500, 401, 400, 500, 400, 401], 'every kind of outcome was logged')
+  const log = lines.join('\n')
+  t.ok(lines.length > 40, 'the run logged every request')
+  t.match(log, /callback_pw=\[redacted\]/, 'a GET query is logged with its credentials redacted')
+  for (const secret of [
+    password, encodeURIComponent(password), new URLSearchParams({ p: password }).toString().slice(2),
+    rotated.password, 'wrong guess', 'wrong+guess', 'again',
+    Buffer.from(`${username}:${password}`).toString('base64'), Buffer.from(`${username}:wrong guess`).toString('base64')
+  ]) {
+    t.notOk(log.includes(secret), `the log never contains ${JSON.stringify(secret)}`)
+  }
+})
+
+t.test('a failure in a host hook on the route is a 500 in the documented shape', async t => {
+  const app = Fastify()
+  t.teardown(() => app.close())
+  app.addHook('preHandler', async () => { throw new Error('host bug') })
+  await app.register(providerCallbacks, { edis: {} })
+  const res = await app.inject({ method: 'POST', url: '/callbacks/edis', headers: { 'content-type': FORM }, payload: EDIS_BODIES.canonical })
+  t.equal(res.statusCode, 500)
+  t.same(res.json(), { status: 'error', message: 'Internal server error occurred while processing the callback.', code: 'FST_PROVIDER_CALLBACKS_INTERNAL' })
+})
