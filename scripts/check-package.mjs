@@ -1,0 +1,279 @@
+// Checks the package as users get it, after `npm run build`: packs it, runs @arethetypeswrong/cli and
+// publint on the tarball, installs the tarball in an empty project and uses it from ESM, from CJS
+// and from TypeScript (nodenext, .mts and .cts). Prints a line per check; exits 1 if any fails.
+import { execFile } from 'node:child_process'
+import { existsSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs'
+import { tmpdir } from 'node:os'
+import { dirname, join } from 'node:path'
+import { fileURLToPath } from 'node:url'
+
+const started = Date.now()
+const root = join(dirname(fileURLToPath(import.meta.url)), '..')
+const failed = []
+
+/** Runs a command; resolves with its exit code and output, never rejects. */
+function run (command, args, cwd) {
+  return new Promise(resolve => {
+    execFile(command, args, { cwd, maxBuffer: 64 * 1024 * 1024, env: { ...process.env, NO_COLOR: '1', FORCE_COLOR: '0' } },
+      (error, stdout, stderr) => {
+        const code = error === null ? 0 : typeof error.code === 'number' ? error.code : 1
+        resolve({ code, stdout, stderr, output: `${stdout}${stderr}${error !== null && typeof error.code !== 'number' ? error.message : ''}` })
+      })
+  })
+}
+
+/** A local devDependency's CLI, run by this node (no shell, no .cmd shims). */
+function localBin (pkg, name) {
+  const dir = join(root, 'node_modules', ...pkg.split('/'))
+  const { bin } = JSON.parse(readFileSync(join(dir, 'package.json'), 'utf8'))
+  return [process.execPath, join(dir, typeof bin === 'string' ? bin : bin[name])]
+}
+
+// npm sets npm_execpath for scripts it runs; outside npm, fall back to the npm on PATH.
+const npm = process.env.npm_execpath?.endsWith('.js') ? [process.execPath, process.env.npm_execpath] : ['npm']
+
+function indent (text, max = 60) {
+  const lines = text.trim().split('\n')
+  const shown = lines.length > max ? [...lines.slice(0, max), `... ${lines.length - max} more lines`] : lines
+  return shown.map(line => `    ${line}`).join('\n')
+}
+
+function report (ok, what, output) {
+  console.log(`${ok ? 'ok  ' : 'FAIL'} ${what}`)
+  if (!ok) failed.push(what)
+  if (output !== undefined && output.trim() !== '') console.log(indent(output))
+}
+
+const npmEnvNoise = /^npm warn Unknown (user|project|env) config .*\n/gm
+
+// ---- the consumer project's files ----------------------------------------------------------------
+
+const FORM_POST = `{
+    method: 'POST',
+    url: '/callbacks/edis',
+    headers: { 'content-type': 'application/x-www-form-urlencoded' },
+    payload: 'kvm=kvm_1&details=x&trigger_value=80'
+  }`
+
+// Registers `plugin` with { edis: {} }, posts one EDIS callback and checks the handler got it.
+const JS_ROUND_TRIP = `
+async function roundTrip (plugin) {
+  const app = Fastify()
+  await app.register(plugin, { edis: {} })
+  const received = []
+  app.providerCallbacks.on('traffic-threshold', event => { received.push(event) })
+  const response = await app.inject(${FORM_POST})
+  await app.close()
+  assert.equal(response.statusCode, 200, response.body)
+  assert.equal(received.length, 1)
+  assert.equal(received[0].name, 'traffic-threshold')
+  assert.deepEqual({ ...received[0].payload }, { kvm: 'kvm_1', details: 'x', trigger_value: 80 })
+}
+`
+
+const ESM_JS = `import assert from 'node:assert/strict'
+import Fastify from 'fastify'
+import providerCallbacks, { providerCallbacks as named } from 'fastify-provider-callbacks'
+import * as namespace from 'fastify-provider-callbacks'
+${JS_ROUND_TRIP}
+assert.equal(typeof providerCallbacks, 'function')
+assert.equal(named, providerCallbacks)
+assert.equal(namespace.default, providerCallbacks)
+assert.equal(typeof namespace.InvalidOptionError, 'function')
+await roundTrip(providerCallbacks)
+await roundTrip(named)
+`
+
+const CJS_JS = `'use strict'
+const assert = require('node:assert/strict')
+const Fastify = require('fastify')
+const providerCallbacks = require('fastify-provider-callbacks')
+${JS_ROUND_TRIP}
+async function main () {
+  assert.equal(typeof providerCallbacks, 'function', 'require() returns the plugin function')
+  assert.equal(providerCallbacks.__esModule, true)
+  assert.equal(require('fastify-provider-callbacks').default, providerCallbacks)
+  assert.equal(providerCallbacks.providerCallbacks, providerCallbacks)
+  const esm = await import('fastify-provider-callbacks')
+  assert.deepEqual(Object.keys(esm).filter(name => !(name in providerCallbacks)), [], 'ESM exports missing from require()')
+  await roundTrip(require('fastify-provider-callbacks'))
+  await roundTrip(require('fastify-provider-callbacks').default)
+}
+main().catch(error => { console.error(error); process.exitCode = 1 })
+`
+
+// The typed round trip; every annotation and @ts-expect-error is part of the check.
+const TS_ROUND_TRIP = `
+async function roundTrip (plugin: typeof providerCallbacks, options: ProviderCallbacksOptions): Promise<void> {
+  const app = Fastify()
+  await app.register(plugin, options)
+  const triggers: Array<number | 'demo'> = []
+  app.providerCallbacks.on('traffic-threshold', e => {
+    const n: number | 'demo' = e.payload.trigger_value
+    const kvm: string = e.payload.kvm
+    // @ts-expect-error trigger_value is number | 'demo', so it is typed (not any)
+    const s: string = e.payload.trigger_value
+    triggers.push(n)
+    void kvm
+    void s
+  })
+  assert.throws(() => {
+    // @ts-expect-error 'traffic-treshold' is a typo, not an event name
+    app.providerCallbacks.on('traffic-treshold', () => {})
+  }, { code: 'FST_PROVIDER_CALLBACKS_INVALID_OPTION' })
+  // @ts-expect-error the events class's internals are not part of the public type
+  void app.providerCallbacks.deliver
+  const response = await app.inject(${FORM_POST})
+  await app.close()
+  assert.equal(response.statusCode, 200, response.body)
+  assert.deepEqual(triggers, [80])
+}
+`
+
+const ESM_TS = `import assert from 'node:assert/strict'
+import Fastify from 'fastify'
+import providerCallbacks, { providerCallbacks as named, type ProviderCallbacksOptions } from 'fastify-provider-callbacks'
+${TS_ROUND_TRIP}
+await roundTrip(providerCallbacks, { edis: {} })
+await roundTrip(named, { edis: {} })
+`
+
+const CJS_TS = `import assert from 'node:assert/strict'
+import Fastify from 'fastify'
+import providerCallbacks from 'fastify-provider-callbacks'
+import type { ProviderCallbacksOptions } from 'fastify-provider-callbacks'
+import required = require('fastify-provider-callbacks')
+${TS_ROUND_TRIP}
+async function main (): Promise<void> {
+  // require()'s result is the plugin, and carries the types and values as a namespace.
+  const options: required.ProviderCallbacksOptions = { edis: {} }
+  const handler: required.ProviderCallbackHandler<required.ProviderCallbackEvents['traffic-threshold']> = () => {}
+  assert.equal(required, providerCallbacks)
+  assert.equal(required.default, providerCallbacks)
+  assert.equal(typeof required.InvalidOptionError, 'function')
+  const app = Fastify()
+  await app.register(required, { ...options, handlers: { 'traffic-threshold': handler } })
+  await app.close()
+  await roundTrip(providerCallbacks, options)
+  await roundTrip(required, options)
+}
+main().catch(error => { console.error(error); process.exitCode = 1 })
+`
+
+// One program per module format, both without skipLibCheck so errors in our .d.ts count. (A single
+// program holding both the ESM and the CJS declarations sees `FastifyInstance.providerCallbacks`
+// augmented twice with two nominally different class types: the dual-package hazard, in types.)
+function tsconfig (file) {
+  return JSON.stringify({
+    compilerOptions: {
+      module: 'nodenext',
+      moduleResolution: 'nodenext',
+      target: 'es2022',
+      strict: true,
+      skipLibCheck: false,
+      types: ['node'],
+      outDir: 'out',
+      rootDir: '.'
+    },
+    files: [file]
+  }, null, 2)
+}
+
+// ---- the checks ----------------------------------------------------------------------------------
+
+const temps = []
+function tempDir (name) {
+  const dir = mkdtempSync(join(tmpdir(), `fastify-provider-callbacks-${name}-`))
+  temps.push(dir)
+  return dir
+}
+
+async function main () {
+  if (!existsSync(join(root, 'dist', 'esm', 'index.js')) || !existsSync(join(root, 'dist', 'cjs', 'index.js'))) {
+    report(false, 'dist/ is built (run `npm run build` first)')
+    return
+  }
+
+  // npm pack, and what the tarball holds
+  const packDir = tempDir('pack')
+  const pack = await run(npm[0], [...npm.slice(1), 'pack', '--json', '--pack-destination', packDir], root)
+  if (pack.code !== 0) {
+    report(false, 'npm pack', pack.output)
+    return
+  }
+  const [{ filename, files }] = JSON.parse(pack.stdout.slice(pack.stdout.indexOf('[')))
+  const tarball = join(packDir, filename)
+  const paths = files.map(file => file.path)
+  const unexpected = paths.filter(path => !/^(dist\/.+|package\.json|README\.md|LICENSE)$/.test(path) || /\.(map|tsbuildinfo)$/.test(path))
+  const required = ['package.json', 'LICENSE', 'dist/esm/index.js', 'dist/esm/index.d.ts', 'dist/cjs/index.js', 'dist/cjs/index.d.ts', 'dist/cjs/package.json']
+  const absent = required.filter(path => !paths.includes(path))
+  report(unexpected.length === 0 && absent.length === 0,
+    `npm pack: ${filename}, ${paths.length} files (dist/, package.json, LICENSE${paths.includes('README.md') ? ', README.md' : '; no README.md yet'})`,
+    [unexpected.length > 0 ? `unexpected: ${unexpected.join(', ')}` : '', absent.length > 0 ? `missing: ${absent.join(', ')}` : ''].join('\n'))
+
+  // attw, publint and the consumer project's install run side by side
+  const consumer = tempDir('consumer')
+  writeFileSync(join(consumer, 'package.json'), JSON.stringify({ name: 'consumer', version: '0.0.0', private: true }, null, 2))
+  const attwBin = localBin('@arethetypeswrong/cli', 'attw')
+  const publintBin = localBin('publint', 'publint')
+  const [attw, publint, install] = await Promise.all([
+    run(attwBin[0], [attwBin[1], tarball, '--format', 'table', '--no-color', '--no-emoji'], root),
+    run(publintBin[0], [publintBin[1], 'run', tarball], root),
+    run(npm[0], [...npm.slice(1), 'install', tarball, 'fastify@5', 'typescript@5.9', '@types/node@20',
+      '--no-audit', '--no-fund', '--prefer-offline', '--loglevel=error'], consumer)
+  ])
+  report(attw.code === 0, 'attw: no problems for node10, node16 (CJS), node16 (ESM) and bundler', attw.output)
+  const publintText = publint.output.replace(/^(Running publint|Unpacking tarball|Linting).*\n/gm, '')
+  report(publint.code === 0, `publint: ${publintText.trim() === 'All good!' ? 'all good' : 'no errors'}`,
+    publintText.trim() === 'All good!' ? undefined : publintText)
+  report(install.code === 0, 'npm install <tarball> fastify@5 typescript@5.9 @types/node@20 in an empty project',
+    install.code === 0 ? undefined : install.output.replace(npmEnvNoise, ''))
+  if (install.code !== 0) return
+
+  writeFileSync(join(consumer, 'esm.mjs'), ESM_JS)
+  writeFileSync(join(consumer, 'cjs.cjs'), CJS_JS)
+  writeFileSync(join(consumer, 'types-esm.mts'), ESM_TS)
+  writeFileSync(join(consumer, 'types-cjs.cts'), CJS_TS)
+  writeFileSync(join(consumer, 'tsconfig.esm.json'), tsconfig('types-esm.mts'))
+  writeFileSync(join(consumer, 'tsconfig.cjs.json'), tsconfig('types-cjs.cts'))
+  const tsc = join(consumer, 'node_modules', 'typescript', 'bin', 'tsc')
+  const [esm, cjs, esmTypes, cjsTypes] = await Promise.all([
+    run(process.execPath, ['esm.mjs'], consumer),
+    run(process.execPath, ['cjs.cjs'], consumer),
+    run(process.execPath, [tsc, '-p', 'tsconfig.esm.json'], consumer),
+    run(process.execPath, [tsc, '-p', 'tsconfig.cjs.json'], consumer)
+  ])
+  report(esm.code === 0, 'ESM: `import providerCallbacks, { providerCallbacks as named }` register, POST /callbacks/edis -> 200, handler called', esm.output)
+  report(cjs.code === 0, 'CJS: `require(...)` and `require(...).default` register, POST /callbacks/edis -> 200, handler called; every ESM export on it', cjs.output)
+  report(esmTypes.code === 0, 'TypeScript nodenext .mts: default and named imports type-check, typed payload, typo is an error', esmTypes.output)
+  report(cjsTypes.code === 0, 'TypeScript nodenext .cts: default import and import = require type-check, typed payload, typo is an error', cjsTypes.output)
+  if (esmTypes.code !== 0 || cjsTypes.code !== 0) return
+
+  // tsc's own output of those files, run: TS-compiled default imports work at runtime too
+  const [esmTs, cjsTs] = await Promise.all([
+    run(process.execPath, [join('out', 'types-esm.mjs')], consumer),
+    run(process.execPath, [join('out', 'types-cjs.cjs')], consumer)
+  ])
+  report(esmTs.code === 0, 'TypeScript .mts compiled by tsc runs: register, POST -> 200, typed handler called', esmTs.output)
+  report(cjsTs.code === 0, 'TypeScript .cts compiled by tsc runs: default import and import = require register, POST -> 200', cjsTs.output)
+}
+
+try {
+  await main()
+} catch (error) {
+  report(false, 'check-package crashed', error.stack)
+} finally {
+  if (process.env.KEEP_PACKAGE_CHECK_DIRS === undefined) {
+    for (const dir of temps) rmSync(dir, { recursive: true, force: true })
+  } else {
+    console.log(`kept ${temps.join(', ')}`)
+  }
+}
+
+const seconds = ((Date.now() - started) / 1000).toFixed(1)
+if (failed.length > 0) {
+  console.log(`check-package: ${failed.length} check(s) failed in ${seconds}s`)
+  process.exitCode = 1
+} else {
+  console.log(`check-package: all checks passed in ${seconds}s`)
+}
