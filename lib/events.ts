@@ -32,14 +32,26 @@ export type ProviderCallbackHandlers = {
 
 type Handler = ProviderCallbackHandler<AnyProviderCallbackEvent>
 
-/** The `app.providerCallbacks` decorator: where host code subscribes to events. */
-export type ProviderCallbacks = Pick<CallbackEvents, 'on' | 'off' | 'onAny' | 'offAny'>
+/**
+ * The `app.providerCallbacks` decorator: where host code subscribes to events. An interface, not
+ * the class: a program that loads both the ESM and the CJS build then sees one type, not two.
+ */
+export interface ProviderCallbacks {
+  /** Runs `handler` for every event called `name`. */
+  on<Name extends ProviderCallbackEventName>(name: Name, handler: ProviderCallbackHandler<ProviderCallbackEvents[Name]>): this
+  /** Stops running `handler` for `name`. */
+  off<Name extends ProviderCallbackEventName>(name: Name, handler: ProviderCallbackHandler<ProviderCallbackEvents[Name]>): this
+  /** Runs `handler` for every event, whatever its name. */
+  onAny(handler: ProviderCallbackHandler): this
+  /** Stops running an `onAny` handler. */
+  offAny(handler: ProviderCallbackHandler): this
+}
 
 /**
  * The handlers of every event, and their delivery. Handler lists are replaced, never mutated, so
  * a delivery in progress keeps the list it started with.
  */
-export class CallbackEvents {
+export class CallbackEvents implements ProviderCallbacks {
   readonly #known: ReadonlySet<string>
   readonly #byName = new Map<string, readonly Handler[]>()
   #any: readonly Handler[] = []
@@ -48,7 +60,6 @@ export class CallbackEvents {
     this.#known = new Set(knownEventNames)
   }
 
-  /** Runs `handler` for every event called `name`. */
   on<Name extends ProviderCallbackEventName>(name: Name, handler: ProviderCallbackHandler<ProviderCallbackEvents[Name]>): this {
     this.#assertKnown(name)
     assertFunction(handler, `the handler for '${name}'`)
@@ -56,7 +67,6 @@ export class CallbackEvents {
     return this
   }
 
-  /** Stops running `handler` for `name`. */
   off<Name extends ProviderCallbackEventName>(name: Name, handler: ProviderCallbackHandler<ProviderCallbackEvents[Name]>): this {
     const rest = (this.#byName.get(name) ?? []).filter(h => h !== handler)
     if (rest.length === 0) this.#byName.delete(name)
@@ -64,14 +74,12 @@ export class CallbackEvents {
     return this
   }
 
-  /** Runs `handler` for every event, whatever its name. */
   onAny (handler: ProviderCallbackHandler): this {
     assertFunction(handler, 'the onAny handler')
     this.#any = [...this.#any, handler]
     return this
   }
 
-  /** Stops running an `onAny` handler. */
   offAny (handler: ProviderCallbackHandler): this {
     this.#any = this.#any.filter(h => h !== handler)
     return this

@@ -6,7 +6,7 @@
 // dist/cjs/api.{js,d.ts}    tsc's CommonJS output of lib/index.ts, untouched
 // dist/cjs/index.{js,d.ts}  generated here: the function-shaped entry over api.js
 import { execFile } from 'node:child_process'
-import { existsSync, readdirSync, readFileSync, renameSync, rmSync, writeFileSync } from 'node:fs'
+import { existsSync, readFileSync, renameSync, rmSync, writeFileSync } from 'node:fs'
 import { createRequire } from 'node:module'
 import { dirname, join, relative } from 'node:path'
 import { fileURLToPath } from 'node:url'
@@ -65,11 +65,6 @@ function exportedNames (file, seen = new Set()) {
 
 rmSync(dist, { recursive: true, force: true })
 await Promise.all([tsc('tsconfig.build.json'), tsc('tsconfig.cjs.json')])
-
-// stripInternal (tsconfig.build.json) drops `@internal` declarations; anything tagged that survived
-// would be an internal in the public types.
-const leaked = readdirSync(dist, { recursive: true }).filter(file => file.endsWith('.d.ts') && readFileSync(join(dist, file), 'utf8').includes('@internal'))
-if (leaked.length > 0) fail(`@internal declarations left in ${leaked.join(', ')}`)
 
 writeFileSync(join(esm, 'package.json'), '{\n  "type": "module"\n}\n')
 writeFileSync(join(cjs, 'package.json'), '{\n  "type": "commonjs"\n}\n')

@@ -160,10 +160,10 @@ async function main (): Promise<void> {
 main().catch(error => { console.error(error); process.exitCode = 1 })
 `
 
-// One program per module format, both without skipLibCheck so errors in our .d.ts count. (A single
-// program holding both the ESM and the CJS declarations sees `FastifyInstance.providerCallbacks`
-// augmented twice with two nominally different class types: the dual-package hazard, in types.)
-function tsconfig (file) {
+// Without skipLibCheck, so errors in our .d.ts count. One program per module format, and one with
+// both: a project that mixes .mts and .cts sees `FastifyInstance.providerCallbacks` declared by both
+// builds, which must agree (the dual-package hazard, in types).
+function tsconfig (...files) {
   return JSON.stringify({
     compilerOptions: {
       module: 'nodenext',
@@ -175,7 +175,7 @@ function tsconfig (file) {
       outDir: 'out',
       rootDir: '.'
     },
-    files: [file]
+    files
   }, null, 2)
 }
 
@@ -236,17 +236,20 @@ async function main () {
   writeFileSync(join(consumer, 'types-cjs.cts'), CJS_TS)
   writeFileSync(join(consumer, 'tsconfig.esm.json'), tsconfig('types-esm.mts'))
   writeFileSync(join(consumer, 'tsconfig.cjs.json'), tsconfig('types-cjs.cts'))
+  writeFileSync(join(consumer, 'tsconfig.mixed.json'), tsconfig('types-esm.mts', 'types-cjs.cts'))
   const tsc = join(consumer, 'node_modules', 'typescript', 'bin', 'tsc')
-  const [esm, cjs, esmTypes, cjsTypes] = await Promise.all([
+  const [esm, cjs, esmTypes, cjsTypes, mixedTypes] = await Promise.all([
     run(process.execPath, ['esm.mjs'], consumer),
     run(process.execPath, ['cjs.cjs'], consumer),
     run(process.execPath, [tsc, '-p', 'tsconfig.esm.json'], consumer),
-    run(process.execPath, [tsc, '-p', 'tsconfig.cjs.json'], consumer)
+    run(process.execPath, [tsc, '-p', 'tsconfig.cjs.json'], consumer),
+    run(process.execPath, [tsc, '-p', 'tsconfig.mixed.json', '--noEmit'], consumer)
   ])
   report(esm.code === 0, 'ESM: `import providerCallbacks, { providerCallbacks as named }` register, POST /callbacks/edis -> 200, handler called', esm.output)
   report(cjs.code === 0, 'CJS: `require(...)` and `require(...).default` register, POST /callbacks/edis -> 200, handler called; every ESM export on it', cjs.output)
   report(esmTypes.code === 0, 'TypeScript nodenext .mts: default and named imports type-check, typed payload, typo is an error', esmTypes.output)
   report(cjsTypes.code === 0, 'TypeScript nodenext .cts: default import and import = require type-check, typed payload, typo is an error', cjsTypes.output)
+  report(mixedTypes.code === 0, 'TypeScript: one program with both the .mts and the .cts type-checks (the two builds\' types agree)', mixedTypes.output)
   if (esmTypes.code !== 0 || cjsTypes.code !== 0) return
 
   // tsc's own output of those files, run: TS-compiled default imports work at runtime too
