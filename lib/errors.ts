@@ -11,6 +11,8 @@ export const InvalidPayloadError = createError(`${PREFIX}_INVALID_PAYLOAD`, INVA
 export const RepeatedFieldError = createError(`${PREFIX}_REPEATED_FIELD`, INVALID_PARAMETERS, 400)
 export const MalformedBodyError = createError(`${PREFIX}_MALFORMED_BODY`, INVALID_PARAMETERS, 400)
 export const PayloadTooLargeError = createError(`${PREFIX}_PAYLOAD_TOO_LARGE`, 'The request body is too large.', 413)
+export const BatchTooLargeError = createError<`${typeof PREFIX}_BATCH_TOO_LARGE`, 413, [number]>(
+  `${PREFIX}_BATCH_TOO_LARGE`, 'The batch has more callbacks than the %s this route accepts.', 413)
 export const UnsupportedMediaTypeError = createError<`${typeof PREFIX}_UNSUPPORTED_MEDIA_TYPE`, 415, [string]>(
   `${PREFIX}_UNSUPPORTED_MEDIA_TYPE`, 'Unsupported content type; this route accepts %s.', 415)
 export const HandlerFailedError = createError(`${PREFIX}_HANDLER_FAILED`, 'Internal server error occurred while processing the callback.', 500)

@@ -1,5 +1,6 @@
 import type { FastifyRequest } from 'fastify'
 import type { EdisTrafficThreshold } from './edis/schema.js'
+import type { Kebab, VoximplantCallback, VoximplantCallbackType, VoximplantUnknownCallback } from './voximplant/schema.js'
 import { InvalidOptionError } from './errors.js'
 
 export type ProviderName = 'edis' | 'voximplant'
@@ -14,13 +15,25 @@ export interface ProviderCallbackEvent<Name extends string = string, Provider ex
   readonly receivedAt: Date
 }
 
-/** Every known event by name. Each provider adds its own entries. */
-export interface ProviderCallbackEvents {
+export interface EdisEvents {
   'traffic-threshold': ProviderCallbackEvent<'traffic-threshold', 'edis', EdisTrafficThreshold>
 }
 
+/** One event per Voximplant callback type, named by its kebab-case: `min_balance` -> `min-balance`. */
+export type VoximplantEvents = {
+  [Type in VoximplantCallbackType as Kebab<Type>]: ProviderCallbackEvent<Kebab<Type>, 'voximplant', VoximplantCallback<Type>>
+}
+
+/** Every known event by name. */
+export interface ProviderCallbackEvents extends EdisEvents, VoximplantEvents {}
+
 export type ProviderCallbackEventName = keyof ProviderCallbackEvents
-export type AnyProviderCallbackEvent = ProviderCallbackEvents[ProviderCallbackEventName]
+
+/** A Voximplant callback of a type this version does not know: delivered to onAny listeners only. */
+export type UnknownVoximplantEvent = ProviderCallbackEvent<string, 'voximplant', VoximplantUnknownCallback>
+
+/** What an onAny listener receives: any known event, or a Voximplant callback of an unknown type. */
+export type AnyProviderCallbackEvent = ProviderCallbackEvents[ProviderCallbackEventName] | UnknownVoximplantEvent
 
 export type ProviderCallbackHandler<Event = AnyProviderCallbackEvent> =
   (event: Event, request: FastifyRequest) => void | Promise<void>
@@ -85,19 +98,13 @@ export class CallbackEvents implements ProviderCallbacks {
     return this
   }
 
-  /** Whether anything listens for `name`, so routes can skip building events nobody reads. */
-  hasListeners (name: string): boolean {
-    return this.#any.length > 0 || this.#byName.has(name)
-  }
-
   /**
-   * Runs every handler of the event at once and waits for all of them. Throws the error of
-   * a failed handler, or an AggregateError when several fail, after all have settled.
+   * Runs every handler of the event at once and waits for all of them. A failure is logged with the
+   * event's id and makes the result false; it never stops the other handlers.
    */
-  async deliver (event: AnyProviderCallbackEvent, request: FastifyRequest): Promise<void> {
+  async deliver (event: AnyProviderCallbackEvent, request: FastifyRequest): Promise<boolean> {
     const named = this.#byName.get(event.name) ?? []
     const handlers = this.#any.length === 0 ? named : [...named, ...this.#any]
-    if (handlers.length === 1) return await handlers[0]!(event, request)
     const errors: unknown[] = []
     await Promise.all(handlers.map(async handler => {
       try {
@@ -106,8 +113,8 @@ export class CallbackEvents implements ProviderCallbacks {
         errors.push(error)
       }
     }))
-    if (errors.length === 1) throw errors[0]
-    if (errors.length > 1) throw new AggregateError(errors, `${errors.length} handlers of '${event.name}' failed`)
+    for (const error of errors) request.log.error({ err: error, event: event.id }, `a '${event.name}' handler failed`)
+    return errors.length === 0
   }
 
   #assertKnown (name: string): void {

@@ -1,9 +1,11 @@
 import type { FastifyPluginAsync } from 'fastify'
 import fp from 'fastify-plugin'
 import { edisRoutes } from './edis/route.js'
-import { CallbackEvents, type ProviderCallbacks } from './events.js'
+import { CallbackEvents, type ProviderCallbackEventName, type ProviderCallbackHandler, type ProviderCallbacks } from './events.js'
 import { resolveOptions, type ProviderCallbacksOptions } from './options.js'
 import { typeboxValidatorCompiler } from './validation.js'
+import { voximplantEventNames } from './voximplant/schema.js'
+import { voximplantRoutes } from './voximplant/route.js'
 
 declare module 'fastify' {
   interface FastifyInstance {
@@ -12,17 +14,18 @@ declare module 'fastify' {
   }
 }
 
-const KNOWN_EVENT_NAMES = ['traffic-threshold']
+const KNOWN_EVENT_NAMES = ['traffic-threshold', ...voximplantEventNames]
 
 const plugin: FastifyPluginAsync<ProviderCallbacksOptions> = async (fastify, options) => {
   const resolved = resolveOptions(options)
   const events = new CallbackEvents(KNOWN_EVENT_NAMES)
-  for (const [name, handler] of Object.entries(options.handlers ?? {})) {
-    events.on(name as 'traffic-threshold', handler)
+  // The names and handlers are checked by on(); their types by ProviderCallbackHandlers.
+  for (const [name, handler] of Object.entries(options.handlers ?? {}) as Array<[ProviderCallbackEventName, ProviderCallbackHandler<any>]>) {
+    events.on(name, handler)
   }
   fastify.decorate('providerCallbacks', events)
 
-  const { edis } = resolved
+  const { edis, voximplant } = resolved
   if (edis?.unprotected === true) {
     fastify.log.warn('fastify-provider-callbacks: the EDIS route has neither credentials nor allowedIps; anyone who finds its URL can post traffic-threshold events')
   }
@@ -31,6 +34,7 @@ const plugin: FastifyPluginAsync<ProviderCallbacksOptions> = async (fastify, opt
   await fastify.register(async scope => {
     scope.setValidatorCompiler(typeboxValidatorCompiler)
     if (edis !== undefined) await scope.register(edisRoutes, { settings: edis, events })
+    if (voximplant !== undefined) await scope.register(voximplantRoutes, { settings: voximplant, events })
   }, { prefix: resolved.prefix })
 }
 
@@ -42,8 +46,15 @@ export * from './errors.js'
 export type { EdisCredentials } from './edis/credentials.js'
 export { EdisTrafficThresholdSchema, EdisTrafficRequestSchema, type EdisTrafficThreshold } from './edis/schema.js'
 export type {
-  AnyProviderCallbackEvent, ProviderCallbackEvent, ProviderCallbackEventName, ProviderCallbackEvents,
+  AnyProviderCallbackEvent, EdisEvents, UnknownVoximplantEvent, VoximplantEvents, ProviderCallbackEvent, ProviderCallbackEventName, ProviderCallbackEvents,
   ProviderCallbackHandler, ProviderCallbackHandlers, ProviderName
 } from './events.js'
 export type { ProviderCallbacks } from './events.js'
-export type { EdisOptions, ProviderCallbacksOptions } from './options.js'
+export type { EdisOptions, ProviderCallbacksOptions, VoximplantOptions } from './options.js'
+export type { VoximplantSecret } from './voximplant/hash.js'
+export type { ScopedVoximplantSecret, VoximplantSecretLookup } from './voximplant/secrets.js'
+export {
+  VoximplantCallbackSchemas, VoximplantCommonFieldsSchema, VoximplantUnknownCallbackSchema, voximplantBatchSchema,
+  type VoximplantCallback, type VoximplantCallbackSchema, type VoximplantCallbackType, type VoximplantUnknownCallback
+} from './voximplant/schema.js'
+export { voximplantPayloads } from './voximplant/payloads.js'

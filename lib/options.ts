@@ -1,8 +1,10 @@
 import { InvalidOptionError } from './errors.js'
 import { credentialsCheck, type EdisCredentials } from './edis/credentials.js'
 import type { EdisRouteSettings } from './edis/route.js'
-import { sourceCheck } from './edis/source.js'
+import { sourceCheck } from './source.js'
 import type { ProviderCallbackHandlers } from './events.js'
+import type { VoximplantRouteSettings } from './voximplant/route.js'
+import { lookedUpSecrets, staticSecrets, type ScopedVoximplantSecret, type VoximplantSecretLookup } from './voximplant/secrets.js'
 
 export interface EdisOptions {
   /** Route path under `prefix`. Default `'/edis'`. */
@@ -15,11 +17,28 @@ export interface EdisOptions {
   bodyLimit?: number
 }
 
+export interface VoximplantOptions {
+  /** Route path under `prefix`. Default `'/voximplant'`. */
+  path?: string
+  /** `{ apiKey, salt }`; several during a rotation; each optionally limited to one `accountId`. */
+  secret?: ScopedVoximplantSecret | ScopedVoximplantSecret[]
+  /** Looks up an account's secret(s) instead: called once per account in a batch. */
+  getSecret?: VoximplantSecretLookup
+  /** Addresses or CIDR ranges callbacks may come from, matched against `request.ip`. */
+  allowedIps?: string[]
+  /** Largest body accepted, in bytes. Default 1 MiB. */
+  bodyLimit?: number
+  /** Most callbacks accepted in one batch. Default 1000. */
+  maxItems?: number
+}
+
 export interface ProviderCallbacksOptions {
   /** Prefix of every route. Default `'/callbacks'`. */
   prefix?: string
   /** EDIS Global's traffic-threshold hook; `false` or omitted: no route. */
   edis?: EdisOptions | false
+  /** Voximplant's account callbacks; `false` or omitted: no route. */
+  voximplant?: VoximplantOptions | false
   /** Handlers by event name, the same as `app.providerCallbacks.on(name, handler)`. */
   handlers?: ProviderCallbackHandlers
 }
@@ -27,9 +46,12 @@ export interface ProviderCallbacksOptions {
 export interface ResolvedOptions {
   prefix: string
   edis?: EdisRouteSettings & { unprotected: boolean }
+  voximplant?: VoximplantRouteSettings
 }
 
 export const DEFAULT_EDIS_BODY_LIMIT = 16 * 1024
+export const DEFAULT_VOXIMPLANT_BODY_LIMIT = 1024 * 1024
+export const DEFAULT_VOXIMPLANT_MAX_ITEMS = 1000
 
 /** Checks the options once, at registration, and turns them into what the routes run on. */
 export function resolveOptions (options: ProviderCallbacksOptions): ResolvedOptions {
@@ -37,23 +59,46 @@ export function resolveOptions (options: ProviderCallbacksOptions): ResolvedOpti
   if (typeof prefix !== 'string' || (prefix !== '' && !prefix.startsWith('/'))) {
     throw new InvalidOptionError(`prefix must be '' or a path starting with '/', got ${JSON.stringify(prefix)}`)
   }
-  const edis = options.edis === undefined ? false : options.edis
-  if (edis === false) {
-    throw new InvalidOptionError('no provider is enabled: set edis: {} (and its options) to receive callbacks')
+  const edis = providerOption(options.edis, 'edis')
+  const voximplant = providerOption(options.voximplant, 'voximplant')
+  if (edis === undefined && voximplant === undefined) {
+    throw new InvalidOptionError('no provider is enabled: set edis: {} and/or voximplant: { secret } to receive callbacks')
   }
-  if (typeof edis !== 'object' || edis === null) throw new InvalidOptionError('edis must be an object or false')
   if (options.handlers !== undefined && (typeof options.handlers !== 'object' || options.handlers === null)) {
     throw new InvalidOptionError('handlers must be an object of event name -> function')
   }
-  return { prefix, edis: resolveEdis(edis) }
+  return {
+    prefix,
+    edis: edis && resolveEdis(edis),
+    voximplant: voximplant && resolveVoximplant(voximplant)
+  }
+}
+
+// A provider is on when its key holds an object; omitted or false, it is off.
+function providerOption<T> (value: T | false | undefined, name: string): T | undefined {
+  if (value === undefined || value === false) return undefined
+  if (typeof value !== 'object' || value === null) throw new InvalidOptionError(`${name} must be an object or false`)
+  return value
+}
+
+function resolveVoximplant (voximplant: VoximplantOptions): VoximplantRouteSettings {
+  const { secret, getSecret } = voximplant
+  if ((secret === undefined) === (getSecret === undefined)) {
+    throw new InvalidOptionError('voximplant needs either secret ({ apiKey, salt }) or getSecret(accountId, request), and not both')
+  }
+  if (getSecret !== undefined && typeof getSecret !== 'function') throw new InvalidOptionError('voximplant.getSecret must be a function')
+  return {
+    path: checkPath(voximplant.path ?? '/voximplant', 'voximplant.path'),
+    bodyLimit: positiveInteger(voximplant.bodyLimit ?? DEFAULT_VOXIMPLANT_BODY_LIMIT, 'voximplant.bodyLimit'),
+    maxItems: positiveInteger(voximplant.maxItems ?? DEFAULT_VOXIMPLANT_MAX_ITEMS, 'voximplant.maxItems'),
+    secretsOf: getSecret !== undefined ? lookedUpSecrets(getSecret) : staticSecrets(secret),
+    isAllowedSource: voximplant.allowedIps === undefined ? undefined : sourceCheck(voximplant.allowedIps, 'voximplant.allowedIps')
+  }
 }
 
 function resolveEdis (edis: EdisOptions): NonNullable<ResolvedOptions['edis']> {
   const path = checkPath(edis.path ?? '/edis', 'edis.path')
-  const bodyLimit = edis.bodyLimit ?? DEFAULT_EDIS_BODY_LIMIT
-  if (!Number.isSafeInteger(bodyLimit) || bodyLimit < 1) {
-    throw new InvalidOptionError(`edis.bodyLimit must be a positive integer (bytes), got ${JSON.stringify(bodyLimit)}`)
-  }
+  const bodyLimit = positiveInteger(edis.bodyLimit ?? DEFAULT_EDIS_BODY_LIMIT, 'edis.bodyLimit')
   let areValidCredentials
   if (edis.credentials !== undefined) {
     const list = [edis.credentials].flat()
@@ -68,12 +113,7 @@ function resolveEdis (edis: EdisOptions): NonNullable<ResolvedOptions['edis']> {
     areValidCredentials = credentialsCheck(list)
   }
   let isAllowedSource
-  if (edis.allowedIps !== undefined) {
-    if (!Array.isArray(edis.allowedIps) || edis.allowedIps.length === 0) {
-      throw new InvalidOptionError('edis.allowedIps must be a non-empty array of IP addresses or CIDR ranges; omit it to accept any source')
-    }
-    isAllowedSource = sourceCheck(edis.allowedIps)
-  }
+  if (edis.allowedIps !== undefined) isAllowedSource = sourceCheck(edis.allowedIps, 'edis.allowedIps')
   return {
     path,
     bodyLimit,
@@ -88,4 +128,11 @@ function checkPath (path: unknown, name: string): string {
     throw new InvalidOptionError(`${name} must be a non-empty path starting with '/', got ${JSON.stringify(path)}`)
   }
   return path
+}
+
+function positiveInteger (value: unknown, name: string): number {
+  if (!Number.isSafeInteger(value) || (value as number) < 1) {
+    throw new InvalidOptionError(`${name} must be a positive integer, got ${JSON.stringify(value)}`)
+  }
+  return value as number
 }

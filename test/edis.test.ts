@@ -46,7 +46,7 @@ t.test('GET parses its query as leniently as a POST body, bare % included', asyn
   t.teardown(() => app.close())
   const res = await app.inject({ method: 'GET', url: '/callbacks/edis?kvm=k1&details=50%+then+100%25&trigger_value=100' })
   t.equal(res.statusCode, 200)
-  t.equal(events[0]?.payload.details, '50% then 100%')
+  t.equal((events[0]?.payload as { details: string }).details, '50% then 100%')
 })
 
 t.test('HEAD is not a way to deliver an event', async t => {

@@ -1,5 +1,6 @@
 import Fastify, { type FastifyInstance, type FastifyServerOptions } from 'fastify'
-import providerCallbacks, { type AnyProviderCallbackEvent, type ProviderCallbacksOptions } from '../lib/index.js'
+import providerCallbacks, { type AnyProviderCallbackEvent, type ProviderCallbacksOptions, voximplantPayloads } from '../lib/index.js'
+import { voximplantHash } from '../lib/voximplant/hash.js'
 
 export const FORM = 'application/x-www-form-urlencoded'
 export const SUCCESS_BODY = { status: 'success', message: 'Callback received successfully.' }
@@ -28,4 +29,44 @@ export async function appWith (
   app.providerCallbacks.onAny(event => { events.push(event) })
   await app.ready()
   return { app, events }
+}
+
+/** The research's inputs (research/voximplant.md §6): Voximplant's sample API key, an account, a salt. */
+export const VOX = { accountId: 1234567, apiKey: 'eec36d6c-a0eb-46b5-a006-1c2b65343bac', salt: 'mySecretSalt' }
+
+const ACCOUNT_FIELDS = {
+  account_name: 'myaccount',
+  account_email: 'dev@example.com',
+  language_code: 'en',
+  account_first_name: 'John',
+  account_last_name: 'Doe',
+  balance: 54.2,
+  currency: 'USD'
+}
+
+/**
+ * A signed AccountCallback item: the type's documented example payload (or `payload`), the common
+ * fields, and the hash of `secret`; `fields` override anything, the hash included.
+ */
+export function signedItem (
+  type: string,
+  callbackId: number,
+  fields: Record<string, unknown> = {},
+  secret: { apiKey: string, salt?: string } = VOX,
+  accountId = VOX.accountId
+): Record<string, unknown> {
+  const example = (voximplantPayloads as Record<string, { examples?: unknown[] }>)[type]?.examples?.[0] ?? {}
+  return {
+    callback_id: callbackId,
+    type,
+    account_id: accountId,
+    hash: voximplantHash(secret, accountId, callbackId),
+    ...ACCOUNT_FIELDS,
+    [type]: structuredClone(example),
+    ...fields
+  }
+}
+
+export function postBatch (app: FastifyInstance, callbacks: unknown[], headers: Record<string, string> = {}) {
+  return app.inject({ method: 'POST', url: '/callbacks/voximplant', headers: { 'content-type': 'application/json', ...headers }, payload: JSON.stringify({ callbacks }) })
 }

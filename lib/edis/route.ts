@@ -1,5 +1,6 @@
 import formbody from '@fastify/formbody'
 import type { FastifyInstance, FastifyRequest, onRequestHookHandler, preValidationHookHandler } from 'fastify'
+import { numberCoercion } from '../coerce.js'
 import { ForbiddenSourceError, HandlerFailedError, invalidPayload, RepeatedFieldError, UnauthorizedError } from '../errors.js'
 import type { CallbackEvents } from '../events.js'
 import { errorHandler, replySchemas, SUCCESS } from '../replies.js'
@@ -8,7 +9,6 @@ import { parseForm, type FormFields } from './form.js'
 import { EdisTrafficRequestSchema, type EdisTrafficRequest } from './schema.js'
 
 const FORM = 'application/x-www-form-urlencoded'
-const DECIMAL = /^\d{1,15}$/
 const CREDENTIAL_IN_QUERY = /([?&]callback_(?:user|pw)=)[^&]*/g
 
 export interface EdisRouteSettings {
@@ -32,6 +32,7 @@ export async function edisRoutes (scope: FastifyInstance, { settings, events }: 
   scope.setErrorHandler(errorHandler(FORM))
 
   const { isAllowedSource, areValidCredentials } = settings
+  const coerceNumbers = numberCoercion(EdisTrafficRequestSchema) as (fields: FormFields) => FormFields
   const onRequest: onRequestHookHandler[] = []
   if (isAllowedSource !== undefined) {
     onRequest.push(async request => {
@@ -62,27 +63,20 @@ export async function edisRoutes (scope: FastifyInstance, { settings, events }: 
       throw invalidPayload(repeated.map(key => ({ path: pointer(key), message: 'Expected the field once, got it repeated' })), RepeatedFieldError)
     }
     // Form values are strings; the schema documents trigger_value as the integer it means.
-    const trigger = fields.trigger_value
-    if (typeof trigger === 'string' && DECIMAL.test(trigger)) fields.trigger_value = Number(trigger) as unknown as string
+    coerceNumbers(fields)
   }
 
   const receive = async (request: FastifyRequest): Promise<typeof SUCCESS> => {
-    if (events.hasListeners('traffic-threshold')) {
-      const { callback_user: _user, callback_pw: _password, ...payload } = (request.method === 'GET' ? request.query : request.body) as EdisTrafficRequest
-      const event = {
-        name: 'traffic-threshold',
-        provider: 'edis',
-        id: `edis:${payload.kvm}:${payload.trigger_value}`,
-        payload,
-        receivedAt: new Date()
-      } as const
-      try {
-        await events.deliver(event, request)
-      } catch (error) {
-        // A 500 makes EDIS (or whoever redelivers) try again.
-        throw new HandlerFailedError({ cause: error })
-      }
-    }
+    const { callback_user: _user, callback_pw: _password, ...payload } = (request.method === 'GET' ? request.query : request.body) as EdisTrafficRequest
+    const event = {
+      name: 'traffic-threshold',
+      provider: 'edis',
+      id: `edis:${payload.kvm}:${payload.trigger_value}`,
+      payload,
+      receivedAt: new Date()
+    } as const
+    // A 500 makes EDIS (or whoever redelivers) try again.
+    if (!await events.deliver(event, request)) throw new HandlerFailedError()
     return SUCCESS
   }
 

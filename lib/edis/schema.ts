@@ -9,7 +9,7 @@ const trafficFields = {
   trigger_value: Type.Union([
     Type.Integer({ minimum: 0, description: 'The traffic usage in percent that fired the hook.' }),
     Type.Literal('demo', { description: 'A test delivery, sent once when the hook is set with `trigger_value=demo`.' })
-  ])
+  ], { description: 'The traffic usage in percent that fired the hook, or `"demo"` for the test delivery EDIS sends when the hook is set with `trigger_value=demo`.' })
 }
 
 export const EdisTrafficThresholdSchema = Type.Object(trafficFields, {

@@ -4,8 +4,9 @@ import Fastify, { type FastifyRequest } from 'fastify'
 import providerCallbacks, {
   type AnyProviderCallbackEvent, type EdisTrafficThreshold, type ProviderCallbackEvent,
   type ProviderCallbackHandler, type ProviderCallbacksOptions, providerCallbacks as named,
-  UnauthorizedError
+  UnauthorizedError, type VoximplantCallback, VoximplantCallbackSchemas, type VoximplantCallbackType
 } from '../../lib/index.js'
+import type { Static } from '@sinclair/typebox'
 
 type Equal<A, B> = (<T>() => T extends A ? 1 : 2) extends (<T>() => T extends B ? 1 : 2) ? true : false
 function expectType<T extends true> (_check?: T): void {}
@@ -43,7 +44,9 @@ app.providerCallbacks.on('traffic-threshold', wrongPayload)
 // onAny gets every known event; narrowing on the name narrows the payload.
 app.providerCallbacks.onAny(event => {
   expectType<Equal<typeof event, AnyProviderCallbackEvent>>()
-  if (event.name === 'traffic-threshold') expectType<Equal<typeof event.payload.trigger_value, number | 'demo'>>()
+  if (event.provider === 'edis') expectType<Equal<typeof event.payload.trigger_value, number | 'demo'>>()
+  // A Voximplant event may be of a type this version does not know: its payload is the common fields.
+  if (event.provider === 'voximplant') expectType<Equal<typeof event.payload.callback_id, number>>()
 })
 
 // Handlers may be sync or async, and on/off/onAny chain.
@@ -64,8 +67,48 @@ const unauthorized = new UnauthorizedError()
 expectType<Equal<typeof unauthorized.code, 'FST_PROVIDER_CALLBACKS_UNAUTHORIZED'>>()
 expectType<Equal<typeof unauthorized.statusCode, 401>>()
 
+// Voximplant: one typed event per type, named by its kebab-case.
+await app.register(providerCallbacks, { voximplant: { secret: { apiKey: 'k', salt: 's' } } })
+await app.register(providerCallbacks, { voximplant: { secret: [{ apiKey: 'k' }, { apiKey: 'k2', salt: 's', accountId: 42 }] } })
+await app.register(providerCallbacks, { voximplant: { getSecret: async (accountId: number) => accountId === 1 ? { apiKey: 'k' } : null } })
+await app.register(providerCallbacks, { voximplant: { getSecret: () => [{ apiKey: 'k' }, { apiKey: 'k2', salt: '' }] } })
+// @ts-expect-error getSecret gets the account id as a number
+await app.register(providerCallbacks, { voximplant: { getSecret: (accountId: string) => ({ apiKey: accountId }) } })
+
+app.providerCallbacks.on('min-balance', e => {
+  expectType<Equal<typeof e.payload.min_balance.is_repeated, boolean>>()
+  expectType<Equal<typeof e.payload.min_balance.is_min_credit, boolean>>()
+  expectType<Equal<typeof e.payload.balance, number>>()
+  expectType<Equal<typeof e.payload.callback_id, number>>()
+  expectType<Equal<typeof e.payload.account_id, number>>()
+  expectType<Equal<typeof e.payload.type, 'min_balance'>>()
+  expectType<Equal<typeof e.provider, 'voximplant'>>()
+  expectType<Equal<typeof e.name, 'min-balance'>>()
+  expectType<Equal<typeof e.payload, VoximplantCallback<'min_balance'>>>()
+  expectType<Equal<typeof e.payload, Static<typeof VoximplantCallbackSchemas.min_balance>>>()
+})
+app.providerCallbacks.on('sms-inbound', e => {
+  type Sms = typeof e.payload.sms_inbound.sms_inbound
+  expectType<Equal<Sms['source_number'], string | undefined>>()
+  expectType<Equal<Sms['destination_number'], string | undefined>>()
+  expectType<Equal<Sms['sms_body'], string | undefined>>()
+})
+app.providerCallbacks.on('account-is-frozen', e => {
+  expectType<Equal<typeof e.payload.type, 'account_is_frozen'>>()
+})
+app.providerCallbacks.on('invoice-received', e => {
+  expectType<Equal<typeof e.payload.invoice_received.amount, string>>()
+})
+// @ts-expect-error events are named in kebab-case, not by the wire type
+app.providerCallbacks.on('sms_inbound', () => {})
+// @ts-expect-error a payload of one type is not another's
+app.providerCallbacks.on('card-payment', (_e: { payload: VoximplantCallback<'min_balance'> }) => {})
+const everyType: VoximplantCallbackType[] = ['min_balance', 'new_invoice', 'plan_config']
+// @ts-expect-error not a known type
+const notAType: VoximplantCallbackType = 'min-balance'
+
 // Internal members are not part of the public type.
 // @ts-expect-error deliver is internal
 app.providerCallbacks.deliver // eslint-disable-line @typescript-eslint/no-unused-expressions
 
-export { typo, handlers, unauthorized }
+export { typo, handlers, unauthorized, everyType, notAType }

@@ -1,0 +1,34 @@
+import { createHash, timingSafeEqual } from 'node:crypto'
+
+/** What Voximplant signs a callback with: the account's API key and the webhook's security salt. */
+export interface VoximplantSecret {
+  apiKey: string
+  /** The "Security salt" of the webhook; absent or '' when none is set. */
+  salt?: string | undefined
+}
+
+const HEX_MD5 = /^[0-9a-fA-F]{32}$/
+
+function digest (secret: VoximplantSecret, accountId: number, callbackId: number): Buffer {
+  return createHash('md5').update(`${secret.salt ?? ''}${accountId}${secret.apiKey}${callbackId}`, 'utf8').digest()
+}
+
+/** md5(salt + account_id + api_key + callback_id) in lowercase hex, as Voximplant computes it. */
+export function voximplantHash (secret: VoximplantSecret, accountId: number, callbackId: number): string {
+  return digest(secret, accountId, callbackId).toString('hex')
+}
+
+/**
+ * Whether `hash` signs the item under any of `secrets` (several during a rotation). Hex in either
+ * case; every secret is tried, and the digests compared in constant time, so the time taken does
+ * not tell which secret matched or how much of a guess was right.
+ */
+export function isSignedBy (secrets: readonly VoximplantSecret[], accountId: number, callbackId: number, hash: unknown): boolean {
+  if (typeof hash !== 'string' || !HEX_MD5.test(hash)) return false
+  const given = Buffer.from(hash, 'hex')
+  let signed = false
+  for (const secret of secrets) {
+    signed = timingSafeEqual(digest(secret, accountId, callbackId), given) || signed
+  }
+  return signed
+}

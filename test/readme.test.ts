@@ -1,0 +1,13 @@
+import { readFileSync } from 'node:fs'
+import t from 'tap'
+import { withEvents } from '../scripts/events-doc.js'
+
+t.test('README.md lists every event with the fields its schema has (run `npm run docs` to update)', async t => {
+  const readme = readFileSync(new URL('../README.md', import.meta.url), 'utf8')
+  t.equal(readme, withEvents(readme))
+  for (const name of ['traffic-threshold', 'min-balance', 'sms-inbound', 'new-invoice', 'batch-task-cancelling-completed']) {
+    t.match(readme, name)
+  }
+  t.match(readme, '| `min_balance.is_repeated` | boolean |')
+  t.match(readme, '| `sms_inbound.sms_inbound.sms_body` | string, optional |')
+})
