@@ -117,6 +117,13 @@ async function roundTrip (plugin: typeof providerCallbacks, options: ProviderCal
     void kvm
     void s
   })
+  app.providerCallbacks.on('min-balance', e => {
+    const repeated: boolean = e.payload.min_balance.is_repeated
+    // @ts-expect-error is_repeated is a boolean, so it is typed (not any)
+    const wrong: string = e.payload.min_balance.is_repeated
+    void repeated
+    void wrong
+  })
   assert.throws(() => {
     // @ts-expect-error 'traffic-treshold' is a typo, not an event name
     app.providerCallbacks.on('traffic-treshold', () => {})

@@ -26,3 +26,23 @@ t.test('@fastify/swagger documents the routes from their schemas', async t => {
   ])
   t.equal(path?.head, undefined)
 })
+
+t.test('@fastify/swagger documents the Voximplant route: the batch, every type, every answer', async t => {
+  const app = Fastify()
+  t.teardown(() => app.close())
+  await app.register(swagger, { openapi: { info: { title: 'test', version: '1.0.0' } } })
+  await app.register(providerCallbacks, { voximplant: { secret: { apiKey: 'k' }, maxItems: 50 } })
+  await app.ready()
+  const spec = app.swagger() as { paths: Record<string, Record<string, any>> }
+  const post = spec.paths['/callbacks/voximplant']?.post
+  const body = post.requestBody.content['application/json'].schema
+  t.equal(body.properties.callbacks.maxItems, 50)
+  const items = body.properties.callbacks.items.anyOf
+  t.equal(items.length, 46, '45 known types and the fallback for unknown ones')
+  const minBalance = items.find((i: { properties: { type: { enum?: string[] } } }) => i.properties.type.enum?.[0] === 'min_balance')
+  t.same(minBalance.required, ['type', 'callback_id', 'account_id', 'hash', 'balance', 'min_balance'])
+  t.same(minBalance.properties.min_balance.properties.is_repeated.type, 'boolean')
+  t.same(minBalance.properties.min_balance.examples, [{ is_min_credit: false, is_repeated: false }])
+  t.same(Object.keys(post.responses).sort(), ['200', '400', '401', '403', '413', '415', '500'])
+  t.equal(spec.paths['/callbacks/edis'], undefined, 'EDIS is off')
+})
