@@ -1,18 +1,22 @@
 /**
- * A runnable tour of the EDIS route. `npm run demo` starts an app with the plugin, sends it over real
- * HTTP the callbacks EDIS sends (and a few it must refuse), prints what happened to each, then keeps
- * serving so you can try it with curl. `npm run demo -- --once` stops after the samples and exits 1
- * if any answer was not the expected one, so it doubles as a smoke test.
+ * A runnable tour of the plugin's routes. `npm run demo` starts an app with the plugin, sends it over
+ * real HTTP the callbacks EDIS and Voximplant send (and a few it must refuse), prints what happened to
+ * each, then keeps serving so you can try it with curl. `npm run demo -- --once` stops after the
+ * samples and exits 1 if any answer was not the expected one, so it doubles as a smoke test.
  *
  * Environment: PORT (default 3000; a free port if that one is busy), EDIS_CALLBACK_PW (the hook's
- * password; a built-in demo one otherwise).
+ * password), VOX_API_KEY and VOX_SALT (the Voximplant account's API key and the webhook's security
+ * salt); built-in demo values for the three otherwise.
  */
 import Fastify, { type FastifyInstance } from 'fastify'
-import providerCallbacks from '../lib/index.js'
+import providerCallbacks, { voximplantPayloads, type VoximplantCallbackType } from '../lib/index.js'
+// Not from the package's entry point: a receiver only checks hashes, but the demo plays Voximplant
+// and has to make them.
+import { voximplantHash, type VoximplantSecret } from '../lib/voximplant/hash.js'
 
 const HOST = '127.0.0.1'
-// The plugin's defaults: prefix '/callbacks' and edis.path '/edis'.
-const ROUTE = '/callbacks/edis'
+// The plugin's defaults: prefix '/callbacks', edis.path '/edis' and voximplant.path '/voximplant'.
+const ROUTES = { edis: '/callbacks/edis', voximplant: '/callbacks/voximplant' } as const
 const USERNAME = 'hook'
 // Anyone can read this one here, so it is only good for trying the demo. A password passed in
 // EDIS_CALLBACK_PW is treated as a real secret: the demo never prints it.
@@ -20,72 +24,172 @@ const BUILT_IN_PASSWORD = 'demo-only-not-secret'
 const password = process.env.EDIS_CALLBACK_PW || BUILT_IN_PASSWORD
 const MASKED = '****'
 
-/** How a sample carries the hook's credentials. */
+// The sample API key of Voximplant's docs, and a salt as public: like the built-in EDIS password,
+// only good for trying the demo. VOX_API_KEY and VOX_SALT are real secrets, never printed.
+const BUILT_IN_API_KEY = 'eec36d6c-a0eb-46b5-a006-1c2b65343bac'
+const BUILT_IN_SALT = 'mySecretSalt'
+const voximplantSecret: VoximplantSecret = {
+  apiKey: process.env.VOX_API_KEY || BUILT_IN_API_KEY,
+  // `??`, not `||`: VOX_SALT set but empty is a webhook without a salt, which Voximplant allows.
+  salt: process.env.VOX_SALT ?? BUILT_IN_SALT
+}
+const secretFromEnvironment = Boolean(process.env.VOX_API_KEY) || process.env.VOX_SALT !== undefined
+
+/** How an EDIS sample carries the hook's credentials. */
 type Auth = 'basic' | 'fields' | 'wrong-password'
 
-interface Sample {
+interface Expected {
+  status: number
+  /** How many events the handlers get: one per accepted callback, none when the delivery is refused. */
+  events: number
+}
+
+interface EdisSample {
+  provider: 'edis'
   label: string
   description: string
   method: 'POST' | 'GET'
   auth: Auth
   /** The form text exactly as it goes on the wire: the body of a POST, the query of a GET. */
   form: string
-  expected: number
+  expected: Expected
+}
+
+/** One callback of a Voximplant batch; the demo adds the account's fields and signs it. */
+interface VoximplantItem {
+  type: string
+  callbackId: number
+  balance: number
+  /** What goes under the key named like the type. */
+  payload: unknown
+  /** Said after the item in the batch line, when something about it is the point of the sample. */
+  note?: string
+  /** Hashed with a wrong API key, as by someone who does not have the account's. */
+  forged?: boolean
+}
+
+interface VoximplantSample {
+  provider: 'voximplant'
+  label: string
+  description: string
+  items: VoximplantItem[]
+  expected: Expected
+}
+
+type Sample = EdisSample | VoximplantSample
+
+/** The documented example of a type's payload: a copy, so a sample that edits its own leaves the schema's alone. */
+function example (type: VoximplantCallbackType): Record<string, unknown> {
+  const [first]: unknown[] = voximplantPayloads[type].examples
+  if (typeof first !== 'object' || first === null) throw new Error(`voximplantPayloads.${type} has no example`)
+  return structuredClone(first as Record<string, unknown>)
 }
 
 const SAMPLES: readonly Sample[] = [
   {
+    provider: 'edis',
     label: 'a',
     description: 'canonical form encoding, HTTP Basic credentials',
     method: 'POST',
     auth: 'basic',
     form: 'kvm=kvm_123456_789012&details=Traffic+usage+reached+80%25&trigger_value=80',
-    expected: 200
+    expected: { status: 200, events: 1 }
   },
   {
+    provider: 'edis',
     label: 'b',
     description: 'as the EDIS docs\' curl sends it: raw spaces and a bare %, credentials as fields',
     method: 'POST',
     auth: 'fields',
     form: 'kvm=kvm_123456_789012&details=Traffic usage reached 100%&trigger_value=100',
-    expected: 200
+    expected: { status: 200, events: 1 }
   },
   {
+    provider: 'edis',
     label: 'c',
     description: 'GET variant (hook set with callback_method=get), a test delivery',
     method: 'GET',
     auth: 'basic',
     form: 'kvm=kvm_123456_789012&details=Traffic+usage+reached+80%25&trigger_value=demo',
-    expected: 200
+    expected: { status: 200, events: 1 }
   },
   {
+    provider: 'edis',
     label: 'd',
     description: 'forged: the right username with a wrong password',
     method: 'POST',
     auth: 'wrong-password',
     form: 'kvm=kvm_123456_789012&details=Traffic+usage+reached+80%25&trigger_value=80',
-    expected: 401
+    expected: { status: 401, events: 0 }
   },
   {
+    provider: 'edis',
     label: 'e',
     description: 'malformed: no kvm, trigger_value is not a number',
     method: 'POST',
     auth: 'basic',
     form: 'details=Traffic+usage+reached+80%25&trigger_value=abc',
-    expected: 400
+    expected: { status: 400, events: 0 }
   },
   {
+    provider: 'edis',
     label: 'f',
     description: 'a repeated field: two trigger_values, so which one is meant?',
     method: 'POST',
     auth: 'basic',
     form: 'kvm=kvm_123456_789012&trigger_value=80&trigger_value=90',
-    expected: 400
+    expected: { status: 400, events: 0 }
+  },
+  {
+    provider: 'voximplant',
+    label: 'g',
+    description: 'a signed batch of three; sms_inbound comes nested once, and handlers get it in the documented twice-nested shape',
+    items: [
+      { type: 'min_balance', callbackId: 58210, balance: 4.2, payload: example('min_balance') },
+      { type: 'card_payment', callbackId: 58211, balance: 54.2, payload: example('card_payment') },
+      // `sms_inbound: { sms_body, ... }`, as a third-party handler reads it, not the docs' `sms_inbound: { sms_inbound: { ... } }`.
+      { type: 'sms_inbound', callbackId: 58212, balance: 54.19, payload: example('sms_inbound').sms_inbound, note: 'nested once' }
+    ],
+    expected: { status: 200, events: 3 }
+  },
+  {
+    provider: 'voximplant',
+    label: 'h',
+    description: 'forged: one good item, one hashed with a wrong API key; the batch is refused whole, so the good item is not emitted either',
+    items: [
+      { type: 'min_balance', callbackId: 58213, balance: 3.9, payload: example('min_balance') },
+      { type: 'card_payment', callbackId: 58214, balance: 53.9, payload: example('card_payment'), forged: true }
+    ],
+    expected: { status: 401, events: 0 }
+  },
+  {
+    provider: 'voximplant',
+    label: 'i',
+    description: 'a type this version of the plugin does not know, signed: acknowledged, and delivered to onAny',
+    items: [
+      { type: 'quantum_entanglement_detected', callbackId: 58215, balance: 53.9, payload: { pair_id: 'qe-42', fidelity: 0.98 } }
+    ],
+    expected: { status: 200, events: 1 }
+  },
+  {
+    provider: 'voximplant',
+    label: 'j',
+    description: 'malformed but signed: a min_balance whose is_repeated is not a boolean',
+    items: [
+      { type: 'min_balance', callbackId: 58216, balance: 3.8, payload: { ...example('min_balance'), is_repeated: 'yes' }, note: 'is_repeated "yes"' }
+    ],
+    expected: { status: 400, events: 0 }
   }
 ]
 
 // Counted by the handler, so each delivery can say whether the handlers ran for it.
 let eventsReceived = 0
+
+// Handler lines stay on one line whatever the payload: a Voximplant item is a few hundred characters.
+function oneLine (value: unknown, max = 200): string {
+  const text = JSON.stringify(value)
+  return text.length <= max ? text : `${text.slice(0, max - 1)}…`
+}
 
 async function buildApp (): Promise<FastifyInstance> {
   // 'warn' keeps the output readable: the plugin logs refused callbacks at info.
@@ -95,13 +199,16 @@ async function buildApp (): Promise<FastifyInstance> {
       credentials: { username: USERNAME, password },
       allowedIps: ['127.0.0.1', '::1']
     },
-    handlers: {
-      'traffic-threshold': async event => {
-        eventsReceived++
-        console.log(`    handler  got '${event.name}', id ${event.id}`)
-        console.log(`             payload ${JSON.stringify(event.payload)}`)
-      }
+    voximplant: {
+      secret: voximplantSecret
     }
+  })
+  // onAny rather than handlers by name: it is the only way to see callbacks of types the plugin
+  // does not know, like sample (i)'s.
+  app.providerCallbacks.onAny(async event => {
+    eventsReceived++
+    console.log(`    handler  got '${event.name}', id ${event.id}`)
+    console.log(`             payload ${oneLine(event.payload)}`)
   })
   return app
 }
@@ -125,18 +232,20 @@ async function listen (app: FastifyInstance): Promise<string> {
 }
 
 interface Outgoing {
+  method: 'POST' | 'GET'
+  route: string
   url: string
   init: RequestInit
-  /** What may be printed about the credentials and the form: the password masked. */
-  shownAuth: string
-  shownForm: string
+  /** What may be printed about the request, as [label, text] lines: secrets masked or left out. */
+  shown: Array<[string, string]>
 }
 
 function basicHeader (user: string, pw: string): string {
   return 'Basic ' + Buffer.from(`${user}:${pw}`, 'utf8').toString('base64')
 }
 
-function prepare (base: string, sample: Sample): Outgoing {
+function prepareEdis (base: string, sample: EdisSample): Outgoing {
+  const route = ROUTES.edis
   const headers: Record<string, string> = {}
   let form = sample.form
   let shownForm = sample.form
@@ -157,13 +266,67 @@ function prepare (base: string, sample: Sample): Outgoing {
       break
   }
   if (sample.method === 'GET') {
-    return { url: `${base}${ROUTE}?${form}`, init: { method: 'GET', headers }, shownAuth, shownForm }
+    const shown: Outgoing['shown'] = [['auth', shownAuth], ['query', shownForm]]
+    return { method: 'GET', route, url: `${base}${route}?${form}`, init: { method: 'GET', headers }, shown }
   }
   headers['content-type'] = 'application/x-www-form-urlencoded'
   // Bytes, not URLSearchParams (which would re-encode): the raw spaces and bare % of sample (b)
   // must reach the server exactly as EDIS's own curl example sends them.
   const body = new TextEncoder().encode(form)
-  return { url: `${base}${ROUTE}`, init: { method: 'POST', headers, body }, shownAuth, shownForm }
+  const shown: Outgoing['shown'] = [['auth', shownAuth], ['body', shownForm]]
+  return { method: 'POST', route, url: `${base}${route}`, init: { method: 'POST', headers, body }, shown }
+}
+
+const ACCOUNT_ID = 1234567
+// Every item carries the account's details; the docs' sample account.
+const ACCOUNT_FIELDS = {
+  account_name: 'myaccount',
+  account_email: 'dev@example.com',
+  language_code: 'en',
+  account_first_name: 'John',
+  account_last_name: 'Doe'
+}
+
+/** An item as Voximplant sends it: the common fields, the payload under its type, and the hash. */
+function wireItem (item: VoximplantItem): Record<string, unknown> {
+  const secret = item.forged === true ? { ...voximplantSecret, apiKey: `not-${voximplantSecret.apiKey}` } : voximplantSecret
+  return {
+    callback_id: item.callbackId,
+    type: item.type,
+    account_id: ACCOUNT_ID,
+    // Ahead of the account's fields (Voximplant's docs put it last; JSON does not mind), so that the
+    // handler's line, cut at 200 characters, still shows the payload.
+    [item.type]: item.payload,
+    hash: voximplantHash(secret, ACCOUNT_ID, item.callbackId),
+    ...ACCOUNT_FIELDS,
+    balance: item.balance,
+    currency: 'USD'
+  }
+}
+
+function voximplantBody (items: readonly VoximplantItem[]): string {
+  return JSON.stringify({ callbacks: items.map(wireItem) })
+}
+
+function prepareVoximplant (base: string, sample: VoximplantSample): Outgoing {
+  const route = ROUTES.voximplant
+  const { items } = sample
+  const listed = items.map(item => `${item.type} #${item.callbackId}${item.note === undefined ? '' : ` (${item.note})`}`)
+  const forged = items.filter(item => item.forged === true)
+  const signing: [string, string] = forged.length === 0
+    ? ['signed', 'with the account\'s API key']
+    : ['forged', `${forged.map(item => `#${item.callbackId}`).join(', ')} hashed with a wrong API key, the rest with the account's`]
+  return {
+    method: 'POST',
+    route,
+    url: `${base}${route}`,
+    init: { method: 'POST', headers: { 'content-type': 'application/json' }, body: voximplantBody(items) },
+    shown: [['batch', `${items.length} item${items.length === 1 ? '' : 's'}: ${listed.join(', ')}`], signing]
+  }
+}
+
+function prepare (base: string, sample: Sample): Outgoing {
+  return sample.provider === 'edis' ? prepareEdis(base, sample) : prepareVoximplant(base, sample)
 }
 
 interface Outcome {
@@ -174,10 +337,9 @@ interface Outcome {
 
 /** Sends one sample, prints what was sent and answered, and says whether it went as expected. */
 async function deliver (base: string, sample: Sample): Promise<Outcome> {
-  const { url, init, shownAuth, shownForm } = prepare(base, sample)
-  console.log(`\n(${sample.label}) ${sample.method} ${ROUTE}: ${sample.description}`)
-  console.log(`    auth     ${shownAuth}`)
-  console.log(`    ${sample.method === 'GET' ? 'query' : 'body '}    ${shownForm}`)
+  const { method, route, url, init, shown } = prepare(base, sample)
+  console.log(`\n(${sample.label}) ${method} ${route}: ${sample.description}`)
+  for (const [label, text] of shown) console.log(`    ${label.padEnd(9)}${text}`)
 
   const eventsBefore = eventsReceived
   let status: number
@@ -192,20 +354,19 @@ async function deliver (base: string, sample: Sample): Promise<Outcome> {
   const events = eventsReceived - eventsBefore
   if (events === 0) console.log('    handler  not called')
 
-  // Accepted means exactly one event reached the handler; refused means none did.
-  const expectedEvents = sample.expected === 200 ? 1 : 0
-  const asExpected = status === sample.expected && events === expectedEvents
-  const verdict = asExpected ? 'as expected' : `UNEXPECTED: wanted ${sample.expected} and ${expectedEvents} event(s)`
+  const { expected } = sample
+  const asExpected = status === expected.status && events === expected.events
+  const verdict = asExpected ? 'as expected' : `UNEXPECTED: wanted ${expected.status} and ${expected.events} event(s)`
   console.log(`    result   ${status}, ${events} event(s): ${verdict}`)
   return { status, asExpected }
 }
 
 function printCurlLines (base: string): void {
-  const url = `${base}${ROUTE}`
+  const url = `${base}${ROUTES.edis}`
   // A second VPS id, so these do not repeat the ids the samples already delivered.
   const kvm = 'kvm_234567_890123'
   const auth = `-u "${USERNAME}:$EDIS_CALLBACK_PW"`
-  console.log(`\nServing on ${url}. Try it from another shell:`)
+  console.log(`\nServing on ${base}${ROUTES.edis} and ${base}${ROUTES.voximplant}. Try them from another shell:`)
   if (password === BUILT_IN_PASSWORD) {
     console.log(`\n  export EDIS_CALLBACK_PW='${BUILT_IN_PASSWORD}'   # the built-in demo password`)
   } else {
@@ -217,6 +378,15 @@ function printCurlLines (base: string): void {
   console.log(`  curl -i ${auth} --data 'kvm=${kvm}' --data 'details=Traffic usage reached 100%' --data 'trigger_value=100' ${url}`)
   console.log('\n  # GET, the fields in the query (hook set with callback_method=get)')
   console.log(`  curl -i ${auth} '${url}?kvm=${kvm}&details=Traffic+usage+reached+90%25&trigger_value=90'`)
+
+  // The next id of the account's sequence: a handler that drops repeated event ids would take one
+  // the samples used for a retry.
+  const callbackId = 1 + Math.max(...SAMPLES.flatMap(sample => sample.provider === 'voximplant' ? sample.items.map(item => item.callbackId) : []))
+  const body = voximplantBody([{ type: 'min_balance', callbackId, balance: 3.7, payload: example('min_balance') }])
+  // The line carries the hash, never the key or salt, so it is safe to print whatever they are.
+  const signedWith = secretFromEnvironment ? 'the API key and salt the demo was started with' : 'the built-in demo API key and salt'
+  console.log(`\n  # Voximplant: a one-item min_balance batch (#${callbackId}), its hash made with ${signedWith}`)
+  console.log(`  curl -i -H 'content-type: application/json' --data '${body}' ${base}${ROUTES.voximplant}`)
   console.log('\nCtrl-C to stop.')
 }
 
@@ -224,7 +394,8 @@ async function main (): Promise<void> {
   const once = process.argv.includes('--once')
   const app = await buildApp()
   const base = await listen(app)
-  console.log(`EDIS callbacks on ${base}${ROUTE} (user '${USERNAME}', allowed from ${HOST} and ::1)`)
+  console.log(`Callbacks on ${base}: EDIS at ${ROUTES.edis} (user '${USERNAME}', allowed from ${HOST} and ::1), ` +
+    `Voximplant at ${ROUTES.voximplant} (account ${ACCOUNT_ID}, API key ${MASKED}, salt ${MASKED})`)
 
   let accepted = 0
   let rejected = 0
