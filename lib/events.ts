@@ -98,6 +98,11 @@ export class CallbackEvents implements ProviderCallbacks {
     return this
   }
 
+  /** Whether anything listens for `name`, so nothing is claimed or run for events nobody reads. */
+  hasListeners (name: string): boolean {
+    return this.#any.length > 0 || this.#byName.has(name)
+  }
+
   /**
    * Runs every handler of the event at once and waits for all of them. A failure is logged with the
    * event's id and makes the result false; it never stops the other handlers.

@@ -2,6 +2,7 @@ import type { FastifyPluginAsync } from 'fastify'
 import fp from 'fastify-plugin'
 import { edisRoutes } from './edis/route.js'
 import { CallbackEvents, type ProviderCallbackEventName, type ProviderCallbackHandler, type ProviderCallbacks } from './events.js'
+import { deliverOnce } from './idempotency/guard.js'
 import { resolveOptions, type ProviderCallbacksOptions } from './options.js'
 import { typeboxValidatorCompiler } from './validation.js'
 import { voximplantEventNames } from './voximplant/schema.js'
@@ -33,8 +34,13 @@ const plugin: FastifyPluginAsync<ProviderCallbacksOptions> = async (fastify, opt
   // also keeps the plugin's parsers, validator and error handler away from the host's routes.
   await fastify.register(async scope => {
     scope.setValidatorCompiler(typeboxValidatorCompiler)
-    if (edis !== undefined) await scope.register(edisRoutes, { settings: edis, events })
-    if (voximplant !== undefined) await scope.register(voximplantRoutes, { settings: voximplant, events })
+    const { idempotency, windows, retryAfter } = resolved
+    if (edis !== undefined) {
+      await scope.register(edisRoutes, { settings: edis, deliver: deliverOnce(events, idempotency, windows.edis), retryAfter })
+    }
+    if (voximplant !== undefined) {
+      await scope.register(voximplantRoutes, { settings: voximplant, deliver: deliverOnce(events, idempotency, windows.voximplant), retryAfter })
+    }
   }, { prefix: resolved.prefix })
 }
 
@@ -50,7 +56,10 @@ export type {
   ProviderCallbackHandler, ProviderCallbackHandlers, ProviderName
 } from './events.js'
 export type { ProviderCallbacks } from './events.js'
-export type { EdisOptions, ProviderCallbacksOptions, VoximplantOptions } from './options.js'
+export type { EdisOptions, IdempotencyOptions, ProviderCallbacksOptions, VoximplantOptions } from './options.js'
+export { memoryStore, type MemoryStoreOptions } from './idempotency/memory.js'
+export { redisStore, type RedisClientLike, type RedisStoreOptions } from './idempotency/redis.js'
+export type { ClaimResult, IdempotencyStore } from './idempotency/store.js'
 export type { VoximplantSecret } from './voximplant/hash.js'
 export type { ScopedVoximplantSecret, VoximplantSecretLookup } from './voximplant/secrets.js'
 export {

@@ -3,6 +3,9 @@ import { credentialsCheck, type EdisCredentials } from './edis/credentials.js'
 import type { EdisRouteSettings } from './edis/route.js'
 import { sourceCheck } from './source.js'
 import type { ProviderCallbackHandlers } from './events.js'
+import type { IdempotencySettings } from './idempotency/guard.js'
+import { memoryStore } from './idempotency/memory.js'
+import type { IdempotencyStore } from './idempotency/store.js'
 import type { VoximplantRouteSettings } from './voximplant/route.js'
 import { lookedUpSecrets, staticSecrets, type ScopedVoximplantSecret, type VoximplantSecretLookup } from './voximplant/secrets.js'
 
@@ -32,6 +35,19 @@ export interface VoximplantOptions {
   maxItems?: number
 }
 
+export interface IdempotencyOptions {
+  /** Where claims and done events are kept. Default `memoryStore()`: one process only. */
+  store?: IdempotencyStore
+  /** How long a claim lives without a refresh, in ms: how soon a crashed replica's event may run elsewhere. Default 30 s. */
+  claimTtl?: number
+  /** How long a done EDIS event is remembered, in ms: EDIS sends no delivery id, so `kvm` + `trigger_value` within this window is one event. Default 24 h. */
+  edisWindow?: number
+  /** How long a done Voximplant event is remembered, in ms. Default 7 days. */
+  voximplantWindow?: number
+  /** When the store cannot be reached, run handlers unguarded (duplicates possible) instead of answering 503. Default false. */
+  failOpen?: boolean
+}
+
 export interface ProviderCallbacksOptions {
   /** Prefix of every route. Default `'/callbacks'`. */
   prefix?: string
@@ -41,13 +57,23 @@ export interface ProviderCallbacksOptions {
   voximplant?: VoximplantOptions | false
   /** Handlers by event name, the same as `app.providerCallbacks.on(name, handler)`. */
   handlers?: ProviderCallbackHandlers
+  /** Each event's handlers run to success once. Default: on, in memory; `false` turns it off. */
+  idempotency?: IdempotencyOptions | false
 }
 
 export interface ResolvedOptions {
   prefix: string
   edis?: EdisRouteSettings & { unprotected: boolean }
   voximplant?: VoximplantRouteSettings
+  /** Undefined when idempotency is off. */
+  idempotency?: IdempotencySettings | undefined
+  windows: { edis: number, voximplant: number }
+  /** Seconds, for the Retry-After of a 409 or 503. */
+  retryAfter: number
 }
+
+const SECOND = 1000
+const HOUR = 3600 * SECOND
 
 export const DEFAULT_EDIS_BODY_LIMIT = 16 * 1024
 export const DEFAULT_VOXIMPLANT_BODY_LIMIT = 1024 * 1024
@@ -67,14 +93,30 @@ export function resolveOptions (options: ProviderCallbacksOptions): ResolvedOpti
   if (options.handlers !== undefined && (typeof options.handlers !== 'object' || options.handlers === null)) {
     throw new InvalidOptionError('handlers must be an object of event name -> function')
   }
+  const idempotency = options.idempotency === false ? undefined : providerOption(options.idempotency ?? {}, 'idempotency')!
+  const claimTtl = positiveInteger(idempotency?.claimTtl ?? 30 * SECOND, 'idempotency.claimTtl')
+  if (idempotency?.store !== undefined && !isStore(idempotency.store)) {
+    throw new InvalidOptionError('idempotency.store must have claim, complete and release methods (see IdempotencyStore)')
+  }
   return {
     prefix,
     edis: edis && resolveEdis(edis),
-    voximplant: voximplant && resolveVoximplant(voximplant)
+    voximplant: voximplant && resolveVoximplant(voximplant),
+    idempotency: idempotency && { store: idempotency.store ?? memoryStore(), claimTtl, failOpen: idempotency.failOpen === true },
+    windows: {
+      edis: positiveInteger(idempotency?.edisWindow ?? 24 * HOUR, 'idempotency.edisWindow'),
+      voximplant: positiveInteger(idempotency?.voximplantWindow ?? 7 * 24 * HOUR, 'idempotency.voximplantWindow')
+    },
+    retryAfter: Math.ceil(claimTtl / SECOND)
   }
 }
 
-// A provider is on when its key holds an object; omitted or false, it is off.
+function isStore (store: unknown): store is IdempotencyStore {
+  const { claim, complete, release } = (typeof store === 'object' && store !== null ? store : {}) as Partial<IdempotencyStore>
+  return typeof claim === 'function' && typeof complete === 'function' && typeof release === 'function'
+}
+
+// A provider (or idempotency) is on when its key holds an object; omitted or false, it is off.
 function providerOption<T> (value: T | false | undefined, name: string): T | undefined {
   if (value === undefined || value === false) return undefined
   if (typeof value !== 'object' || value === null) throw new InvalidOptionError(`${name} must be an object or false`)

@@ -27,7 +27,7 @@ export function replySchemas (...statuses: number[]): Record<number, typeof Succ
   return Object.fromEntries([[200, SuccessReplySchema], ...statuses.map(s => [s, ErrorReplySchema])])
 }
 
-type ReplyError = FastifyError & { problems?: FieldProblem[] }
+type ReplyError = FastifyError & { problems?: FieldProblem[], retryAfter?: number }
 type Answer = ReplyError & { statusCode: number }
 
 // Fastify's own errors for what the wire got wrong, in the plugin's shape. Their messages are not
@@ -60,6 +60,7 @@ export function errorHandler (acceptedType: string) {
     } else {
       request.log.info({ code: answer.code, statusCode, problems: answer.problems }, 'provider callback rejected')
     }
+    if (answer.retryAfter !== undefined) reply.header('retry-after', answer.retryAfter)
     const body = { status: 'error', message: answer.message, code: answer.code, errors: answer.problems }
     return reply.code(statusCode).send(body)
   }

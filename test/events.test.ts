@@ -5,7 +5,8 @@ import { EDIS_BODIES, FORM } from './helpers.js'
 
 async function app (options = {}) {
   const instance = Fastify()
-  await instance.register(providerCallbacks, { edis: {}, ...options })
+  // Off: these tests deliver the same callback again on purpose.
+  await instance.register(providerCallbacks, { edis: {}, idempotency: false, ...options })
   return instance
 }
 const deliver = (instance: Awaited<ReturnType<typeof app>>, body = EDIS_BODIES.canonical) =>

@@ -18,14 +18,18 @@ export function basic (username: string, password: string): string {
   return 'Basic ' + Buffer.from(`${username}:${password}`).toString('base64')
 }
 
-/** An app with the plugin registered and every event it emits recorded, in order. */
+/**
+ * An app with the plugin registered and every event it emits recorded, in order. Idempotency is
+ * off unless `options` say otherwise: these tests deliver the same callback again on purpose, to
+ * test something else (test/idempotency*.test.ts test it on).
+ */
 export async function appWith (
   options: ProviderCallbacksOptions,
   serverOptions: FastifyServerOptions = {}
 ): Promise<{ app: FastifyInstance, events: AnyProviderCallbackEvent[] }> {
   const app = Fastify(serverOptions)
   const events: AnyProviderCallbackEvent[] = []
-  await app.register(providerCallbacks, options)
+  await app.register(providerCallbacks, { idempotency: false, ...options })
   app.providerCallbacks.onAny(event => { events.push(event) })
   await app.ready()
   return { app, events }

@@ -8,7 +8,7 @@ t.test('no secret reaches a log line, at trace level, whatever the request', asy
   const app = Fastify({ logger: { level: 'trace', stream: { write: (line: string) => { lines.push(line) } } } })
   t.teardown(() => app.close())
   const rotated = { username: 'hook', password: 'second secret value' }
-  await app.register(providerCallbacks, { edis: { credentials: [CREDENTIALS, rotated] } })
+  await app.register(providerCallbacks, { edis: { credentials: [CREDENTIALS, rotated] }, idempotency: false })
   let fail = false
   app.providerCallbacks.on('traffic-threshold', () => { if (fail) throw new Error('handler failed') })
   const { username, password } = CREDENTIALS

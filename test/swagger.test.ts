@@ -17,7 +17,7 @@ t.test('@fastify/swagger documents the routes from their schemas', async t => {
   t.same(body.required, ['kvm', 'trigger_value'])
   t.same(Object.keys(body.properties), ['kvm', 'details', 'trigger_value', 'callback_user', 'callback_pw'])
   t.same(body.properties.trigger_value.anyOf.map((s: { type: string }) => s.type), ['integer', 'string'])
-  t.same(Object.keys(post.responses).sort(), ['200', '400', '401', '403', '413', '415', '500'])
+  t.same(Object.keys(post.responses).sort(), ['200', '400', '401', '403', '409', '413', '415', '500', '503'])
   t.same(post.responses['200'].content['application/json'].schema.properties.status, { type: 'string', enum: ['success'] })
   t.same(post.responses['400'].content['application/json'].schema.required, ['status', 'message', 'code'])
   const get = path?.get
@@ -43,6 +43,6 @@ t.test('@fastify/swagger documents the Voximplant route: the batch, every type, 
   t.same(minBalance.required, ['type', 'callback_id', 'account_id', 'hash', 'balance', 'min_balance'])
   t.same(minBalance.properties.min_balance.properties.is_repeated.type, 'boolean')
   t.same(minBalance.properties.min_balance.examples, [{ is_min_credit: false, is_repeated: false }])
-  t.same(Object.keys(post.responses).sort(), ['200', '400', '401', '403', '413', '415', '500'])
+  t.same(Object.keys(post.responses).sort(), ['200', '400', '401', '403', '409', '413', '415', '500', '503'])
   t.equal(spec.paths['/callbacks/edis'], undefined, 'EDIS is off')
 })

@@ -1,8 +1,8 @@
 import formbody from '@fastify/formbody'
 import type { FastifyInstance, FastifyRequest, onRequestHookHandler, preValidationHookHandler } from 'fastify'
 import { numberCoercion } from '../coerce.js'
-import { ForbiddenSourceError, HandlerFailedError, invalidPayload, RepeatedFieldError, UnauthorizedError } from '../errors.js'
-import type { CallbackEvents } from '../events.js'
+import { ForbiddenSourceError, invalidPayload, RepeatedFieldError, UnauthorizedError } from '../errors.js'
+import { assertDelivered, type Deliver } from '../idempotency/guard.js'
 import { errorHandler, replySchemas, SUCCESS } from '../replies.js'
 import { parseBasicAuthorization } from './credentials.js'
 import { parseForm, type FormFields } from './form.js'
@@ -20,11 +20,12 @@ export interface EdisRouteSettings {
 
 interface EdisRouteOptions {
   settings: EdisRouteSettings
-  events: CallbackEvents
+  deliver: Deliver
+  retryAfter: number
 }
 
 /** POST and GET `<prefix><path>`: EDIS's traffic-threshold hook, in a scope of its own. */
-export async function edisRoutes (scope: FastifyInstance, { settings, events }: EdisRouteOptions): Promise<void> {
+export async function edisRoutes (scope: FastifyInstance, { settings, deliver, retryAfter }: EdisRouteOptions): Promise<void> {
   // Only form bodies here, parsed leniently; whatever the host registered (its JSON parser,
   // @fastify/formbody with other options) stays on the host's routes.
   scope.removeAllContentTypeParsers()
@@ -75,8 +76,8 @@ export async function edisRoutes (scope: FastifyInstance, { settings, events }: 
       payload,
       receivedAt: new Date()
     } as const
-    // A 500 makes EDIS (or whoever redelivers) try again.
-    if (!await events.deliver(event, request)) throw new HandlerFailedError()
+    // A 500, 409 or 503 makes EDIS (or whoever redelivers) try again.
+    assertDelivered(await deliver(event, request), retryAfter)
     return SUCCESS
   }
 
@@ -95,7 +96,7 @@ export async function edisRoutes (scope: FastifyInstance, { settings, events }: 
       summary: 'EDIS Global traffic-threshold callback',
       consumes: [FORM],
       body: EdisTrafficRequestSchema,
-      response: replySchemas(400, 401, 403, 413, 415, 500)
+      response: replySchemas(400, 401, 403, 409, 413, 415, 500, 503)
     }
   })
   scope.route({
@@ -105,7 +106,7 @@ export async function edisRoutes (scope: FastifyInstance, { settings, events }: 
     schema: {
       summary: 'EDIS Global traffic-threshold callback (hook set with callback_method=get)',
       querystring: EdisTrafficRequestSchema,
-      response: replySchemas(400, 401, 403, 500)
+      response: replySchemas(400, 401, 403, 409, 500, 503)
     }
   })
 }

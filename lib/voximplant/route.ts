@@ -1,8 +1,9 @@
 import type { FastifyInstance, FastifyRequest, onRequestHookHandler } from 'fastify'
 import sjson from 'secure-json-parse'
 import { numberCoercion } from '../coerce.js'
-import { BatchTooLargeError, ForbiddenSourceError, HandlerFailedError, InternalError, MalformedBodyError, UnauthorizedError } from '../errors.js'
-import type { CallbackEvents } from '../events.js'
+import { BatchTooLargeError, ForbiddenSourceError, InternalError, MalformedBodyError, UnauthorizedError } from '../errors.js'
+import type { AnyProviderCallbackEvent } from '../events.js'
+import { assertDelivered, worse, type Deliver, type Outcome } from '../idempotency/guard.js'
 import { errorHandler, replySchemas, SUCCESS } from '../replies.js'
 import { isSignedBy } from './hash.js'
 import {
@@ -25,7 +26,8 @@ export interface VoximplantRouteSettings {
 
 interface VoximplantRouteOptions {
   settings: VoximplantRouteSettings
-  events: CallbackEvents
+  deliver: Deliver
+  retryAfter: number
 }
 
 type Item = Record<string, unknown>
@@ -37,7 +39,7 @@ const coerceCommonFields = numberCoercion(VoximplantCommonFieldsSchema)!
 const eventNames = new Map(Object.keys(VoximplantCallbackSchemas).map(type => [type, kebab(type)]))
 
 /** POST `<prefix><path>`: Voximplant's account callbacks, in a scope of their own. */
-export async function voximplantRoutes (scope: FastifyInstance, { settings, events }: VoximplantRouteOptions): Promise<void> {
+export async function voximplantRoutes (scope: FastifyInstance, { settings, deliver, retryAfter }: VoximplantRouteOptions): Promise<void> {
   const { bodyLimit, maxItems, secretsOf, isAllowedSource } = settings
   scope.removeAllContentTypeParsers()
   scope.addContentTypeParser(JSON_TYPES, { parseAs: 'string', bodyLimit }, (_request, text, done) => {
@@ -90,8 +92,9 @@ export async function voximplantRoutes (scope: FastifyInstance, { settings, even
 
   const receive = async (request: FastifyRequest): Promise<typeof SUCCESS> => {
     const receivedAt = new Date()
-    let delivered = true
-    // In order, and on past a failure: the answer is a 500 only once every item had its turn.
+    let outcome: Outcome = 'delivered'
+    // In order, and on past a failed or busy item: the answer is a 500 or 409 only once every item
+    // had its turn. A store that cannot be reached stops the batch: nothing more can be guarded.
     for (const payload of (request.body as Batch).callbacks) {
       const event = {
         name: eventNames.get(payload.type) ?? kebab(payload.type),
@@ -100,9 +103,10 @@ export async function voximplantRoutes (scope: FastifyInstance, { settings, even
         payload,
         receivedAt
       } as const
-      delivered = await events.deliver(event as Parameters<CallbackEvents['deliver']>[0], request) && delivered
+      outcome = worse(outcome, await deliver(event as AnyProviderCallbackEvent, request))
+      if (outcome === 'unavailable') break
     }
-    if (!delivered) throw new HandlerFailedError()
+    assertDelivered(outcome, retryAfter)
     return SUCCESS
   }
 
@@ -117,7 +121,7 @@ export async function voximplantRoutes (scope: FastifyInstance, { settings, even
       summary: 'Voximplant account callbacks',
       consumes: JSON_TYPES,
       body: voximplantBatchSchema(maxItems),
-      response: replySchemas(400, 401, 403, 413, 415, 500)
+      response: replySchemas(400, 401, 403, 409, 413, 415, 500, 503)
     }
   })
 }

@@ -1,0 +1,29 @@
+/**
+ * What a claim finds: nobody had the event, so the caller now runs it (`claimed`); another
+ * delivery is running it (`in-flight`); it already ran to success (`done`).
+ */
+export type ClaimResult = 'claimed' | 'in-flight' | 'done'
+
+/**
+ * Where the plugin records which events ran, so that each event's handlers run to success once,
+ * across replicas and redeliveries. Keys are event ids (`voximplant:<account_id>:<callback_id>`,
+ * `edis:<kvm>:<trigger_value>`); `owner` is a token unique to one delivery attempt; times are in
+ * milliseconds. Every method may reject when the store cannot be reached: the plugin then answers
+ * 503 and runs no handler. A store for PostgreSQL, DynamoDB or anything else implements these:
+ */
+export interface IdempotencyStore {
+  /**
+   * Atomically: if `key` is unknown or its claim expired, claim it for `owner` for `ttl` and
+   * return 'claimed'; if it is done, 'done'; if another owner's claim is live, 'in-flight'.
+   */
+  claim(key: string, owner: string, ttl: number): Promise<ClaimResult>
+  /**
+   * Extends `owner`'s live claim to `ttl` from now; called while a slow handler runs. Optional:
+   * without it a handler must finish within the claim's ttl, or a redelivery may run it again.
+   */
+  refresh?(key: string, owner: string, ttl: number): Promise<void>
+  /** The handlers succeeded: remember `key` as done for `ttl` (the deduplication window). */
+  complete(key: string, owner: string, ttl: number): Promise<void>
+  /** The handlers failed: drop `owner`'s claim (and only its own), so a redelivery runs them. */
+  release(key: string, owner: string): Promise<void>
+}

@@ -1,0 +1,288 @@
+import { setTimeout as sleep } from 'node:timers/promises'
+import t from 'tap'
+import { memoryStore, type IdempotencyStore } from '../lib/index.js'
+import { appWith, EDIS_BODIES, FORM, postBatch, signedItem, VOX } from './helpers.js'
+
+const secret = { apiKey: VOX.apiKey, salt: VOX.salt }
+const postEdis = (app: Awaited<ReturnType<typeof appWith>>['app'], body = EDIS_BODIES.canonical) =>
+  app.inject({ method: 'POST', url: '/callbacks/edis', headers: { 'content-type': FORM }, payload: body })
+
+/** A memory store whose every call is counted, and made to fail while `failing` names the method. */
+function instrumented (inner: IdempotencyStore = memoryStore()) {
+  const calls: string[] = []
+  const failing = new Set<string>()
+  const wrap = <A extends unknown[], R>(name: string, fn: (...args: A) => Promise<R>) => async (...args: A): Promise<R> => {
+    calls.push(name)
+    if (failing.has(name)) throw new Error(`store down (${name})`)
+    return await fn(...args)
+  }
+  const store: IdempotencyStore = {
+    claim: wrap('claim', inner.claim),
+    refresh: wrap('refresh', inner.refresh!),
+    complete: wrap('complete', inner.complete),
+    release: wrap('release', inner.release)
+  }
+  return { store, calls, failing }
+}
+
+t.test('on by default: a redelivered callback is acknowledged and its handlers do not run again', async t => {
+  const { app } = await appWith({ edis: {}, voximplant: { secret }, idempotency: undefined })
+  t.teardown(() => app.close())
+  const runs: string[] = []
+  app.providerCallbacks.onAny(event => { runs.push(event.id) })
+  t.equal((await postEdis(app)).statusCode, 200)
+  t.equal((await postEdis(app)).statusCode, 200, 'the duplicate is acknowledged')
+  t.equal((await postEdis(app, EDIS_BODIES.percentTwenty)).statusCode, 200)
+  const batch = [signedItem('min_balance', 1), signedItem('card_payment', 2)]
+  t.equal((await postBatch(app, batch)).statusCode, 200)
+  t.equal((await postBatch(app, [...batch, signedItem('card_payment', 3)])).statusCode, 200)
+  t.same(runs, [
+    'edis:kvm_123456_789012:80', 'edis:kvm_234567_890123:95',
+    `voximplant:${VOX.accountId}:1`, `voximplant:${VOX.accountId}:2`, `voximplant:${VOX.accountId}:3`
+  ])
+})
+
+t.test('a failed handler releases its claim: the redelivery runs it, and only it', async t => {
+  const { app } = await appWith({ voximplant: { secret }, idempotency: {} })
+  t.teardown(() => app.close())
+  const runs: number[] = []
+  let failOn2 = true
+  app.providerCallbacks.onAny(event => {
+    const id = (event.payload as { callback_id: number }).callback_id
+    runs.push(id)
+    if (id === 2 && failOn2) throw new Error('transient')
+  })
+  const batch = [1, 2, 3].map(id => signedItem('card_payment', id))
+  t.equal((await postBatch(app, batch)).statusCode, 500)
+  failOn2 = false
+  t.equal((await postBatch(app, batch)).statusCode, 200)
+  t.equal((await postBatch(app, batch)).statusCode, 200)
+  t.same(runs, [1, 2, 3, 2], 'the retry ran only what failed; the third delivery ran nothing')
+})
+
+t.test('a delivery of an event another delivery is running gets a 409 with Retry-After', async t => {
+  const { app } = await appWith({ edis: {}, idempotency: { claimTtl: 5000 } })
+  t.teardown(() => app.close())
+  let finish = (): void => {}
+  let runs = 0
+  app.providerCallbacks.on('traffic-threshold', async () => {
+    runs++
+    await new Promise<void>(resolve => { finish = resolve })
+  })
+  const first = postEdis(app)
+  await sleep(20)
+  const second = await postEdis(app)
+  t.equal(second.statusCode, 409)
+  t.equal(second.headers['retry-after'], '5')
+  t.same(second.json(), { status: 'error', message: 'The callback is being processed by another delivery; retry later.', code: 'FST_PROVIDER_CALLBACKS_IN_FLIGHT' })
+  finish()
+  t.equal((await first).statusCode, 200)
+  t.equal((await postEdis(app)).statusCode, 200)
+  t.equal(runs, 1)
+})
+
+t.test('in a batch, a busy item makes a 409, after the others ran', async t => {
+  const { app } = await appWith({ voximplant: { secret }, idempotency: {} })
+  t.teardown(() => app.close())
+  let finish = (): void => {}
+  const runs: number[] = []
+  app.providerCallbacks.onAny(async event => {
+    const id = (event.payload as { callback_id: number }).callback_id
+    runs.push(id)
+    if (id === 1) await new Promise<void>(resolve => { finish = resolve })
+  })
+  const slow = postBatch(app, [signedItem('card_payment', 1)])
+  await sleep(20)
+  const busy = await postBatch(app, [signedItem('card_payment', 1), signedItem('card_payment', 2)])
+  t.equal(busy.statusCode, 409)
+  finish()
+  t.equal((await slow).statusCode, 200)
+  t.same(runs, [1, 2])
+})
+
+t.test('a slow handler keeps its claim: it is refreshed while it runs', async t => {
+  const { store, calls } = instrumented()
+  const { app } = await appWith({ edis: {}, idempotency: { store, claimTtl: 90 } })
+  t.teardown(() => app.close())
+  let runs = 0
+  app.providerCallbacks.on('traffic-threshold', async () => {
+    runs++
+    await sleep(400)
+  })
+  const first = postEdis(app)
+  await sleep(250)
+  t.equal((await postEdis(app)).statusCode, 409, 'long after the claim\'s first ttl, it is still held')
+  t.equal((await first).statusCode, 200)
+  t.equal(runs, 1)
+  t.ok(calls.filter(c => c === 'refresh').length >= 3, 'refreshed every third of the ttl')
+})
+
+t.test('the store unreachable: 503 with Retry-After and no handler run, unless failOpen', async t => {
+  for (const failOpen of [false, true]) {
+    const { store, failing } = instrumented()
+    const { app } = await appWith({ edis: {}, voximplant: { secret }, idempotency: { store, failOpen } })
+    t.teardown(() => app.close())
+    const runs: string[] = []
+    app.providerCallbacks.onAny(event => { runs.push(event.id) })
+    failing.add('claim')
+    const edis = await postEdis(app)
+    const vox = await postBatch(app, [signedItem('min_balance', 1), signedItem('min_balance', 2)])
+    if (failOpen) {
+      t.same([edis.statusCode, vox.statusCode], [200, 200], 'failOpen: run unguarded')
+      t.equal(runs.length, 3)
+    } else {
+      t.same([edis.statusCode, vox.statusCode], [503, 503])
+      t.equal(edis.headers['retry-after'], '30')
+      t.same(edis.json(), { status: 'error', message: 'Callbacks cannot be processed right now; retry later.', code: 'FST_PROVIDER_CALLBACKS_STORE_UNAVAILABLE' })
+      t.equal(runs.length, 0, 'no handler ran')
+      failing.clear()
+      t.equal((await postBatch(app, [signedItem('min_balance', 1), signedItem('min_balance', 2)])).statusCode, 200, 'once it is back, the redelivery runs')
+      t.equal(runs.length, 2)
+    }
+  }
+})
+
+t.test('failOpen still answers 500 when an unguarded handler fails', async t => {
+  const { store, failing } = instrumented()
+  const { app } = await appWith({ edis: {}, idempotency: { store, failOpen: true }, handlers: { 'traffic-threshold': () => { throw new Error('x') } } })
+  t.teardown(() => app.close())
+  failing.add('claim')
+  t.equal((await postEdis(app)).statusCode, 500)
+})
+
+t.test('a success is recorded even if the store blinks; if it stays down, 503', async t => {
+  const { store, failing, calls } = instrumented()
+  const { app } = await appWith({ edis: {}, idempotency: { store, claimTtl: 400 } })
+  t.teardown(() => app.close())
+  let runs = 0
+  app.providerCallbacks.on('traffic-threshold', () => { runs++ })
+  failing.add('complete')
+  setTimeout(() => failing.delete('complete'), 150)
+  t.equal((await postEdis(app)).statusCode, 200, 'complete was retried until the store came back')
+  t.ok(calls.filter(c => c === 'complete').length > 1)
+  t.equal((await postEdis(app)).statusCode, 200)
+  t.equal(runs, 1, 'and the redelivery found it done')
+
+  failing.add('complete')
+  const down = await postEdis(app, EDIS_BODIES.percentTwenty)
+  t.equal(down.statusCode, 503, 'no record within the claim\'s ttl: the provider must retry')
+  t.equal(runs, 2)
+})
+
+t.test('a claim that cannot be released expires by itself', async t => {
+  const { store, failing } = instrumented()
+  const { app } = await appWith({ edis: {}, idempotency: { store, claimTtl: 100 } })
+  t.teardown(() => app.close())
+  let fail = true
+  let runs = 0
+  app.providerCallbacks.on('traffic-threshold', () => {
+    runs++
+    if (fail) throw new Error('x')
+  })
+  failing.add('release')
+  t.equal((await postEdis(app)).statusCode, 500)
+  failing.clear()
+  fail = false
+  t.equal((await postEdis(app)).statusCode, 409, 'the claim is still there')
+  await sleep(150)
+  t.equal((await postEdis(app)).statusCode, 200, 'expired: the redelivery runs')
+  t.equal(runs, 2)
+})
+
+t.test('a store without refresh works; its handlers must finish within the claim ttl', async t => {
+  const inner = memoryStore()
+  const store: IdempotencyStore = { claim: inner.claim, complete: inner.complete, release: inner.release }
+  const { app } = await appWith({ edis: {}, idempotency: { store } })
+  t.teardown(() => app.close())
+  let runs = 0
+  app.providerCallbacks.on('traffic-threshold', () => { runs++ })
+  await postEdis(app)
+  await postEdis(app)
+  t.equal(runs, 1)
+})
+
+t.test('events nobody listens to touch no store', async t => {
+  const { default: Fastify } = await import('fastify')
+  const { default: providerCallbacks } = await import('../lib/index.js')
+  const { store, calls } = instrumented()
+  const app = Fastify()
+  t.teardown(() => app.close())
+  await app.register(providerCallbacks, { edis: {}, idempotency: { store } })
+  t.equal((await postEdis(app)).statusCode, 200)
+  t.same(calls, [])
+  app.providerCallbacks.on('traffic-threshold', () => {})
+  t.equal((await postEdis(app)).statusCode, 200)
+  t.same(calls, ['claim', 'complete'], 'once something listens, the event is guarded')
+})
+
+t.test('idempotency: false runs the handlers on every delivery', async t => {
+  const { app } = await appWith({ edis: {}, idempotency: false })
+  t.teardown(() => app.close())
+  let runs = 0
+  app.providerCallbacks.on('traffic-threshold', () => { runs++ })
+  await postEdis(app)
+  await postEdis(app)
+  t.equal(runs, 2)
+})
+
+t.test('the windows: a done event is forgotten after its provider\'s window', async t => {
+  const { app } = await appWith({ edis: {}, voximplant: { secret }, idempotency: { edisWindow: 60, voximplantWindow: 60 } })
+  t.teardown(() => app.close())
+  const runs: string[] = []
+  app.providerCallbacks.onAny(event => { runs.push(event.id) })
+  await postEdis(app)
+  await postBatch(app, [signedItem('min_balance', 1)])
+  await postEdis(app)
+  await postBatch(app, [signedItem('min_balance', 1)])
+  t.equal(runs.length, 2, 'within the window: once')
+  await sleep(80)
+  await postEdis(app)
+  await postBatch(app, [signedItem('min_balance', 1)])
+  t.equal(runs.length, 4, 'after it: again (EDIS: the same threshold next month)')
+})
+
+t.test('memoryStore stays bounded: past max, the oldest keys go first', async t => {
+  const store = memoryStore({ max: 1000 })
+  const claims = new Set<string>()
+  for (let i = 0; i < 5000; i++) {
+    claims.add(await store.claim(`k${i}`, 'o', 60_000))
+    await store.complete(`k${i}`, 'o', 60_000)
+  }
+  t.same([...claims], ['claimed'])
+  t.equal(store.size, 1000)
+  t.equal(await store.claim('k4999', 'o', 60_000), 'done', 'the newest are kept')
+  t.equal(await store.claim('k0', 'o', 60_000), 'claimed', 'the oldest were forgotten')
+  t.equal(store.size, 1000)
+})
+
+t.test('memoryStore: claims expire, owners are respected, ttl caps what is kept', async t => {
+  const store = memoryStore({ ttl: 50 })
+  t.equal(await store.claim('a', 'one', 10_000), 'claimed')
+  t.equal(await store.claim('a', 'two', 10_000), 'in-flight')
+  await store.release('a', 'two')
+  t.equal(await store.claim('a', 'two', 10_000), 'in-flight', 'another owner cannot release it')
+  await store.refresh!('a', 'two', 10_000)
+  await sleep(70)
+  t.equal(await store.claim('a', 'two', 10_000), 'claimed', 'expired at the cap, and another owner\'s refresh did not extend it')
+  await store.refresh!('b', 'one', 10_000)
+  t.equal(store.size, 1, 'refreshing an unknown key creates nothing')
+  t.throws(() => memoryStore({ max: 0 }), { code: 'FST_PROVIDER_CALLBACKS_INVALID_OPTION', message: /max must be a positive integer/ })
+  t.throws(() => memoryStore({ ttl: -1 }), { message: /ttl must be a positive number of ms/ })
+})
+
+t.test('bad idempotency options fail at registration', async t => {
+  const { default: Fastify } = await import('fastify')
+  const { default: providerCallbacks } = await import('../lib/index.js')
+  for (const [idempotency, message] of [
+    [{ store: { claim: () => {} } }, /idempotency.store must have claim, complete and release methods/],
+    [{ store: 'redis' }, /idempotency.store must have claim, complete and release methods/],
+    [{ claimTtl: 0 }, /idempotency.claimTtl must be a positive integer/],
+    [{ edisWindow: -5 }, /idempotency.edisWindow must be a positive integer/],
+    ['yes', /idempotency must be an object or false/]
+  ] as const) {
+    const app = Fastify()
+    app.register(providerCallbacks, { edis: {}, idempotency: idempotency as never })
+    await t.rejects(async () => { await app.ready() }, { message }, String(message))
+    await app.close()
+  }
+})

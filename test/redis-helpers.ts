@@ -1,0 +1,120 @@
+import { spawn, type ChildProcess } from 'node:child_process'
+import { mkdtempSync, rmSync } from 'node:fs'
+import { createServer } from 'node:net'
+import { tmpdir } from 'node:os'
+import { join } from 'node:path'
+import { setTimeout as sleep } from 'node:timers/promises'
+import { Redis, type RedisOptions } from 'ioredis'
+import type { Test } from 'tap'
+
+export const REDIS_URL = process.env.REDIS_URL ?? 'redis://127.0.0.1:6379'
+
+/**
+ * As the README tells hosts to configure it: a Redis that is down makes commands fail at once
+ * (the plugin answers 503) instead of queueing them until it is back.
+ */
+export const CLIENT_OPTIONS: RedisOptions = {
+  enableOfflineQueue: false,
+  maxRetriesPerRequest: 0,
+  commandTimeout: 1000,
+  retryStrategy: () => 50,
+  lazyConnect: true
+}
+
+export async function connect (url = REDIS_URL): Promise<Redis> {
+  const client = new Redis(url, CLIENT_OPTIONS)
+  client.on('error', () => {}) // reconnects are expected in these tests; commands report failures
+  await client.connect()
+  return client
+}
+
+/**
+ * Whether the Redis these tests need is there. Without it they skip, loudly, on a laptop; under
+ * CI they must run, so there its absence is a failure.
+ */
+export async function redisAvailable (t: Test, url = REDIS_URL): Promise<boolean> {
+  const client = new Redis(url, { ...CLIENT_OPTIONS, retryStrategy: () => null, connectTimeout: 1000 })
+  client.on('error', () => {})
+  try {
+    await client.connect()
+    await client.ping()
+    return true
+  } catch {
+    if (process.env.CI !== undefined) {
+      t.fail(`Redis is not reachable at ${url}, and CI is set: the multi-replica tests must run`)
+    } else {
+      t.comment(`!!! SKIPPED: no Redis at ${url} (set REDIS_URL); the multi-replica idempotency tests did not run`)
+      t.skip(`no Redis at ${url}`, async () => {})
+    }
+    return false
+  } finally {
+    client.disconnect()
+  }
+}
+
+export async function freePort (): Promise<number> {
+  const server = createServer()
+  await new Promise<void>(resolve => server.listen(0, '127.0.0.1', resolve))
+  const { port } = server.address() as { port: number }
+  await new Promise(resolve => server.close(resolve))
+  return port
+}
+
+/** A redis-server of the test's own, on a port of its own, persisting to a folder of its own, so it can be stopped and started again without losing what it held. */
+export class OwnRedis {
+  readonly dir = mkdtempSync(join(tmpdir(), 'provider-callbacks-redis-'))
+  #process: ChildProcess | undefined
+  constructor (readonly port: number) {}
+
+  get url (): string {
+    return `redis://127.0.0.1:${this.port}`
+  }
+
+  async start (): Promise<void> {
+    this.#process = spawn('redis-server', [
+      '--port', String(this.port), '--bind', '127.0.0.1', '--save', '', '--appendonly', 'yes',
+      '--appendfsync', 'always', '--dir', this.dir, '--daemonize', 'no', '--logfile', ''
+    ], { stdio: 'ignore' })
+    const deadline = Date.now() + 5000
+    while (Date.now() < deadline) {
+      const client = new Redis(this.url, { ...CLIENT_OPTIONS, retryStrategy: () => null })
+      client.on('error', () => {})
+      try {
+        await client.connect()
+        await client.ping()
+        client.disconnect()
+        return
+      } catch {
+        client.disconnect()
+        await sleep(50)
+      }
+    }
+    throw new Error(`redis-server on port ${this.port} did not start`)
+  }
+
+  /** SIGTERM: Redis writes its append-only file and exits, as in a restart. */
+  async stop (): Promise<void> {
+    const child = this.#process
+    if (child === undefined || child.exitCode !== null) return
+    await new Promise(resolve => {
+      child.once('exit', resolve)
+      child.kill('SIGTERM')
+    })
+  }
+
+  async destroy (): Promise<void> {
+    await this.stop()
+    rmSync(this.dir, { recursive: true, force: true })
+  }
+}
+
+/** A seeded pseudo-random generator (mulberry32), so a failing run can be repeated with its seed. */
+export function seededRandom (seed: number): () => number {
+  let state = seed >>> 0
+  return () => {
+    state = (state + 0x6d2b79f5) >>> 0
+    let x = Math.imul(state ^ (state >>> 15), 1 | state)
+    x = (x + Math.imul(x ^ (x >>> 7), 61 | x)) ^ x
+    return ((x ^ (x >>> 14)) >>> 0) / 4294967296
+  }
+}
