@@ -4,7 +4,8 @@ import Fastify, { type FastifyRequest } from 'fastify'
 import providerCallbacks, {
   type AnyProviderCallbackEvent, type EdisTrafficThreshold, type ProviderCallbackEvent,
   type ProviderCallbackHandler, type ProviderCallbacksOptions, providerCallbacks as named,
-  UnauthorizedError, type VoximplantCallback, VoximplantCallbackSchemas, type VoximplantCallbackType
+  UnauthorizedError, type VoximplantCallback, VoximplantCallbackSchemas, type VoximplantCallbackType,
+  memoryStore, redisStore, type ClaimResult, type IdempotencyStore, type RedisClientLike
 } from '../../lib/index.js'
 import type { Static } from '@sinclair/typebox'
 
@@ -107,8 +108,23 @@ const everyType: VoximplantCallbackType[] = ['min_balance', 'new_invoice', 'plan
 // @ts-expect-error not a known type
 const notAType: VoximplantCallbackType = 'min-balance'
 
+// Idempotency: the stores, and a store of one's own.
+await app.register(providerCallbacks, { edis: {}, idempotency: { store: memoryStore({ max: 10 }), claimTtl: 5000, failOpen: false } })
+await app.register(providerCallbacks, { edis: {}, idempotency: false })
+const own: IdempotencyStore = {
+  claim: async (_key: string, _owner: string, _ttl: number): Promise<ClaimResult> => 'claimed',
+  complete: async () => {},
+  release: async () => {}
+}
+await app.register(providerCallbacks, { edis: {}, idempotency: { store: own } })
+// @ts-expect-error claim must answer one of the three results
+const badStore: IdempotencyStore = { claim: async () => 'ok', complete: async () => {}, release: async () => {} }
+declare const redis: RedisClientLike
+redisStore(redis, { prefix: 'app:' })
+expectType<Equal<ReturnType<typeof memoryStore>['size'], number>>()
+
 // Internal members are not part of the public type.
 // @ts-expect-error deliver is internal
 app.providerCallbacks.deliver // eslint-disable-line @typescript-eslint/no-unused-expressions
 
-export { typo, handlers, unauthorized, everyType, notAType }
+export { typo, handlers, unauthorized, everyType, notAType, badStore }
