@@ -9,10 +9,12 @@
  * salt); built-in demo values for the three otherwise.
  */
 import Fastify, { type FastifyInstance } from 'fastify'
-import providerCallbacks, { voximplantPayloads, type VoximplantCallbackType } from '../lib/index.js'
+import providerCallbacks, { VoximplantCallbackSchemas, type VoximplantCallbackType } from '../lib/index.js'
+// The test kit builds the samples, as users build deliveries in their own tests.
+import { edisTrafficBody, voximplantCallback, voximplantHash } from '../lib/testing.js'
 // Not from the package's entry point: a receiver only checks hashes, but the demo plays Voximplant
 // and has to make them.
-import { voximplantHash, type VoximplantSecret } from '../lib/voximplant/hash.js'
+import type { VoximplantSecret } from '../lib/voximplant/hash.js'
 
 const HOST = '127.0.0.1'
 // The plugin's defaults: prefix '/callbacks', edis.path '/edis' and voximplant.path '/voximplant'.
@@ -60,8 +62,8 @@ interface VoximplantItem {
   type: string
   callbackId: number
   balance: number
-  /** What goes under the key named like the type. */
-  payload: unknown
+  /** What goes under the key named like the type, if not the kit's realistic default. */
+  payload?: unknown
   /** Said after the item in the batch line, when something about it is the point of the sample. */
   note?: string
   /** Hashed with a wrong API key, as by someone who does not have the account's. */
@@ -78,13 +80,6 @@ interface VoximplantSample {
 
 type Sample = EdisSample | VoximplantSample
 
-/** The documented example of a type's payload: a copy, so a sample that edits its own leaves the schema's alone. */
-function example (type: VoximplantCallbackType): Record<string, unknown> {
-  const [first]: unknown[] = voximplantPayloads[type].examples
-  if (typeof first !== 'object' || first === null) throw new Error(`voximplantPayloads.${type} has no example`)
-  return structuredClone(first as Record<string, unknown>)
-}
-
 const SAMPLES: readonly Sample[] = [
   {
     provider: 'edis',
@@ -92,7 +87,7 @@ const SAMPLES: readonly Sample[] = [
     description: 'canonical form encoding, HTTP Basic credentials',
     method: 'POST',
     auth: 'basic',
-    form: 'kvm=kvm_123456_789012&details=Traffic+usage+reached+80%25&trigger_value=80',
+    form: edisTrafficBody({ trigger_value: 80 }),
     expected: { status: 200, events: 1 }
   },
   {
@@ -101,7 +96,7 @@ const SAMPLES: readonly Sample[] = [
     description: 'as the EDIS docs\' curl sends it: raw spaces and a bare %, credentials as fields',
     method: 'POST',
     auth: 'fields',
-    form: 'kvm=kvm_123456_789012&details=Traffic usage reached 100%&trigger_value=100',
+    form: edisTrafficBody({ trigger_value: 100 }, { encoding: 'raw' }),
     expected: { status: 200, events: 1 }
   },
   {
@@ -110,7 +105,7 @@ const SAMPLES: readonly Sample[] = [
     description: 'GET variant (hook set with callback_method=get), a test delivery',
     method: 'GET',
     auth: 'basic',
-    form: 'kvm=kvm_123456_789012&details=Traffic+usage+reached+80%25&trigger_value=demo',
+    form: edisTrafficBody({ details: 'Traffic usage reached 80%', trigger_value: 'demo' }),
     expected: { status: 200, events: 1 }
   },
   {
@@ -119,7 +114,7 @@ const SAMPLES: readonly Sample[] = [
     description: 'forged: the right username with a wrong password',
     method: 'POST',
     auth: 'wrong-password',
-    form: 'kvm=kvm_123456_789012&details=Traffic+usage+reached+80%25&trigger_value=80',
+    form: edisTrafficBody({ trigger_value: 80 }),
     expected: { status: 401, events: 0 }
   },
   {
@@ -145,10 +140,10 @@ const SAMPLES: readonly Sample[] = [
     label: 'g',
     description: 'a signed batch of three; sms_inbound comes nested once, and handlers get it in the documented twice-nested shape',
     items: [
-      { type: 'min_balance', callbackId: 58210, balance: 4.2, payload: example('min_balance') },
-      { type: 'card_payment', callbackId: 58211, balance: 54.2, payload: example('card_payment') },
+      { type: 'min_balance', callbackId: 58210, balance: 4.2 },
+      { type: 'card_payment', callbackId: 58211, balance: 54.2 },
       // `sms_inbound: { sms_body, ... }`, as a third-party handler reads it, not the docs' `sms_inbound: { sms_inbound: { ... } }`.
-      { type: 'sms_inbound', callbackId: 58212, balance: 54.19, payload: example('sms_inbound').sms_inbound, note: 'nested once' }
+      { type: 'sms_inbound', callbackId: 58212, balance: 54.19, payload: { source_number: '447443332212', destination_number: '447443332211', sms_body: 'Hello' }, note: 'nested once' }
     ],
     expected: { status: 200, events: 3 }
   },
@@ -157,8 +152,8 @@ const SAMPLES: readonly Sample[] = [
     label: 'h',
     description: 'forged: one good item, one hashed with a wrong API key; the batch is refused whole, so the good item is not emitted either',
     items: [
-      { type: 'min_balance', callbackId: 58213, balance: 3.9, payload: example('min_balance') },
-      { type: 'card_payment', callbackId: 58214, balance: 53.9, payload: example('card_payment'), forged: true }
+      { type: 'min_balance', callbackId: 58213, balance: 3.9 },
+      { type: 'card_payment', callbackId: 58214, balance: 53.9, forged: true }
     ],
     expected: { status: 401, events: 0 }
   },
@@ -176,7 +171,7 @@ const SAMPLES: readonly Sample[] = [
     label: 'j',
     description: 'malformed but signed: a min_balance whose is_repeated is not a boolean',
     items: [
-      { type: 'min_balance', callbackId: 58216, balance: 3.8, payload: { ...example('min_balance'), is_repeated: 'yes' }, note: 'is_repeated "yes"' }
+      { type: 'min_balance', callbackId: 58216, balance: 3.8, payload: { is_min_credit: false, is_repeated: 'yes' }, note: 'is_repeated "yes"' }
     ],
     expected: { status: 400, events: 0 }
   }
@@ -287,21 +282,14 @@ const ACCOUNT_FIELDS = {
   account_last_name: 'Doe'
 }
 
-/** An item as Voximplant sends it: the common fields, the payload under its type, and the hash. */
+/** An item as Voximplant sends it, built and signed by the test kit. */
 function wireItem (item: VoximplantItem): Record<string, unknown> {
   const secret = item.forged === true ? { ...voximplantSecret, apiKey: `not-${voximplantSecret.apiKey}` } : voximplantSecret
-  return {
-    callback_id: item.callbackId,
-    type: item.type,
-    account_id: ACCOUNT_ID,
-    // Ahead of the account's fields (Voximplant's docs put it last; JSON does not mind), so that the
-    // handler's line, cut at 200 characters, still shows the payload.
-    [item.type]: item.payload,
-    hash: voximplantHash(secret, ACCOUNT_ID, item.callbackId),
-    ...ACCOUNT_FIELDS,
-    balance: item.balance,
-    currency: 'USD'
-  }
+  const fields = { callback_id: item.callbackId, balance: item.balance, ...(item.payload === undefined ? {} : { [item.type]: item.payload }) }
+  if (item.type in VoximplantCallbackSchemas) return voximplantCallback(item.type as VoximplantCallbackType, fields, secret)
+  // A type the kit does not know (the plugin must still take it): built here, signed with the kit's hash.
+  const hash = voximplantHash({ ...secret, accountId: ACCOUNT_ID, callbackId: item.callbackId })
+  return { type: item.type, account_id: ACCOUNT_ID, ...fields, hash, ...ACCOUNT_FIELDS, currency: 'USD' }
 }
 
 function voximplantBody (items: readonly VoximplantItem[]): string {
@@ -382,7 +370,7 @@ function printCurlLines (base: string): void {
   // The next id of the account's sequence: a handler that drops repeated event ids would take one
   // the samples used for a retry.
   const callbackId = 1 + Math.max(...SAMPLES.flatMap(sample => sample.provider === 'voximplant' ? sample.items.map(item => item.callbackId) : []))
-  const body = voximplantBody([{ type: 'min_balance', callbackId, balance: 3.7, payload: example('min_balance') }])
+  const body = voximplantBody([{ type: 'min_balance', callbackId, balance: 3.7 }])
   // The line carries the hash, never the key or salt, so it is safe to print whatever they are.
   const signedWith = secretFromEnvironment ? 'the API key and salt the demo was started with' : 'the built-in demo API key and salt'
   console.log(`\n  # Voximplant: a one-item min_balance batch (#${callbackId}), its hash made with ${signedWith}`)
