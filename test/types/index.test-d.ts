@@ -8,6 +8,7 @@ import providerCallbacks, {
   memoryStore, redisStore, type ClaimResult, type IdempotencyStore, type RedisClientLike
 } from '../../lib/index.js'
 import type { Static } from '@sinclair/typebox'
+import { deliver, edisTrafficBody, voximplantBatch, voximplantCallback } from '../../lib/testing.js'
 
 type Equal<A, B> = (<T>() => T extends A ? 1 : 2) extends (<T>() => T extends B ? 1 : 2) ? true : false
 function expectType<T extends true> (_check?: T): void {}
@@ -123,8 +124,27 @@ declare const redis: RedisClientLike
 redisStore(redis, { prefix: 'app:' })
 expectType<Equal<ReturnType<typeof memoryStore>['size'], number>>()
 
+// The test kit: items typed by their type's schema, fields checked.
+const kitSecret = { apiKey: 'k', salt: 's' }
+const kitItem = voximplantCallback('min_balance', kitSecret)
+expectType<Equal<typeof kitItem, VoximplantCallback<'min_balance'>>>()
+expectType<Equal<typeof kitItem.min_balance.is_repeated, boolean>>()
+voximplantCallback('sms_inbound', { account_id: 42 }, kitSecret)
+// @ts-expect-error balance is a number
+voximplantCallback('min_balance', { balance: 'lots' }, kitSecret)
+// @ts-expect-error not a known type
+voximplantCallback('min-balance', kitSecret)
+const kitBatch = voximplantBatch([kitItem])
+expectType<Equal<typeof kitBatch.callbacks[0], VoximplantCallback<'min_balance'>>>()
+edisTrafficBody({ trigger_value: 'demo' }, { encoding: 'raw' })
+// @ts-expect-error encoding is form or raw
+edisTrafficBody({}, { encoding: 'base64' })
+const delivered = await deliver(app, kitBatch)
+expectType<Equal<typeof delivered.events, AnyProviderCallbackEvent[]>>()
+expectType<Equal<typeof delivered.statusCode, number>>()
+
 // Internal members are not part of the public type.
 // @ts-expect-error deliver is internal
 app.providerCallbacks.deliver // eslint-disable-line @typescript-eslint/no-unused-expressions
 
-export { typo, handlers, unauthorized, everyType, notAType, badStore }
+export { typo, handlers, unauthorized, everyType, notAType, badStore, delivered }
