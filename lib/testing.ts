@@ -1,6 +1,8 @@
 // fastify-provider-callbacks/testing: make the deliveries providers make, for your own tests.
 // A separate entry point, so an app that does not import it loads none of it.
 import type { FastifyInstance } from 'fastify'
+// For the types of app.providerCallbacks, which index.ts declares on FastifyInstance.
+import type {} from './index.js'
 import type { AnyProviderCallbackEvent } from './events.js'
 import { voximplantHash as hash } from './voximplant/hash.js'
 import { voximplantPayloads } from './voximplant/payloads.js'

@@ -71,17 +71,33 @@ async function roundTrip (plugin) {
 }
 `
 
+// The test kit from its own entry point: a signed batch it builds is accepted by the plugin.
+const KIT_ROUND_TRIP = `
+async function kitRoundTrip (plugin, kit) {
+  const secret = { apiKey: 'k', salt: 's' }
+  const app = Fastify()
+  await app.register(plugin, { voximplant: { secret } })
+  const result = await kit.deliver(app, kit.voximplantBatch([kit.voximplantCallback('min_balance', secret)]))
+  await app.close()
+  assert.equal(result.statusCode, 200, JSON.stringify(result.body))
+  assert.deepEqual(result.events.map(e => e.name), ['min-balance'])
+}
+`
+
 const ESM_JS = `import assert from 'node:assert/strict'
 import Fastify from 'fastify'
 import providerCallbacks, { providerCallbacks as named } from 'fastify-provider-callbacks'
 import * as namespace from 'fastify-provider-callbacks'
+import * as kit from 'fastify-provider-callbacks/testing'
 ${JS_ROUND_TRIP}
+${KIT_ROUND_TRIP}
 assert.equal(typeof providerCallbacks, 'function')
 assert.equal(named, providerCallbacks)
 assert.equal(namespace.default, providerCallbacks)
 assert.equal(typeof namespace.InvalidOptionError, 'function')
 await roundTrip(providerCallbacks)
 await roundTrip(named)
+await kitRoundTrip(providerCallbacks, kit)
 `
 
 const CJS_JS = `'use strict'
@@ -89,6 +105,7 @@ const assert = require('node:assert/strict')
 const Fastify = require('fastify')
 const providerCallbacks = require('fastify-provider-callbacks')
 ${JS_ROUND_TRIP}
+${KIT_ROUND_TRIP}
 async function main () {
   assert.equal(typeof providerCallbacks, 'function', 'require() returns the plugin function')
   assert.equal(providerCallbacks.__esModule, true)
@@ -98,6 +115,7 @@ async function main () {
   assert.deepEqual(Object.keys(esm).filter(name => !(name in providerCallbacks)), [], 'ESM exports missing from require()')
   await roundTrip(require('fastify-provider-callbacks'))
   await roundTrip(require('fastify-provider-callbacks').default)
+  await kitRoundTrip(providerCallbacks, require('fastify-provider-callbacks/testing'))
 }
 main().catch(error => { console.error(error); process.exitCode = 1 })
 `
@@ -140,7 +158,11 @@ async function roundTrip (plugin: typeof providerCallbacks, options: ProviderCal
 const ESM_TS = `import assert from 'node:assert/strict'
 import Fastify from 'fastify'
 import providerCallbacks, { providerCallbacks as named, type ProviderCallbacksOptions } from 'fastify-provider-callbacks'
+import { voximplantCallback } from 'fastify-provider-callbacks/testing'
 ${TS_ROUND_TRIP}
+// The kit's items are typed by their type's schema.
+const repeated: boolean = voximplantCallback('min_balance', { apiKey: 'k' }).min_balance.is_repeated
+void repeated
 await roundTrip(providerCallbacks, { edis: {} })
 await roundTrip(named, { edis: {} })
 `
@@ -150,7 +172,10 @@ import Fastify from 'fastify'
 import providerCallbacks from 'fastify-provider-callbacks'
 import type { ProviderCallbacksOptions } from 'fastify-provider-callbacks'
 import required = require('fastify-provider-callbacks')
+import { edisTrafficBody } from 'fastify-provider-callbacks/testing'
 ${TS_ROUND_TRIP}
+const body: string = edisTrafficBody({ trigger_value: 'demo' }, { encoding: 'raw' })
+void body
 async function main (): Promise<void> {
   // require()'s result is the plugin, and carries the types and values as a namespace.
   const options: required.ProviderCallbacksOptions = { edis: {} }
@@ -211,8 +236,8 @@ async function main () {
   const [{ filename, files }] = JSON.parse(pack.stdout.slice(pack.stdout.indexOf('[')))
   const tarball = join(packDir, filename)
   const paths = files.map(file => file.path)
-  const unexpected = paths.filter(path => !/^(dist\/.+|package\.json|README\.md|LICENSE)$/.test(path) || /\.(map|tsbuildinfo)$/.test(path))
-  const required = ['package.json', 'LICENSE', 'dist/esm/index.js', 'dist/esm/index.d.ts', 'dist/cjs/index.js', 'dist/cjs/index.d.ts', 'dist/cjs/package.json']
+  const unexpected = paths.filter(path => !/^(dist\/.+|bin\/provider-callbacks\.js|testing\/package\.json|package\.json|README\.md|LICENSE)$/.test(path) || /\.(map|tsbuildinfo)$/.test(path))
+  const required = ['package.json', 'LICENSE', 'dist/esm/index.js', 'dist/esm/index.d.ts', 'dist/cjs/index.js', 'dist/cjs/index.d.ts', 'dist/cjs/package.json', 'dist/esm/testing.js', 'dist/cjs/testing.js', 'testing/package.json', 'bin/provider-callbacks.js']
   const absent = required.filter(path => !paths.includes(path))
   report(unexpected.length === 0 && absent.length === 0,
     `npm pack: ${filename}, ${paths.length} files (dist/, package.json, LICENSE${paths.includes('README.md') ? ', README.md' : '; no README.md yet'})`,
@@ -252,8 +277,8 @@ async function main () {
     run(process.execPath, [tsc, '-p', 'tsconfig.cjs.json'], consumer),
     run(process.execPath, [tsc, '-p', 'tsconfig.mixed.json', '--noEmit'], consumer)
   ])
-  report(esm.code === 0, 'ESM: `import providerCallbacks, { providerCallbacks as named }` register, POST /callbacks/edis -> 200, handler called', esm.output)
-  report(cjs.code === 0, 'CJS: `require(...)` and `require(...).default` register, POST /callbacks/edis -> 200, handler called; every ESM export on it', cjs.output)
+  report(esm.code === 0, 'ESM: `import providerCallbacks, { providerCallbacks as named }` register, POST /callbacks/edis -> 200, handler called; the /testing kit builds a batch the plugin accepts', esm.output)
+  report(cjs.code === 0, 'CJS: `require(...)` and `require(...).default` register, POST /callbacks/edis -> 200, handler called; every ESM export on it; require(\'…/testing\') works', cjs.output)
   report(esmTypes.code === 0, 'TypeScript nodenext .mts: default and named imports type-check, typed payload, typo is an error', esmTypes.output)
   report(cjsTypes.code === 0, 'TypeScript nodenext .cts: default import and import = require type-check, typed payload, typo is an error', cjsTypes.output)
   report(mixedTypes.code === 0, 'TypeScript: one program with both the .mts and the .cts type-checks (the two builds\' types agree)', mixedTypes.output)
@@ -264,6 +289,12 @@ async function main () {
     run(process.execPath, [join('out', 'types-esm.mjs')], consumer),
     run(process.execPath, [join('out', 'types-cjs.cjs')], consumer)
   ])
+  // The command-line tool, installed through the package's bin
+  const bin = join(consumer, 'node_modules', '.bin', 'provider-callbacks')
+  const [help, cliVersion] = await Promise.all([run(bin, ['send', 'voximplant', '--help'], consumer), run(bin, ['--version'], consumer)])
+  report(help.code === 0 && help.stdout.includes('--api-key') && cliVersion.stdout.trim() === JSON.parse(readFileSync(join(root, 'package.json'), 'utf8')).version,
+    'bin: `provider-callbacks send voximplant --help` and `--version` run from node_modules/.bin', help.output + cliVersion.output)
+
   report(esmTs.code === 0, 'TypeScript .mts compiled by tsc runs: register, POST -> 200, typed handler called', esmTs.output)
   report(cjsTs.code === 0, 'TypeScript .cts compiled by tsc runs: default import and import = require register, POST -> 200', cjsTs.output)
 }

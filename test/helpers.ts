@@ -74,3 +74,9 @@ export function signedItem (
 export function postBatch (app: FastifyInstance, callbacks: unknown[], headers: Record<string, string> = {}) {
   return app.inject({ method: 'POST', url: '/callbacks/voximplant', headers: { 'content-type': 'application/json', ...headers }, payload: JSON.stringify({ callbacks }) })
 }
+
+// Child processes compile TypeScript with this process's loader (tap's), not tsx: tap merges the
+// coverage of every process by file, and a file compiled by two loaders would have one's offsets
+// read through the other's source map. Outside tap, tsx.
+const tapLoader = process.execArgv.filter(arg => arg.includes('@tapjs/typescript'))
+export const TYPESCRIPT_NODE_ARGS = tapLoader.length > 0 ? tapLoader : ['--import', 'tsx']

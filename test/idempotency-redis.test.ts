@@ -8,7 +8,7 @@ import { setTimeout as sleep } from 'node:timers/promises'
 import Fastify, { type FastifyInstance } from 'fastify'
 import t from 'tap'
 import providerCallbacks, { redisStore, type IdempotencyOptions } from '../lib/index.js'
-import { FORM, signedItem, VOX } from './helpers.js'
+import { FORM, signedItem, TYPESCRIPT_NODE_ARGS, VOX } from './helpers.js'
 import { connect, freePort, OwnRedis, REDIS_URL, redisAvailable, seededRandom } from './redis-helpers.js'
 
 const secret = { apiKey: VOX.apiKey, salt: VOX.salt }
@@ -104,7 +104,7 @@ t.test('a replica that dies mid-handler: after its claim expires, the redelivery
   if (!await redisAvailable(t)) return
   const prefix = `test:${randomUUID()}:`
   const claimTtl = 800
-  const child = spawn(process.execPath, ['--import', 'tsx', 'test/fixtures/replica.ts'], {
+  const child = spawn(process.execPath, [...TYPESCRIPT_NODE_ARGS, 'test/fixtures/replica.ts'], {
     env: { ...process.env, REDIS_URL, PREFIX: prefix, CLAIM_TTL: String(claimTtl), VOX_API_KEY: secret.apiKey, VOX_SALT: secret.salt },
     stdio: ['ignore', 'pipe', 'inherit']
   })
