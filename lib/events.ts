@@ -108,24 +108,30 @@ export class CallbackEvents implements ProviderCallbacks {
    * event's id and makes the result false; it never stops the other handlers.
    */
   async deliver (event: AnyProviderCallbackEvent, request: FastifyRequest): Promise<boolean> {
-    const named = this.#byName.get(event.name) ?? []
-    const handlers = this.#any.length === 0 ? named : [...named, ...this.#any]
-    const errors: unknown[] = []
-    await Promise.all(handlers.map(async handler => {
-      try {
-        await handler(event, request)
-      } catch (error) {
-        errors.push(error)
-      }
-    }))
-    for (const error of errors) request.log.error({ err: error, event: event.id }, `a '${event.name}' handler failed`)
-    return errors.length === 0
+    const named = this.#byName.get(event.name)
+    const any = this.#any
+    // One handler, the common case, is awaited directly: no arrays or wrappers per event.
+    if (named === undefined && any.length === 1) return await run(any[0]!, event, request)
+    if (named?.length === 1 && any.length === 0) return await run(named[0]!, event, request)
+    const results = await Promise.all([...named ?? [], ...any].map(handler => run(handler, event, request)))
+    return !results.includes(false)
   }
 
   #assertKnown (name: string): void {
     if (!this.#known.has(name)) {
       throw new InvalidOptionError(`unknown event name '${name}'; known names: ${[...this.#known].join(', ')}. Use onAny() for events of types this version does not know.`)
     }
+  }
+}
+
+// A failure is logged with the event's id and reported as false; it never stops other handlers.
+async function run (handler: Handler, event: AnyProviderCallbackEvent, request: FastifyRequest): Promise<boolean> {
+  try {
+    await handler(event, request)
+    return true
+  } catch (error) {
+    request.log.error({ err: error, event: event.id }, `a '${event.name}' handler failed`)
+    return false
   }
 }
 

@@ -36,10 +36,10 @@ const plugin: FastifyPluginAsync<ProviderCallbacksOptions> = async (fastify, opt
     scope.setValidatorCompiler(typeboxValidatorCompiler)
     const { idempotency, windows, retryAfter } = resolved
     if (edis !== undefined) {
-      await scope.register(edisRoutes, { settings: edis, deliver: deliverOnce(events, idempotency, windows.edis), retryAfter })
+      await scope.register(edisRoutes, { settings: edis, deliver: deliverOnce(events, idempotency, windows.edis, fastify.log), retryAfter })
     }
     if (voximplant !== undefined) {
-      await scope.register(voximplantRoutes, { settings: voximplant, deliver: deliverOnce(events, idempotency, windows.voximplant), retryAfter })
+      await scope.register(voximplantRoutes, { settings: voximplant, deliver: deliverOnce(events, idempotency, windows.voximplant, fastify.log), retryAfter })
     }
   }, { prefix: resolved.prefix })
 }

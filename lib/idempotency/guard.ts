@@ -1,6 +1,6 @@
 import { randomUUID } from 'node:crypto'
 import { setTimeout as sleep } from 'node:timers/promises'
-import type { FastifyRequest } from 'fastify'
+import type { FastifyBaseLogger, FastifyRequest } from 'fastify'
 import { HandlerFailedError, InFlightError, StoreUnavailableError } from '../errors.js'
 import type { AnyProviderCallbackEvent, CallbackEvents } from '../events.js'
 import type { IdempotencyStore } from './store.js'
@@ -30,7 +30,28 @@ let attempts = 0
  * claim -> handlers (the claim refreshed meanwhile) -> complete, or release on failure.
  * Without settings (idempotency: false), it only runs the handlers.
  */
-export function deliverOnce (events: CallbackEvents, settings: IdempotencySettings | undefined, window: number): Deliver {
+export function deliverOnce (events: CallbackEvents, settings: IdempotencySettings | undefined, window: number, log: FastifyBaseLogger): Deliver {
+  // The claims of running handlers, refreshed together by one timer while there are any.
+  const held = new Map<string, string>()
+  let refresher: NodeJS.Timeout | undefined
+  const refreshHeld = (): void => {
+    for (const [key, owner] of held) {
+      settings!.store.refresh!(key, owner, settings!.claimTtl).catch((error: unknown) => log.warn({ err: error, event: key }, 'could not refresh a claim'))
+    }
+  }
+  const hold = (key: string, owner: string): void => {
+    if (settings!.store.refresh === undefined) return
+    held.set(key, owner)
+    refresher ??= setInterval(refreshHeld, settings!.claimTtl / 3).unref()
+  }
+  const letGo = (key: string): void => {
+    held.delete(key)
+    if (held.size === 0) {
+      clearInterval(refresher)
+      refresher = undefined
+    }
+  }
+
   return async function deliver (event, request) {
     // Nothing listens: nothing to run, so nothing to remember.
     if (!events.hasListeners(event.name)) return 'delivered'
@@ -47,17 +68,12 @@ export function deliverOnce (events: CallbackEvents, settings: IdempotencySettin
     }
     if (claim !== 'claimed') return claim === 'done' ? 'duplicate' : 'in-flight'
 
-    const refresh = store.refresh?.bind(store)
-    const refresher = refresh === undefined
-      ? undefined
-      : setInterval(() => {
-        refresh(event.id, owner, claimTtl).catch((error: unknown) => request.log.warn({ err: error, event: event.id }, 'could not refresh a claim'))
-      }, claimTtl / 3).unref()
+    hold(event.id, owner)
     let succeeded
     try {
       succeeded = await events.deliver(event, request)
     } finally {
-      clearInterval(refresher)
+      letGo(event.id)
     }
     if (!succeeded) {
       await store.release(event.id, owner).catch((error: unknown) => {
