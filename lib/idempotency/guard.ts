@@ -35,6 +35,11 @@ export function deliverOnce (events: CallbackEvents, settings: IdempotencySettin
   const held = new Map<string, string>()
   let refresher: NodeJS.Timeout | undefined
   const refreshHeld = (): void => {
+    // Idle: the timer stops itself, rather than being stopped and started again for every event.
+    if (held.size === 0) {
+      clearInterval(refresher)
+      refresher = undefined
+    }
     for (const [key, owner] of held) {
       settings!.store.refresh!(key, owner, settings!.claimTtl).catch((error: unknown) => log.warn({ err: error, event: key }, 'could not refresh a claim'))
     }
@@ -46,10 +51,6 @@ export function deliverOnce (events: CallbackEvents, settings: IdempotencySettin
   }
   const letGo = (key: string): void => {
     held.delete(key)
-    if (held.size === 0) {
-      clearInterval(refresher)
-      refresher = undefined
-    }
   }
 
   return async function deliver (event, request) {
