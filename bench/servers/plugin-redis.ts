@@ -1,0 +1,21 @@
+// The plugin with redisStore over ioredis (REDIS_URL, default redis://127.0.0.1:6379), configured
+// as the README tells hosts to. Keys go under BENCH_REDIS_PREFIX, which the runner deletes
+// afterwards; the windows are short so that nothing the runner misses lingers for days.
+import { Redis } from 'ioredis'
+import { redisStore } from '../../lib/index.js'
+import { servePlugin } from './plugin-app.js'
+
+const client = new Redis(process.env.REDIS_URL ?? 'redis://127.0.0.1:6379', {
+  enableOfflineQueue: false,
+  maxRetriesPerRequest: 0,
+  commandTimeout: 1000,
+  lazyConnect: true
+})
+await client.connect()
+const tenMinutes = 10 * 60 * 1000
+
+await servePlugin({
+  store: redisStore(client, { prefix: process.env.BENCH_REDIS_PREFIX ?? 'provider-callbacks-bench:' }),
+  edisWindow: tenMinutes,
+  voximplantWindow: tenMinutes
+}, async () => { await client.quit() })
