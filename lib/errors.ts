@@ -17,6 +17,7 @@ export const UnsupportedMediaTypeError = createError<`${typeof PREFIX}_UNSUPPORT
   `${PREFIX}_UNSUPPORTED_MEDIA_TYPE`, 'Unsupported content type; this route accepts %s.', 415)
 export const InFlightError = createError(`${PREFIX}_IN_FLIGHT`, 'The callback is being processed by another delivery; retry later.', 409)
 export const StoreUnavailableError = createError(`${PREFIX}_STORE_UNAVAILABLE`, 'Callbacks cannot be processed right now; retry later.', 503)
+export const HandlerTimeoutError = createError(`${PREFIX}_HANDLER_TIMEOUT`, 'The callback is still being processed; retry later.', 503)
 export const HandlerFailedError = createError(`${PREFIX}_HANDLER_FAILED`, 'Internal server error occurred while processing the callback.', 500)
 export const InternalError = createError(`${PREFIX}_INTERNAL`, 'Internal server error occurred while processing the callback.', 500)
 export const InvalidOptionError = createError<`${typeof PREFIX}_INVALID_OPTION`, 500, [string]>(

@@ -2,6 +2,7 @@ import type { FastifyRequest } from 'fastify'
 import type { EdisTrafficThreshold } from './edis/schema.js'
 import type { Kebab, VoximplantCallback, VoximplantCallbackType, VoximplantUnknownCallback } from './voximplant/schema.js'
 import { InvalidOptionError } from './errors.js'
+import { isPromiseLike, type MaybePromise } from './idempotency/store.js'
 
 export type ProviderName = 'edis' | 'voximplant'
 
@@ -105,16 +106,18 @@ export class CallbackEvents implements ProviderCallbacks {
 
   /**
    * Runs every handler of the event at once and waits for all of them. A failure is logged with the
-   * event's id and makes the result false; it never stops the other handlers.
+   * event's id and makes the result false; it never stops the other handlers. Handlers that return
+   * no promise are done when they return: the result is then given at once.
    */
-  async deliver (event: AnyProviderCallbackEvent, request: FastifyRequest): Promise<boolean> {
+  deliver (event: AnyProviderCallbackEvent, request: FastifyRequest): MaybePromise<boolean> {
     const named = this.#byName.get(event.name)
     const any = this.#any
-    // One handler, the common case, is awaited directly: no arrays or wrappers per event.
-    if (named === undefined && any.length === 1) return await run(any[0]!, event, request)
-    if (named?.length === 1 && any.length === 0) return await run(named[0]!, event, request)
-    const results = await Promise.all([...named ?? [], ...any].map(handler => run(handler, event, request)))
-    return !results.includes(false)
+    // One handler, the common case: no arrays per event.
+    if (named === undefined && any.length === 1) return run(any[0]!, event, request)
+    if (named?.length === 1 && any.length === 0) return run(named[0]!, event, request)
+    const results = [...named ?? [], ...any].map(handler => run(handler, event, request))
+    if (!results.some(isPromiseLike)) return !results.includes(false)
+    return Promise.all(results).then(settled => !settled.includes(false))
   }
 
   #assertKnown (name: string): void {
@@ -125,14 +128,20 @@ export class CallbackEvents implements ProviderCallbacks {
 }
 
 // A failure is logged with the event's id and reported as false; it never stops other handlers.
-async function run (handler: Handler, event: AnyProviderCallbackEvent, request: FastifyRequest): Promise<boolean> {
+function run (handler: Handler, event: AnyProviderCallbackEvent, request: FastifyRequest): MaybePromise<boolean> {
+  let result
   try {
-    await handler(event, request)
-    return true
+    result = handler(event, request)
   } catch (error) {
-    request.log.error({ err: error, event: event.id }, `a '${event.name}' handler failed`)
-    return false
+    return failed(error, event, request)
   }
+  if (!isPromiseLike(result)) return true
+  return Promise.resolve(result).then(() => true, (error: unknown) => failed(error, event, request))
+}
+
+function failed (error: unknown, event: AnyProviderCallbackEvent, request: FastifyRequest): false {
+  request.log.error({ err: error, event: event.id }, `a '${event.name}' handler failed`)
+  return false
 }
 
 function assertFunction (value: unknown, what: string): void {

@@ -34,12 +34,12 @@ const plugin: FastifyPluginAsync<ProviderCallbacksOptions> = async (fastify, opt
   // also keeps the plugin's parsers, validator and error handler away from the host's routes.
   await fastify.register(async scope => {
     scope.setValidatorCompiler(typeboxValidatorCompiler)
-    const { idempotency, windows, retryAfter } = resolved
+    const { idempotency, windows, retryAfter, handlerTimeout } = resolved
     if (edis !== undefined) {
-      await scope.register(edisRoutes, { settings: edis, deliver: deliverOnce(events, idempotency, windows.edis, fastify.log), retryAfter })
+      await scope.register(edisRoutes, { settings: edis, deliver: deliverOnce(events, idempotency, windows.edis, fastify.log), retryAfter, handlerTimeout })
     }
     if (voximplant !== undefined) {
-      await scope.register(voximplantRoutes, { settings: voximplant, deliver: deliverOnce(events, idempotency, windows.voximplant, fastify.log), retryAfter })
+      await scope.register(voximplantRoutes, { settings: voximplant, deliver: deliverOnce(events, idempotency, windows.voximplant, fastify.log), retryAfter, handlerTimeout })
     }
   }, { prefix: resolved.prefix })
 }

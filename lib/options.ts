@@ -13,9 +13,9 @@ export interface EdisOptions {
   /** Route path under `prefix`. Default `'/edis'`. */
   path?: string
   /** `callback_user`/`callback_pw` of the hook; several during a rotation. */
-  credentials?: EdisCredentials | EdisCredentials[]
+  credentials?: EdisCredentials | readonly EdisCredentials[]
   /** Addresses or CIDR ranges callbacks may come from, matched against `request.ip`. */
-  allowedIps?: string[]
+  allowedIps?: readonly string[]
   /** Largest body accepted, in bytes. Default 16 KiB; EDIS sends about a hundred bytes. */
   bodyLimit?: number
 }
@@ -24,11 +24,11 @@ export interface VoximplantOptions {
   /** Route path under `prefix`. Default `'/voximplant'`. */
   path?: string
   /** `{ apiKey, salt }`; several during a rotation; each optionally limited to one `accountId`. */
-  secret?: ScopedVoximplantSecret | ScopedVoximplantSecret[]
+  secret?: ScopedVoximplantSecret | readonly ScopedVoximplantSecret[]
   /** Looks up an account's secret(s) instead: called once per account in a batch. */
   getSecret?: VoximplantSecretLookup
   /** Addresses or CIDR ranges callbacks may come from, matched against `request.ip`. */
-  allowedIps?: string[]
+  allowedIps?: readonly string[]
   /** Largest body accepted, in bytes. Default 1 MiB. */
   bodyLimit?: number
   /** Most callbacks accepted in one batch. Default 1000. */
@@ -59,6 +59,12 @@ export interface ProviderCallbacksOptions {
   handlers?: ProviderCallbackHandlers
   /** Each event's handlers run to success once. Default: on, in memory; `false` turns it off. */
   idempotency?: IdempotencyOptions | false
+  /**
+   * How long a request waits for its handlers, in ms. Past it the answer is a 503 with Retry-After
+   * and the handlers go on; with idempotency on, the provider's retry then finds the event in
+   * flight (409) or done (200), never runs it twice. Default 10 s; `false` waits as long as they run.
+   */
+  handlerTimeout?: number | false
 }
 
 export interface ResolvedOptions {
@@ -70,6 +76,8 @@ export interface ResolvedOptions {
   windows: { edis: number, voximplant: number }
   /** Seconds, for the Retry-After of a 409 or 503. */
   retryAfter: number
+  /** ms; undefined: no limit. */
+  handlerTimeout: number | undefined
 }
 
 const SECOND = 1000
@@ -107,7 +115,8 @@ export function resolveOptions (options: ProviderCallbacksOptions): ResolvedOpti
       edis: positiveInteger(idempotency?.edisWindow ?? 24 * HOUR, 'idempotency.edisWindow'),
       voximplant: positiveInteger(idempotency?.voximplantWindow ?? 7 * 24 * HOUR, 'idempotency.voximplantWindow')
     },
-    retryAfter: Math.ceil(claimTtl / SECOND)
+    retryAfter: Math.ceil(claimTtl / SECOND),
+    handlerTimeout: options.handlerTimeout === false ? undefined : positiveInteger(options.handlerTimeout ?? 10 * SECOND, 'handlerTimeout')
   }
 }
 

@@ -4,17 +4,25 @@ import { memoryStore, type IdempotencyStore } from '../lib/index.js'
 import { appWith, EDIS_BODIES, FORM, postBatch, signedItem, VOX } from './helpers.js'
 
 const secret = { apiKey: VOX.apiKey, salt: VOX.salt }
+type StoreMode = 'async' | 'sync'
+const MODES: StoreMode[] = ['async', 'sync']
 const postEdis = (app: Awaited<ReturnType<typeof appWith>>['app'], body = EDIS_BODIES.canonical) =>
   app.inject({ method: 'POST', url: '/callbacks/edis', headers: { 'content-type': FORM }, payload: body })
 
-/** A memory store whose every call is counted, and made to fail while `failing` names the method. */
-function instrumented (inner: IdempotencyStore = memoryStore()) {
+/**
+ * A memory store whose every call is counted, and made to fail while `failing` names the method:
+ * async (a promise, rejected on failure) as a networked store, or synchronous (it throws).
+ */
+function instrumented (inner: IdempotencyStore = memoryStore(), mode: StoreMode = 'async') {
   const calls: string[] = []
   const failing = new Set<string>()
-  const wrap = <A extends unknown[], R>(name: string, fn: (...args: A) => Promise<R>) => async (...args: A): Promise<R> => {
-    calls.push(name)
-    if (failing.has(name)) throw new Error(`store down (${name})`)
-    return await fn(...args)
+  const wrap = <A extends unknown[], R>(name: string, fn: (...args: A) => R | Promise<R>) => {
+    const call = (...args: A): R | Promise<R> => {
+      calls.push(name)
+      if (failing.has(name)) throw new Error(`store down (${name})`)
+      return fn(...args)
+    }
+    return mode === 'sync' ? call : async (...args: A): Promise<R> => await call(...args)
   }
   const store: IdempotencyStore = {
     claim: wrap('claim', inner.claim),
@@ -117,44 +125,48 @@ t.test('a slow handler keeps its claim: it is refreshed while it runs', async t 
   t.ok(calls.filter(c => c === 'refresh').length >= 3, 'refreshed every third of the ttl')
 })
 
-t.test('a claim that cannot be refreshed is logged, and the handler still finishes', async t => {
-  const { default: Fastify } = await import('fastify')
-  const { default: providerCallbacks } = await import('../lib/index.js')
-  const { store, failing } = instrumented()
-  const lines: Array<{ msg: string, event?: string }> = []
-  const app = Fastify({ logger: { level: 'warn', stream: { write: (line: string) => { lines.push(JSON.parse(line)) } } } })
-  t.teardown(() => app.close())
-  await app.register(providerCallbacks, { edis: {}, idempotency: { store, claimTtl: 60 } })
-  app.providerCallbacks.on('traffic-threshold', async () => { await sleep(100) })
-  failing.add('refresh')
-  t.equal((await postEdis(app)).statusCode, 200)
-  t.ok(lines.some(l => l.msg === 'could not refresh a claim' && l.event === 'edis:kvm_123456_789012:80'))
-})
-
-t.test('the store unreachable: 503 with Retry-After and no handler run, unless failOpen', async t => {
-  for (const failOpen of [false, true]) {
-    const { store, failing } = instrumented()
-    const { app } = await appWith({ edis: {}, voximplant: { secret }, idempotency: { store, failOpen } })
+for (const mode of MODES) {
+  t.test(`a claim that cannot be refreshed is logged, and the handler still finishes (${mode} store)`, async t => {
+    const { default: Fastify } = await import('fastify')
+    const { default: providerCallbacks } = await import('../lib/index.js')
+    const { store, failing } = instrumented(undefined, mode)
+    const lines: Array<{ msg: string, event?: string }> = []
+    const app = Fastify({ logger: { level: 'warn', stream: { write: (line: string) => { lines.push(JSON.parse(line)) } } } })
     t.teardown(() => app.close())
-    const runs: string[] = []
-    app.providerCallbacks.onAny(event => { runs.push(event.id) })
-    failing.add('claim')
-    const edis = await postEdis(app)
-    const vox = await postBatch(app, [signedItem('min_balance', 1), signedItem('min_balance', 2)])
-    if (failOpen) {
-      t.same([edis.statusCode, vox.statusCode], [200, 200], 'failOpen: run unguarded')
-      t.equal(runs.length, 3)
-    } else {
-      t.same([edis.statusCode, vox.statusCode], [503, 503])
-      t.equal(edis.headers['retry-after'], '30')
-      t.same(edis.json(), { status: 'error', message: 'Callbacks cannot be processed right now; retry later.', code: 'FST_PROVIDER_CALLBACKS_STORE_UNAVAILABLE' })
-      t.equal(runs.length, 0, 'no handler ran')
-      failing.clear()
-      t.equal((await postBatch(app, [signedItem('min_balance', 1), signedItem('min_balance', 2)])).statusCode, 200, 'once it is back, the redelivery runs')
-      t.equal(runs.length, 2)
+    await app.register(providerCallbacks, { edis: {}, idempotency: { store, claimTtl: 60 } })
+    app.providerCallbacks.on('traffic-threshold', async () => { await sleep(100) })
+    failing.add('refresh')
+    t.equal((await postEdis(app)).statusCode, 200)
+    t.ok(lines.some(l => l.msg === 'could not refresh a claim' && l.event === 'edis:kvm_123456_789012:80'))
+  })
+}
+
+for (const mode of MODES) {
+  t.test(`the store unreachable: 503 with Retry-After and no handler run, unless failOpen (${mode} store)`, async t => {
+    for (const failOpen of [false, true]) {
+      const { store, failing } = instrumented(undefined, mode)
+      const { app } = await appWith({ edis: {}, voximplant: { secret }, idempotency: { store, failOpen } })
+      t.teardown(() => app.close())
+      const runs: string[] = []
+      app.providerCallbacks.onAny(event => { runs.push(event.id) })
+      failing.add('claim')
+      const edis = await postEdis(app)
+      const vox = await postBatch(app, [signedItem('min_balance', 1), signedItem('min_balance', 2)])
+      if (failOpen) {
+        t.same([edis.statusCode, vox.statusCode], [200, 200], 'failOpen: run unguarded')
+        t.equal(runs.length, 3)
+      } else {
+        t.same([edis.statusCode, vox.statusCode], [503, 503])
+        t.equal(edis.headers['retry-after'], '30')
+        t.same(edis.json(), { status: 'error', message: 'Callbacks cannot be processed right now; retry later.', code: 'FST_PROVIDER_CALLBACKS_STORE_UNAVAILABLE' })
+        t.equal(runs.length, 0, 'no handler ran')
+        failing.clear()
+        t.equal((await postBatch(app, [signedItem('min_balance', 1), signedItem('min_balance', 2)])).statusCode, 200, 'once it is back, the redelivery runs')
+        t.equal(runs.length, 2)
+      }
     }
-  }
-})
+  })
+}
 
 t.test('failOpen still answers 500 when an unguarded handler fails', async t => {
   const { store, failing } = instrumented()
@@ -164,44 +176,48 @@ t.test('failOpen still answers 500 when an unguarded handler fails', async t => 
   t.equal((await postEdis(app)).statusCode, 500)
 })
 
-t.test('a success is recorded even if the store blinks; if it stays down, 503', async t => {
-  const { store, failing, calls } = instrumented()
-  const { app } = await appWith({ edis: {}, idempotency: { store, claimTtl: 400 } })
-  t.teardown(() => app.close())
-  let runs = 0
-  app.providerCallbacks.on('traffic-threshold', () => { runs++ })
-  failing.add('complete')
-  setTimeout(() => failing.delete('complete'), 150)
-  t.equal((await postEdis(app)).statusCode, 200, 'complete was retried until the store came back')
-  t.ok(calls.filter(c => c === 'complete').length > 1)
-  t.equal((await postEdis(app)).statusCode, 200)
-  t.equal(runs, 1, 'and the redelivery found it done')
+for (const mode of MODES) {
+  t.test(`a success is recorded even if the store blinks; if it stays down, 503 (${mode} store)`, async t => {
+    const { store, failing, calls } = instrumented(undefined, mode)
+    const { app } = await appWith({ edis: {}, idempotency: { store, claimTtl: 400 } })
+    t.teardown(() => app.close())
+    let runs = 0
+    app.providerCallbacks.on('traffic-threshold', () => { runs++ })
+    failing.add('complete')
+    setTimeout(() => failing.delete('complete'), 150)
+    t.equal((await postEdis(app)).statusCode, 200, 'complete was retried until the store came back')
+    t.ok(calls.filter(c => c === 'complete').length > 1)
+    t.equal((await postEdis(app)).statusCode, 200)
+    t.equal(runs, 1, 'and the redelivery found it done')
 
-  failing.add('complete')
-  const down = await postEdis(app, EDIS_BODIES.percentTwenty)
-  t.equal(down.statusCode, 503, 'no record within the claim\'s ttl: the provider must retry')
-  t.equal(runs, 2)
-})
-
-t.test('a claim that cannot be released expires by itself', async t => {
-  const { store, failing } = instrumented()
-  const { app } = await appWith({ edis: {}, idempotency: { store, claimTtl: 100 } })
-  t.teardown(() => app.close())
-  let fail = true
-  let runs = 0
-  app.providerCallbacks.on('traffic-threshold', () => {
-    runs++
-    if (fail) throw new Error('x')
+    failing.add('complete')
+    const down = await postEdis(app, EDIS_BODIES.percentTwenty)
+    t.equal(down.statusCode, 503, 'no record within the claim\'s ttl: the provider must retry')
+    t.equal(runs, 2)
   })
-  failing.add('release')
-  t.equal((await postEdis(app)).statusCode, 500)
-  failing.clear()
-  fail = false
-  t.equal((await postEdis(app)).statusCode, 409, 'the claim is still there')
-  await sleep(150)
-  t.equal((await postEdis(app)).statusCode, 200, 'expired: the redelivery runs')
-  t.equal(runs, 2)
-})
+}
+
+for (const mode of MODES) {
+  t.test(`a claim that cannot be released expires by itself (${mode} store)`, async t => {
+    const { store, failing } = instrumented(undefined, mode)
+    const { app } = await appWith({ edis: {}, idempotency: { store, claimTtl: 100 } })
+    t.teardown(() => app.close())
+    let fail = true
+    let runs = 0
+    app.providerCallbacks.on('traffic-threshold', () => {
+      runs++
+      if (fail) throw new Error('x')
+    })
+    failing.add('release')
+    t.equal((await postEdis(app)).statusCode, 500)
+    failing.clear()
+    fail = false
+    t.equal((await postEdis(app)).statusCode, 409, 'the claim is still there')
+    await sleep(150)
+    t.equal((await postEdis(app)).statusCode, 200, 'expired: the redelivery runs')
+    t.equal(runs, 2)
+  })
+}
 
 t.test('a store without refresh works; its handlers must finish within the claim ttl', async t => {
   const inner = memoryStore()

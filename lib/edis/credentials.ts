@@ -1,4 +1,4 @@
-import { createHash, timingSafeEqual } from 'node:crypto'
+import { hash, timingSafeEqual } from 'node:crypto'
 
 export interface EdisCredentials {
   username: string
@@ -10,7 +10,7 @@ type Digest = Buffer
 // Comparing SHA-256 digests makes every comparison the same length, so neither the time taken
 // nor an early length mismatch tells a caller how long the expected value is.
 function digest (value: string): Digest {
-  return createHash('sha256').update(value, 'utf8').digest()
+  return hash('sha256', value, 'buffer')
 }
 
 /**

@@ -8,18 +8,47 @@ export type FormFields = Record<string, string | string[]>
 /**
  * Parses `application/x-www-form-urlencoded` text the lenient WHATWG way, as EDIS needs: its own
  * curl example sends raw spaces and a bare `%` (`details=Traffic usage reached 100%`), which
- * `decodeURIComponent` rejects. A repeated key keeps all its values, as an array, so the route can
- * refuse it by name. The result has no prototype: `__proto__` is a field like any other.
+ * `decodeURIComponent` rejects. The result is exactly `new URLSearchParams(text)`'s, at a fraction
+ * of its cost for the usual, well-encoded body. A repeated key keeps all its values, as an array,
+ * so the route can refuse it by name. The result has no prototype: `__proto__` is a field like any
+ * other.
  */
-export function parseForm (text: string): FormFields {
+export function parseForm (body: string): FormFields {
+  // As WHATWG encodes the text to UTF-8 first: a lone surrogate becomes U+FFFD.
+  const text = body.toWellFormed()
   const fields: FormFields = Object.create(null)
   let count = 0
-  for (const [key, value] of new URLSearchParams(text)) {
-    if (++count > MAX_FORM_FIELDS) {
-      throw invalidPayload([{ path: '', message: `must have at most ${MAX_FORM_FIELDS} fields` }])
+  let start = 0
+  while (start <= text.length) {
+    let end = text.indexOf('&', start)
+    if (end === -1) end = text.length
+    if (end > start) {
+      if (++count > MAX_FORM_FIELDS) {
+        throw invalidPayload([{ path: '', message: `must have at most ${MAX_FORM_FIELDS} fields` }])
+      }
+      let equals = text.indexOf('=', start)
+      if (equals === -1 || equals > end) equals = end
+      const key = decode(text.slice(start, equals))
+      const value = equals === end ? '' : decode(text.slice(equals + 1, end))
+      const seen = fields[key]
+      fields[key] = seen === undefined ? value : [...[seen].flat(), value]
     }
-    const seen = fields[key]
-    fields[key] = seen === undefined ? value : [...[seen].flat(), value]
+    start = end + 1
   }
   return fields
+}
+
+/**
+ * One name or value: `+` is a space, and `%XX` a byte of UTF-8. Text that decodeURIComponent
+ * refuses (a bare `%`, bytes that are not UTF-8) is decoded by URLSearchParams, which keeps the
+ * `%` and replaces bad bytes with U+FFFD, as WHATWG says.
+ */
+export function decode (text: string): string {
+  const spaced = text.includes('+') ? text.replaceAll('+', ' ') : text
+  if (!spaced.includes('%')) return spaced
+  try {
+    return decodeURIComponent(spaced)
+  } catch {
+    return new URLSearchParams(`=${text}`).get('')!
+  }
 }

@@ -2,14 +2,16 @@ import formbody from '@fastify/formbody'
 import type { FastifyInstance, FastifyRequest, onRequestHookHandler, preValidationHookHandler } from 'fastify'
 import { numberCoercion } from '../coerce.js'
 import { ForbiddenSourceError, invalidPayload, RepeatedFieldError, UnauthorizedError } from '../errors.js'
-import { assertDelivered, type Deliver } from '../idempotency/guard.js'
+import { assertDelivered, then, type Deliver, type Outcome } from '../idempotency/guard.js'
+import type { MaybePromise } from '../idempotency/store.js'
+import { answerWithin } from '../handler-timeout.js'
 import { errorHandler, replySchemas, SUCCESS } from '../replies.js'
 import { parseBasicAuthorization } from './credentials.js'
-import { parseForm, type FormFields } from './form.js'
-import { EdisTrafficRequestSchema, type EdisTrafficRequest } from './schema.js'
+import { decode, parseForm, type FormFields } from './form.js'
+import { EdisTrafficRequestSchema, type EdisTrafficThreshold } from './schema.js'
 
 const FORM = 'application/x-www-form-urlencoded'
-const CREDENTIAL_IN_QUERY = /([?&]callback_(?:user|pw)=)[^&]*/g
+const CREDENTIAL_FIELDS = new Set(['callback_user', 'callback_pw'])
 
 export interface EdisRouteSettings {
   path: string
@@ -22,10 +24,11 @@ interface EdisRouteOptions {
   settings: EdisRouteSettings
   deliver: Deliver
   retryAfter: number
+  handlerTimeout: number | undefined
 }
 
 /** POST and GET `<prefix><path>`: EDIS's traffic-threshold hook, in a scope of its own. */
-export async function edisRoutes (scope: FastifyInstance, { settings, deliver, retryAfter }: EdisRouteOptions): Promise<void> {
+export async function edisRoutes (scope: FastifyInstance, { settings, deliver, retryAfter, handlerTimeout }: EdisRouteOptions): Promise<void> {
   // Only form bodies here, parsed leniently; whatever the host registered (its JSON parser,
   // @fastify/formbody with other options) stays on the host's routes.
   scope.removeAllContentTypeParsers()
@@ -36,23 +39,27 @@ export async function edisRoutes (scope: FastifyInstance, { settings, deliver, r
   const coerceNumbers = numberCoercion(EdisTrafficRequestSchema) as (fields: FormFields) => FormFields
   const onRequest: onRequestHookHandler[] = []
   if (isAllowedSource !== undefined) {
-    onRequest.push(async request => {
+    onRequest.push((request, _reply, done) => {
       if (!isAllowedSource(request.ip)) throw new ForbiddenSourceError()
+      done()
     })
   }
   if (areValidCredentials !== undefined) {
     // Basic credentials are checked before the body is read; field credentials once it is.
-    onRequest.push(async request => {
+    onRequest.push((request, _reply, done) => {
       const header = request.headers.authorization
-      if (header === undefined) return
-      const given = parseBasicAuthorization(header)
-      if (given === undefined || !areValidCredentials(given.username, given.password)) throw new UnauthorizedError()
+      if (header !== undefined) {
+        const given = parseBasicAuthorization(header)
+        if (given === undefined || !areValidCredentials(given.username, given.password)) throw new UnauthorizedError()
+      }
+      done()
     })
   }
 
-  const prepareFields: preValidationHookHandler = async request => {
+  // Callback hooks, not async ones: they finish without a turn of the event loop.
+  const prepareFields: preValidationHookHandler = (request, _reply, done) => {
     const fields = readFields(request)
-    if (fields === undefined) return
+    if (fields === undefined) return done()
     if (areValidCredentials !== undefined && request.headers.authorization === undefined) {
       const { callback_user: username, callback_pw: password } = fields
       if (typeof username !== 'string' || typeof password !== 'string' || !areValidCredentials(username, password)) {
@@ -63,12 +70,22 @@ export async function edisRoutes (scope: FastifyInstance, { settings, deliver, r
     if (repeated.length > 0) {
       throw invalidPayload(repeated.map(key => ({ path: pointer(key), message: 'Expected the field once, got it repeated' })), RepeatedFieldError)
     }
+    // Credentials are checked: they go no further, not to an event and not to request.body for
+    // whatever hook runs next.
+    delete fields.callback_user
+    delete fields.callback_pw
     // Form values are strings; the schema documents trigger_value as the integer it means.
     coerceNumbers(fields)
+    done()
   }
 
-  const receive = async (request: FastifyRequest): Promise<typeof SUCCESS> => {
-    const { callback_user: _user, callback_pw: _password, ...payload } = (request.method === 'GET' ? request.query : request.body) as EdisTrafficRequest
+  // A 500, 409 or 503 makes EDIS (or whoever redelivers) try again.
+  const answer = (outcome: Outcome): typeof SUCCESS => {
+    assertDelivered(outcome, retryAfter)
+    return SUCCESS
+  }
+  const receive = (request: FastifyRequest): MaybePromise<typeof SUCCESS> => {
+    const payload = plainObject((request.method === 'GET' ? request.query : request.body) as FormFields) as unknown as EdisTrafficThreshold
     const event = {
       name: 'traffic-threshold',
       provider: 'edis',
@@ -76,9 +93,7 @@ export async function edisRoutes (scope: FastifyInstance, { settings, deliver, r
       payload,
       receivedAt: new Date()
     } as const
-    // A 500, 409 or 503 makes EDIS (or whoever redelivers) try again.
-    assertDelivered(await deliver(event, request), retryAfter)
-    return SUCCESS
+    return then(answerWithin(deliver(event, request), handlerTimeout, retryAfter, request), answer)
   }
 
   const route = {
@@ -121,15 +136,38 @@ function readFields (request: FastifyRequest): FormFields | undefined {
   return query
 }
 
+// The parsed fields have no prototype, so that a `__proto__` field is a field; handlers get a plain
+// object, that field still a field of its own.
+function plainObject (fields: FormFields): Record<string, unknown> {
+  const plain: Record<string, unknown> = {}
+  for (const key in fields) {
+    if (key === '__proto__') Object.defineProperty(plain, key, { value: fields[key], enumerable: true, writable: true, configurable: true })
+    else plain[key] = fields[key]
+  }
+  return plain
+}
+
 function pointer (key: string): string {
   return '/' + key.replaceAll('~', '~0').replaceAll('/', '~1')
+}
+
+// A field is redacted by its decoded name, as the parser reads it: `callback%5Fpw` is callback_pw.
+function withoutCredentials (url: string): string {
+  const start = url.indexOf('?')
+  if (start === -1) return url
+  const fields = url.slice(start + 1).split('&').map(field => {
+    const equals = field.indexOf('=')
+    const name = equals === -1 ? field : field.slice(0, equals)
+    return CREDENTIAL_FIELDS.has(decode(name)) ? `${name}=[redacted]` : field
+  })
+  return `${url.slice(0, start + 1)}${fields.join('&')}`
 }
 
 // Fastify's request serializer, except that a GET's query never logs a credential.
 function withoutQueryCredentials (request: FastifyRequest): Record<string, unknown> {
   return {
     method: request.method,
-    url: request.url.replace(CREDENTIAL_IN_QUERY, '$1[redacted]'),
+    url: withoutCredentials(request.url),
     host: request.host,
     remoteAddress: request.ip,
     remotePort: request.socket?.remotePort

@@ -3,7 +3,7 @@ import { setTimeout as sleep } from 'node:timers/promises'
 import type { FastifyBaseLogger, FastifyRequest } from 'fastify'
 import { HandlerFailedError, InFlightError, StoreUnavailableError } from '../errors.js'
 import type { AnyProviderCallbackEvent, CallbackEvents } from '../events.js'
-import type { IdempotencyStore } from './store.js'
+import { isPromiseLike, type ClaimResult, type IdempotencyStore, type MaybePromise } from './store.js'
 
 export interface IdempotencySettings {
   store: IdempotencyStore
@@ -16,8 +16,12 @@ export interface IdempotencySettings {
 /** What became of one event; a route's answer is the worst of its events'. */
 export type Outcome = 'delivered' | 'duplicate' | 'in-flight' | 'failed' | 'unavailable'
 
-/** Delivers one event of a provider, with that provider's deduplication window. */
-export type Deliver = (event: AnyProviderCallbackEvent, request: FastifyRequest) => Promise<Outcome>
+/**
+ * Delivers one event of a provider, with that provider's deduplication window. The outcome is
+ * given at once when the store and the handlers answered synchronously (the memory store and a
+ * handler that returns no promise): a batch then costs no turn of the event loop per item.
+ */
+export type Deliver = (event: AnyProviderCallbackEvent, request: FastifyRequest) => MaybePromise<Outcome>
 
 const RECORD_RETRY_INTERVAL = 100
 
@@ -31,7 +35,16 @@ let attempts = 0
  * Without settings (idempotency: false), it only runs the handlers.
  */
 export function deliverOnce (events: CallbackEvents, settings: IdempotencySettings | undefined, window: number, log: FastifyBaseLogger): Deliver {
-  // The claims of running handlers, refreshed together by one timer while there are any.
+  if (settings === undefined) {
+    return (event, request) => {
+      // Nothing listens: nothing to run.
+      if (!events.hasListeners(event.name)) return 'delivered'
+      return then(events.deliver(event, request), ran => ran ? 'delivered' : 'failed')
+    }
+  }
+  const { store, claimTtl, failOpen } = settings
+
+  // The claims of handlers still running, refreshed together by one timer while there are any.
   const held = new Map<string, string>()
   let refresher: NodeJS.Timeout | undefined
   const refreshHeld = (): void => {
@@ -41,66 +54,98 @@ export function deliverOnce (events: CallbackEvents, settings: IdempotencySettin
       refresher = undefined
     }
     for (const [key, owner] of held) {
-      settings!.store.refresh!(key, owner, settings!.claimTtl).catch((error: unknown) => log.warn({ err: error, event: key }, 'could not refresh a claim'))
+      attempt(() => store.refresh!(key, owner, claimTtl), error => log.warn({ err: error, event: key }, 'could not refresh a claim'))
     }
   }
-  const hold = (key: string, owner: string): void => {
-    if (settings!.store.refresh === undefined) return
-    held.set(key, owner)
-    refresher ??= setInterval(refreshHeld, settings!.claimTtl / 3).unref()
-  }
-  const letGo = (key: string): void => {
-    held.delete(key)
+
+  const unreachable = (error: unknown, event: AnyProviderCallbackEvent, request: FastifyRequest): MaybePromise<Outcome> => {
+    request.log.error({ err: error, event: event.id }, 'the idempotency store cannot be reached')
+    if (!failOpen) return 'unavailable'
+    return then(events.deliver(event, request), ran => ran ? 'delivered' : 'failed')
   }
 
-  return async function deliver (event, request) {
+  const afterRun = (ran: boolean, event: AnyProviderCallbackEvent, owner: string, request: FastifyRequest): MaybePromise<Outcome> => {
+    if (!ran) {
+      // A release that fails leaves the claim to expire, after which a redelivery runs the handlers.
+      const released = attempt(() => store.release(event.id, owner), error => request.log.error({ err: error, event: event.id }, 'could not release a claim'))
+      return then(released, () => 'failed')
+    }
+    let completed
+    try {
+      completed = store.complete(event.id, owner, window)
+    } catch (error) {
+      return record(store, event, owner, window, claimTtl, request, error)
+    }
+    if (!isPromiseLike(completed)) return 'delivered'
+    return Promise.resolve(completed).then(() => 'delivered', error => record(store, event, owner, window, claimTtl, request, error))
+  }
+
+  const afterClaim = (claim: ClaimResult, event: AnyProviderCallbackEvent, owner: string, request: FastifyRequest): MaybePromise<Outcome> => {
+    if (claim !== 'claimed') return claim === 'done' ? 'duplicate' : 'in-flight'
+    const ran = events.deliver(event, request)
+    // Handlers that finished at once cannot have outlived their claim; only pending ones are refreshed.
+    if (!isPromiseLike(ran)) return afterRun(ran, event, owner, request)
+    if (store.refresh !== undefined) {
+      held.set(event.id, owner)
+      refresher ??= setInterval(refreshHeld, claimTtl / 3).unref()
+    }
+    return ran.then(succeeded => {
+      held.delete(event.id)
+      return afterRun(succeeded, event, owner, request)
+    })
+  }
+
+  return function deliver (event, request) {
     // Nothing listens: nothing to run, so nothing to remember.
     if (!events.hasListeners(event.name)) return 'delivered'
-    if (settings === undefined) return await events.deliver(event, request) ? 'delivered' : 'failed'
-    const { store, claimTtl, failOpen } = settings
     const owner = `${PROCESS}:${++attempts}`
     let claim
     try {
-      claim = await store.claim(event.id, owner, claimTtl)
+      claim = store.claim(event.id, owner, claimTtl)
     } catch (error) {
-      request.log.error({ err: error, event: event.id }, 'the idempotency store cannot be reached')
-      if (!failOpen) return 'unavailable'
-      return await events.deliver(event, request) ? 'delivered' : 'failed'
+      return unreachable(error, event, request)
     }
-    if (claim !== 'claimed') return claim === 'done' ? 'duplicate' : 'in-flight'
-
-    hold(event.id, owner)
-    let succeeded
-    try {
-      succeeded = await events.deliver(event, request)
-    } finally {
-      letGo(event.id)
-    }
-    if (!succeeded) {
-      await store.release(event.id, owner).catch((error: unknown) => {
-        // The claim then expires by itself, after which a redelivery runs the handlers.
-        request.log.error({ err: error, event: event.id }, 'could not release a claim')
-      })
-      return 'failed'
-    }
-    return await record(store, event, owner, window, claimTtl, request) ? 'delivered' : 'unavailable'
+    if (!isPromiseLike(claim)) return afterClaim(claim, event, owner, request)
+    return Promise.resolve(claim).then(
+      claimed => afterClaim(claimed, event, owner, request),
+      error => unreachable(error, event, request)
+    )
   }
 }
 
-// The handlers succeeded: that must be recorded, or a redelivery would run them again. While the
-// claim lives, nobody else runs the event, so a store that is briefly down is retried until then.
-async function record (store: IdempotencyStore, event: AnyProviderCallbackEvent, owner: string, window: number, claimTtl: number, request: FastifyRequest): Promise<boolean> {
+/** `next` of a value, now if it is here, once it is if it is a promise. */
+export function then<T, U> (value: MaybePromise<T>, next: (value: T) => MaybePromise<U>): MaybePromise<U> {
+  return isPromiseLike(value) ? Promise.resolve(value).then(next) : next(value)
+}
+
+// Calls a store method whose failure is only logged, whether it throws or rejects.
+function attempt (call: () => MaybePromise<void>, onError: (error: unknown) => void): Promise<void> | undefined {
+  try {
+    const result = call()
+    if (isPromiseLike(result)) return Promise.resolve(result).catch(onError)
+  } catch (error) {
+    onError(error)
+  }
+}
+
+// The handlers succeeded, but the store did not take it (`error`): that must be recorded, or a
+// redelivery would run them again. While the claim lives, nobody else runs the event, so a store
+// that is briefly down is retried until then.
+async function record (
+  store: IdempotencyStore, event: AnyProviderCallbackEvent, owner: string, window: number, claimTtl: number, request: FastifyRequest, error: unknown
+): Promise<Outcome> {
   const deadline = Date.now() + claimTtl
   for (;;) {
+    if (Date.now() + RECORD_RETRY_INTERVAL >= deadline) {
+      request.log.error({ err: error, event: event.id }, 'could not record a delivered event; a redelivery may run it again')
+      return 'unavailable'
+    }
+    await sleep(RECORD_RETRY_INTERVAL)
     try {
       await store.complete(event.id, owner, window)
-      return true
-    } catch (error) {
-      if (Date.now() + RECORD_RETRY_INTERVAL >= deadline) {
-        request.log.error({ err: error, event: event.id }, 'could not record a delivered event; a redelivery may run it again')
-        return false
-      }
-      await sleep(RECORD_RETRY_INTERVAL)
+      return 'delivered'
+    } catch (retryError) {
+      error = retryError
     }
   }
 }

@@ -4,26 +4,37 @@
  */
 export type ClaimResult = 'claimed' | 'in-flight' | 'done'
 
+/** A store's answer: the value itself from a store in memory, a promise of it from one over a network. */
+export type MaybePromise<T> = T | Promise<T>
+
 /**
  * Where the plugin records which events ran, so that each event's handlers run to success once,
  * across replicas and redeliveries. Keys are event ids (`voximplant:<account_id>:<callback_id>`,
  * `edis:<kvm>:<trigger_value>`); `owner` is a token unique to one delivery attempt; times are in
- * milliseconds. Every method may reject when the store cannot be reached: the plugin then answers
- * 503 and runs no handler. A store for PostgreSQL, DynamoDB or anything else implements these:
+ * milliseconds. Every method may throw or reject when the store cannot be reached: the plugin then
+ * answers 503 and runs no handler. A method may answer synchronously, as `memoryStore` does: the
+ * plugin then spends no turn of the event loop on it. A store for PostgreSQL, DynamoDB or anything
+ * else implements these:
  */
 export interface IdempotencyStore {
   /**
    * Atomically: if `key` is unknown or its claim expired, claim it for `owner` for `ttl` and
    * return 'claimed'; if it is done, 'done'; if another owner's claim is live, 'in-flight'.
    */
-  claim(key: string, owner: string, ttl: number): Promise<ClaimResult>
+  claim(key: string, owner: string, ttl: number): MaybePromise<ClaimResult>
   /**
    * Extends `owner`'s live claim to `ttl` from now; called while a slow handler runs. Optional:
    * without it a handler must finish within the claim's ttl, or a redelivery may run it again.
    */
-  refresh?(key: string, owner: string, ttl: number): Promise<void>
+  refresh?(key: string, owner: string, ttl: number): MaybePromise<void>
   /** The handlers succeeded: remember `key` as done for `ttl` (the deduplication window). */
-  complete(key: string, owner: string, ttl: number): Promise<void>
+  complete(key: string, owner: string, ttl: number): MaybePromise<void>
   /** The handlers failed: drop `owner`'s claim (and only its own), so a redelivery runs them. */
-  release(key: string, owner: string): Promise<void>
+  release(key: string, owner: string): MaybePromise<void>
+}
+
+/** Whether a store's or a handler's answer is still to come. */
+export function isPromiseLike (value: unknown): value is PromiseLike<unknown> {
+  // The type test first: most answers are strings, booleans or undefined, looked at no further.
+  return (typeof value === 'object' || typeof value === 'function') && value !== null && typeof (value as PromiseLike<unknown>).then === 'function'
 }

@@ -1,4 +1,4 @@
-import { createHash, timingSafeEqual } from 'node:crypto'
+import { hash as oneShotHash, timingSafeEqual } from 'node:crypto'
 
 /** What Voximplant signs a callback with: the account's API key and the webhook's security salt. */
 export interface VoximplantSecret {
@@ -9,13 +9,10 @@ export interface VoximplantSecret {
 
 const HEX_MD5 = /^[0-9a-fA-F]{32}$/
 
-function digest (secret: VoximplantSecret, accountId: number, callbackId: number): Buffer {
-  return createHash('md5').update(`${secret.salt ?? ''}${accountId}${secret.apiKey}${callbackId}`, 'utf8').digest()
-}
-
 /** md5(salt + account_id + api_key + callback_id) in lowercase hex, as Voximplant computes it. */
 export function voximplantHash (secret: VoximplantSecret, accountId: number, callbackId: number): string {
-  return digest(secret, accountId, callbackId).toString('hex')
+  // The one-shot hash: for a string this short, half the time of a createHash object.
+  return oneShotHash('md5', `${secret.salt ?? ''}${accountId}${secret.apiKey}${callbackId}`, 'hex')
 }
 
 /**
@@ -28,7 +25,7 @@ export function isSignedBy (secrets: readonly VoximplantSecret[], accountId: num
   const given = Buffer.from(hash, 'hex')
   let signed = false
   for (const secret of secrets) {
-    signed = timingSafeEqual(digest(secret, accountId, callbackId), given) || signed
+    signed = timingSafeEqual(Buffer.from(voximplantHash(secret, accountId, callbackId), 'hex'), given) || signed
   }
   return signed
 }

@@ -1,11 +1,13 @@
-import type { FastifyInstance, FastifyRequest, onRequestHookHandler } from 'fastify'
+import type { FastifyInstance, FastifyRequest, onRequestHookHandler, preValidationHookHandler } from 'fastify'
 import sjson from 'secure-json-parse'
 import { numberCoercion } from '../coerce.js'
 import { BatchTooLargeError, ForbiddenSourceError, InternalError, MalformedBodyError, UnauthorizedError } from '../errors.js'
 import type { AnyProviderCallbackEvent } from '../events.js'
-import { assertDelivered, worse, type Deliver, type Outcome } from '../idempotency/guard.js'
+import { assertDelivered, then, worse, type Deliver, type Outcome } from '../idempotency/guard.js'
+import { isPromiseLike, type MaybePromise } from '../idempotency/store.js'
+import { answerWithin } from '../handler-timeout.js'
 import { errorHandler, replySchemas, SUCCESS } from '../replies.js'
-import { isSignedBy } from './hash.js'
+import { isSignedBy, type VoximplantSecret } from './hash.js'
 import {
   kebab, nestedPayloadTypes, VoximplantCallbackSchemas, VoximplantCommonFieldsSchema, voximplantBatchSchema,
   type VoximplantCallback, type VoximplantUnknownCallback
@@ -28,6 +30,7 @@ interface VoximplantRouteOptions {
   settings: VoximplantRouteSettings
   deliver: Deliver
   retryAfter: number
+  handlerTimeout: number | undefined
 }
 
 type Item = Record<string, unknown>
@@ -39,7 +42,7 @@ const coerceCommonFields = numberCoercion(VoximplantCommonFieldsSchema)!
 const eventNames = new Map(Object.keys(VoximplantCallbackSchemas).map(type => [type, kebab(type)]))
 
 /** POST `<prefix><path>`: Voximplant's account callbacks, in a scope of their own. */
-export async function voximplantRoutes (scope: FastifyInstance, { settings, deliver, retryAfter }: VoximplantRouteOptions): Promise<void> {
+export async function voximplantRoutes (scope: FastifyInstance, { settings, deliver, retryAfter, handlerTimeout }: VoximplantRouteOptions): Promise<void> {
   const { bodyLimit, maxItems, secretsOf, isAllowedSource } = settings
   scope.removeAllContentTypeParsers()
   scope.addContentTypeParser(JSON_TYPES, { parseAs: 'string', bodyLimit }, (_request, text, done) => {
@@ -55,47 +58,27 @@ export async function voximplantRoutes (scope: FastifyInstance, { settings, deli
 
   const onRequest: onRequestHookHandler[] = []
   if (isAllowedSource !== undefined) {
-    onRequest.push(async request => {
+    onRequest.push((request, _reply, done) => {
       if (!isAllowedSource(request.ip)) throw new ForbiddenSourceError()
+      done()
     })
   }
 
   // Before the schema: the batch is bounded, made canonical, and every item's hash checked, so a
   // forged batch is a 401 whatever else is wrong with it, and nothing unsigned is looked at further.
-  const authenticate = async (request: FastifyRequest): Promise<void> => {
-    const body = request.body as { callbacks?: unknown } | undefined
-    if (typeof body !== 'object' || body === null || !Array.isArray(body.callbacks)) return
-    const items: unknown[] = body.callbacks
-    if (items.length > maxItems) throw new BatchTooLargeError(maxItems)
-    const byAccount = new Map<number, Item[]>()
-    for (const item of items) {
-      if (typeof item !== 'object' || item === null) throw new UnauthorizedError()
-      canonicalise(item as Item)
-      const { account_id: accountId, callback_id: callbackId } = item as Item
-      if (!isId(accountId) || !isId(callbackId)) throw new UnauthorizedError()
-      const group = byAccount.get(accountId)
-      if (group === undefined) byAccount.set(accountId, [item as Item])
-      else group.push(item as Item)
-    }
-    for (const [accountId, accountItems] of byAccount) {
-      let secrets
-      try {
-        secrets = await secretsOf(accountId, request)
-      } catch (error) {
-        throw new InternalError({ cause: error })
-      }
-      for (const item of accountItems) {
-        if (!isSignedBy(secrets, accountId, item.callback_id as number, item.hash)) throw new UnauthorizedError()
-      }
-    }
+  // A callback hook, not an async one: with static secrets it finishes without a turn of the loop.
+  const authenticate: preValidationHookHandler = (request, _reply, done) => {
+    const byAccount = itemsByAccount(request.body, maxItems)
+    const pending = byAccount === undefined ? undefined : verify(byAccount.entries(), secretsOf, request)
+    if (pending === undefined) done()
+    else pending.then(() => { done() }, done)
   }
 
-  const receive = async (request: FastifyRequest): Promise<typeof SUCCESS> => {
-    const receivedAt = new Date()
-    let outcome: Outcome = 'delivered'
+  const deliverAll = (items: Batch['callbacks'], from: number, outcome: Outcome, receivedAt: Date, request: FastifyRequest): MaybePromise<Outcome> => {
     // In order, and on past a failed or busy item: the answer is a 500 or 409 only once every item
     // had its turn. A store that cannot be reached stops the batch: nothing more can be guarded.
-    for (const payload of (request.body as Batch).callbacks) {
+    for (let i = from; i < items.length && outcome !== 'unavailable'; i++) {
+      const payload = items[i]!
       const event = {
         name: eventNames.get(payload.type) ?? kebab(payload.type),
         provider: 'voximplant',
@@ -103,12 +86,19 @@ export async function voximplantRoutes (scope: FastifyInstance, { settings, deli
         payload,
         receivedAt
       } as const
-      outcome = worse(outcome, await deliver(event as AnyProviderCallbackEvent, request))
-      if (outcome === 'unavailable') break
+      const delivered = deliver(event as AnyProviderCallbackEvent, request)
+      if (isPromiseLike(delivered)) return delivered.then(settled => deliverAll(items, i + 1, worse(outcome, settled), receivedAt, request))
+      outcome = worse(outcome, delivered)
     }
+    return outcome
+  }
+  const answer = (outcome: Outcome): typeof SUCCESS => {
     assertDelivered(outcome, retryAfter)
     return SUCCESS
   }
+  // Not async: when every handler and the store answered at once, so does the route.
+  const receive = (request: FastifyRequest): MaybePromise<typeof SUCCESS> =>
+    then(answerWithin(deliverAll((request.body as Batch).callbacks, 0, 'delivered', new Date(), request), handlerTimeout, retryAfter, request), answer)
 
   scope.route({
     method: 'POST',
@@ -124,6 +114,49 @@ export async function voximplantRoutes (scope: FastifyInstance, { settings, deli
       response: replySchemas(400, 401, 403, 409, 413, 415, 500, 503)
     }
   })
+}
+
+// The items of a batch by account, once the batch is bounded and each item has ids to check;
+// undefined when the body has no list of items, which the schema then reports.
+function itemsByAccount (body: unknown, maxItems: number): Map<number, Item[]> | undefined {
+  const items = (body as { callbacks?: unknown } | null | undefined)?.callbacks
+  if (!Array.isArray(items)) return undefined
+  if (items.length > maxItems) throw new BatchTooLargeError(maxItems)
+  const byAccount = new Map<number, Item[]>()
+  for (const item of items as unknown[]) {
+    if (typeof item !== 'object' || item === null) throw new UnauthorizedError()
+    canonicalise(item as Item)
+    const { account_id: accountId, callback_id: callbackId } = item as Item
+    if (!isId(accountId) || !isId(callbackId)) throw new UnauthorizedError()
+    const group = byAccount.get(accountId)
+    if (group === undefined) byAccount.set(accountId, [item as Item])
+    else group.push(item as Item)
+  }
+  return byAccount
+}
+
+// Checks every account's items against its secrets; a promise only once a lookup gives one, so
+// static secrets are checked without a turn of the event loop.
+function verify (accounts: Iterator<[number, Item[]]>, secretsOf: SecretsOf, request: FastifyRequest): Promise<void> | undefined {
+  for (let next = accounts.next(); next.done !== true; next = accounts.next()) {
+    const [accountId, items] = next.value
+    // Static secrets are an index that cannot fail; a lookup is async and can only reject.
+    const secrets = secretsOf(accountId, request)
+    if (isPromiseLike(secrets)) {
+      return secrets.then(
+        found => { assertSigned(found, accountId, items) },
+        (error: unknown) => { throw new InternalError({ cause: error }) }
+      ).then(() => verify(accounts, secretsOf, request))
+    }
+    assertSigned(secrets, accountId, items)
+  }
+  return undefined
+}
+
+function assertSigned (secrets: readonly VoximplantSecret[], accountId: number, items: Item[]): void {
+  for (const item of items) {
+    if (!isSignedBy(secrets, accountId, item.callback_id as number, item.hash)) throw new UnauthorizedError()
+  }
 }
 
 function isId (value: unknown): value is number {

@@ -1,0 +1,21 @@
+import type { FastifyRequest } from 'fastify'
+import { HandlerTimeoutError } from './errors.js'
+import { isPromiseLike, type MaybePromise } from './idempotency/store.js'
+
+/**
+ * What a route answers with, or, once `timeout` ms have passed with handlers still running, a 503
+ * with Retry-After. The handlers are not stopped (nothing can stop a promise): they go on, their
+ * outcome is recorded, and the provider's retry finds the event in flight or done. Work that
+ * finished at once costs no timer.
+ */
+export function answerWithin<T> (work: MaybePromise<T>, timeout: number | undefined, retryAfter: number, request: FastifyRequest): MaybePromise<T> {
+  if (timeout === undefined || !isPromiseLike(work)) return work
+  return new Promise<T>((resolve, reject) => {
+    const timer = setTimeout(() => {
+      request.log.warn({ timeout }, 'the callback\'s handlers are still running; answered 503 and let them go on')
+      reject(Object.assign(new HandlerTimeoutError(), { retryAfter }))
+    }, timeout)
+    // Settling after the timeout changes nothing; the timer goes however the work ends.
+    work.then(resolve, reject).finally(() => { clearTimeout(timer) })
+  })
+}
