@@ -1,0 +1,119 @@
+// Type tests of the idempotency store interface and the two stores (memoryStore, redisStore over
+// an ioredis client). index.test-d.ts already checks an object-literal store and a claim that
+// answers 'ok'; here a store is written as users write one: a class that implements the interface.
+import Fastify from 'fastify'
+import { Cluster, Redis } from 'ioredis'
+import providerCallbacks, {
+  type ClaimResult, type IdempotencyStore, type MemoryStoreOptions, type RedisClientLike, type RedisStoreOptions,
+  memoryStore, redisStore
+} from '../../lib/index.js'
+import { type Equal, expectType } from './assert.js'
+
+expectType<Equal<ClaimResult, 'claimed' | 'in-flight' | 'done'>>()
+
+// A store for another database: a class implementing the interface, with or without refresh.
+class SqlStore implements IdempotencyStore {
+  async claim (key: string, owner: string, ttl: number): Promise<ClaimResult> {
+    return key.length + owner.length + ttl > 0 ? 'claimed' : 'done'
+  }
+
+  async refresh (_key: string, _owner: string, _ttl: number): Promise<void> {}
+  async complete (_key: string, _owner: string, _ttl: number): Promise<void> {}
+  async release (_key: string, _owner: string): Promise<void> {}
+}
+class StoreWithoutRefresh implements IdempotencyStore {
+  async claim (): Promise<ClaimResult> { return 'in-flight' }
+  async complete (): Promise<void> {}
+  async release (): Promise<void> {}
+}
+const app = Fastify()
+await app.register(providerCallbacks, { edis: {}, idempotency: { store: new SqlStore() } })
+await app.register(providerCallbacks, { edis: {}, idempotency: { store: new StoreWithoutRefresh() } })
+
+// @ts-expect-error release is missing
+class MissingRelease implements IdempotencyStore {
+  async claim (): Promise<ClaimResult> { return 'claimed' }
+  async complete (): Promise<void> {}
+}
+// @ts-expect-error claim is missing
+class MissingClaim implements IdempotencyStore {
+  async complete (): Promise<void> {}
+  async release (): Promise<void> {}
+}
+class WrongClaimResult implements IdempotencyStore {
+  // @ts-expect-error claim answers 'claimed' | 'in-flight' | 'done', not a boolean
+  async claim (): Promise<boolean> { return true }
+  async complete (): Promise<void> {}
+  async release (): Promise<void> {}
+}
+class WrongClaimString implements IdempotencyStore {
+  // @ts-expect-error nor any string
+  async claim (): Promise<string> { return 'OK' }
+  async complete (): Promise<void> {}
+  async release (): Promise<void> {}
+}
+class WrongComplete implements IdempotencyStore {
+  async claim (): Promise<ClaimResult> { return 'claimed' }
+  // @ts-expect-error complete answers nothing
+  async complete (): Promise<number> { return 1 }
+  async release (): Promise<void> {}
+}
+class WrongKey implements IdempotencyStore {
+  // @ts-expect-error keys are strings
+  async claim (_key: number): Promise<ClaimResult> { return 'claimed' }
+  async complete (): Promise<void> {}
+  async release (): Promise<void> {}
+}
+class ExtraParameter implements IdempotencyStore {
+  async claim (): Promise<ClaimResult> { return 'claimed' }
+  async complete (): Promise<void> {}
+  // @ts-expect-error the plugin calls release(key, owner) and nothing more
+  async release (_key: string, _owner: string, _reason: string): Promise<void> {}
+}
+class WrongRefresh implements IdempotencyStore {
+  async claim (): Promise<ClaimResult> { return 'claimed' }
+  // @ts-expect-error refresh, when there is one, takes a ttl in ms
+  async refresh (_key: string, _owner: string, _ttl: string): Promise<void> {}
+  async complete (): Promise<void> {}
+  async release (): Promise<void> {}
+}
+// @ts-expect-error a store that is not one is refused by the option too
+await app.register(providerCallbacks, { edis: {}, idempotency: { store: new Map() } })
+
+// memoryStore: bounded, optional max and ttl; a store with a read-only size.
+expectType<Equal<MemoryStoreOptions, { max?: number, ttl?: number }>>()
+const memory = memoryStore()
+const bounded = memoryStore({ max: 100_000, ttl: 60_000 })
+const asStore: IdempotencyStore = bounded
+expectType<Equal<typeof memory.size, number>>()
+// @ts-expect-error size is read-only
+memory.size = 0
+// @ts-expect-error max is a number
+memoryStore({ max: '10000' })
+// @ts-expect-error an unknown option
+memoryStore({ maxKeys: 10 })
+
+// redisStore: over an ioredis client (or cluster) the host creates; any compatible client works.
+expectType<Equal<typeof redisStore, (client: RedisClientLike, options?: RedisStoreOptions) => IdempotencyStore>>()
+expectType<Equal<RedisStoreOptions, { prefix?: string }>>()
+declare const redis: Redis
+declare const cluster: Cluster
+const fromIoredis: IdempotencyStore = redisStore(redis)
+redisStore(cluster, { prefix: 'app:idempotency:' })
+redisStore(new Redis({ lazyConnect: true, enableOfflineQueue: false, commandTimeout: 500 }))
+const asLike: RedisClientLike = redis
+// A minimal compatible client.
+const compatible: RedisClientLike = {
+  set: async (_key: string, _value: string, _px: 'PX', _ttl: number, _nx?: 'NX') => 'OK' as const,
+  get: async () => null,
+  eval: async () => 1
+}
+redisStore(compatible)
+// @ts-expect-error a client without eval cannot release only its own claim
+redisStore({ set: compatible.set, get: compatible.get })
+// @ts-expect-error the prefix is a string
+redisStore(redis, { prefix: 1 })
+// @ts-expect-error the client comes first
+redisStore({ prefix: 'app:' })
+
+export { asStore, fromIoredis, asLike, MissingRelease, MissingClaim, WrongClaimResult, WrongClaimString, WrongComplete, WrongKey, ExtraParameter, WrongRefresh }
