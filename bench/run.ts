@@ -1,4 +1,4 @@
-// npm run bench [-- --rounds N --duration S --warmup S --connections N --only a,b --scenario x,y]
+// npm run bench [-- --rounds N --duration S --warmup S --connections N --only a,b --scenario x,y --cpu-prof DIR]
 //
 // Every server runs as a process of its own on 127.0.0.1; autocannon loads it from this process.
 // The servers are interleaved over rounds (each round: every server, every scenario, the order
@@ -32,7 +32,8 @@ const USAGE = `Usage: npm run bench [-- options]
   --warmup S        seconds of warm-up before each measured run (default 1)
   --connections N   autocannon connections (default 10)
   --only LIST       servers to run, and/or "extras": ${SERVERS.join(', ')}, ${EXTRAS} (default: all)
-  --scenario LIST   scenarios of the main table: ${SCENARIOS.map(s => s.name).join(', ')} (default: all)`
+  --scenario LIST   scenarios of the main table: ${SCENARIOS.map(s => s.name).join(', ')} (default: all)
+  --cpu-prof DIR    write each server process's CPU profile (node --cpu-prof) into DIR`
 
 function fail (message: string): never {
   console.error(`${message}\n\n${USAGE}`)
@@ -48,6 +49,7 @@ function options () {
       connections: { type: 'string', default: '10' },
       only: { type: 'string' },
       scenario: { type: 'string' },
+      'cpu-prof': { type: 'string' },
       help: { type: 'boolean', short: 'h' }
     }
   })
@@ -76,6 +78,7 @@ function options () {
     servers: SERVERS.filter(s => only === undefined || only.includes(s)),
     scenarios: SCENARIOS.filter(s => scenarios === undefined || scenarios.includes(s.name)),
     extras: only === undefined || only.includes(EXTRAS),
+    execArgv: values['cpu-prof'] === undefined ? [] : ['--cpu-prof', `--cpu-prof-dir=${values['cpu-prof']}`],
     argv: process.argv.slice(2).join(' ')
   }
 }
@@ -178,7 +181,7 @@ async function rounds (
   for (let round = 1; round <= opts.rounds; round++) {
     log(`round ${round}/${opts.rounds}`)
     for (const { server: name, scenarios, env } of rotate(plan, round - 1)) {
-      const server = await ServerProcess.start(name, env === undefined ? {} : { env: env(round) })
+      const server = await ServerProcess.start(name, { execArgv: opts.execArgv, ...(env === undefined ? {} : { env: env(round) }) })
       voximplant.restart()
       try {
         for (const scenario of rotate(scenarios, round - 1)) {
