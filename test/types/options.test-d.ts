@@ -144,6 +144,12 @@ expectType<Equal<IdempotencyOptions['claimTtl'], number | undefined>>()
 expectType<Equal<IdempotencyOptions['edisWindow'], number | undefined>>()
 expectType<Equal<IdempotencyOptions['voximplantWindow'], number | undefined>>()
 expectType<Equal<IdempotencyOptions['failOpen'], boolean | undefined>>()
+expectType<Equal<ProviderCallbacksOptions['handlerTimeout'], number | false | undefined>>()
+const handlerTimeoutOff: ProviderCallbacksOptions = { edis: {}, handlerTimeout: false }
+// @ts-expect-error handlerTimeout is in ms, or false
+const handlerTimeoutString: ProviderCallbacksOptions = { edis: {}, handlerTimeout: '10s' }
+// @ts-expect-error true is not a timeout
+const handlerTimeoutTrue: ProviderCallbacksOptions = { edis: {}, handlerTimeout: true }
 declare const redis: Redis
 await app.register(providerCallbacks, { edis: {}, idempotency: {} })
 await app.register(providerCallbacks, { edis: {}, idempotency: false })
@@ -166,7 +172,7 @@ const failOpenString: IdempotencyOptions = { failOpen: 'yes' }
 const windowTypo: IdempotencyOptions = { window: 1000 }
 
 export {
-  edisConst, voximplantConst, edisTrue, voximplantNull, edisPath, edisPassword, edisColon, edisRealm, edisIps, edisLimit, edisTypo, edisMaxItems,
+  edisConst, voximplantConst, handlerTimeoutOff, handlerTimeoutString, handlerTimeoutTrue, edisTrue, voximplantNull, edisPath, edisPassword, edisColon, edisRealm, edisIps, edisLimit, edisTypo, edisMaxItems,
   voxNoKey, voxKeyNumber, voxSaltNumber, voxAccountBoolean, voxBareKey, voxMaxItems, voxBodyLimit, voxIps, voxPath, voxTypo,
   lookupString, lookupPromiseString, lookupNoKey, lookupFalse, lookupRequest, lookupObject,
   idempotencyTrue, storeEmpty, storeRedis, ttlString, failOpenString, windowTypo

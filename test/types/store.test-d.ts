@@ -26,7 +26,21 @@ class StoreWithoutRefresh implements IdempotencyStore {
   async complete (): Promise<void> {}
   async release (): Promise<void> {}
 }
+// A store in memory may answer synchronously, method by method.
+class SyncStore implements IdempotencyStore {
+  claim (): ClaimResult { return 'claimed' }
+  refresh (): void {}
+  async complete (): Promise<void> {}
+  release (): void {}
+}
+class SyncWrongClaim implements IdempotencyStore {
+  // @ts-expect-error a synchronous claim still answers a ClaimResult
+  claim (): string { return 'OK' }
+  complete (): void {}
+  release (): void {}
+}
 const app = Fastify()
+await app.register(providerCallbacks, { edis: {}, idempotency: { store: new SyncStore() } })
 await app.register(providerCallbacks, { edis: {}, idempotency: { store: new SqlStore() } })
 await app.register(providerCallbacks, { edis: {}, idempotency: { store: new StoreWithoutRefresh() } })
 
@@ -86,6 +100,9 @@ const memory = memoryStore()
 const bounded = memoryStore({ max: 100_000, ttl: 60_000 })
 const asStore: IdempotencyStore = bounded
 expectType<Equal<typeof memory.size, number>>()
+// memoryStore answers synchronously, and says so in its type.
+expectType<Equal<ReturnType<typeof memory.claim>, ClaimResult>>()
+expectType<Equal<ReturnType<typeof memory.complete>, void>>()
 // @ts-expect-error size is read-only
 memory.size = 0
 // @ts-expect-error max is a number
@@ -116,4 +133,4 @@ redisStore(redis, { prefix: 1 })
 // @ts-expect-error the client comes first
 redisStore({ prefix: 'app:' })
 
-export { asStore, fromIoredis, asLike, MissingRelease, MissingClaim, WrongClaimResult, WrongClaimString, WrongComplete, WrongKey, ExtraParameter, WrongRefresh }
+export { asStore, fromIoredis, asLike, MissingRelease, MissingClaim, WrongClaimResult, WrongClaimString, WrongComplete, WrongKey, ExtraParameter, WrongRefresh, SyncWrongClaim }
