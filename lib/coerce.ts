@@ -1,8 +1,9 @@
 import { Kind, type TSchema } from '@sinclair/typebox'
 
-// Decimal text only: no exponents, hex, padding or leading zeros, and at most 15 digits so the
-// number is exact and prints back to the same text (a Voximplant hash covers the ids' text).
-const INTEGER_TEXT = /^-?(?:0|[1-9]\d{0,14})$/
+// Decimal text only: no exponents, hex, padding or leading zeros, and exact numbers, so that the
+// number prints back to the same text (a Voximplant hash covers the ids' text): integers up to
+// Number.MAX_SAFE_INTEGER (16 digits), fractions up to 15 significant digits before the point.
+const INTEGER_TEXT = /^-?(?:0|[1-9]\d{0,15})$/
 const NUMBER_TEXT = /^-?(?:0|[1-9]\d{0,14})(?:\.\d{1,15})?$/
 
 type Coerce = (value: unknown) => unknown
@@ -16,7 +17,7 @@ type Coerce = (value: unknown) => unknown
 export function numberCoercion (schema: TSchema): Coerce | undefined {
   switch (schema[Kind]) {
     case 'Integer':
-      return value => typeof value === 'string' && INTEGER_TEXT.test(value) ? Number(value) : value
+      return value => typeof value === 'string' && INTEGER_TEXT.test(value) && Number.isSafeInteger(Number(value)) ? Number(value) : value
     case 'Number':
       return value => typeof value === 'string' && NUMBER_TEXT.test(value) ? Number(value) : value
     case 'Union': {

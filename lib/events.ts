@@ -99,9 +99,13 @@ export class CallbackEvents implements ProviderCallbacks {
     return this
   }
 
-  /** Whether anything listens for `name`, so nothing is claimed or run for events nobody reads. */
-  hasListeners (name: string): boolean {
-    return this.#any.length > 0 || this.#byName.has(name)
+  /**
+   * Whether anything listens for the event, so nothing is claimed or run for events nobody reads.
+   * An event of a type this version does not know (`known` false) is for onAny listeners only,
+   * even if its name happens to be a known one.
+   */
+  hasListeners (name: string, known: boolean): boolean {
+    return this.#any.length > 0 || (known && this.#byName.has(name))
   }
 
   /**
@@ -109,8 +113,8 @@ export class CallbackEvents implements ProviderCallbacks {
    * event's id and makes the result false; it never stops the other handlers. Handlers that return
    * no promise are done when they return: the result is then given at once.
    */
-  deliver (event: AnyProviderCallbackEvent, request: FastifyRequest): MaybePromise<boolean> {
-    const named = this.#byName.get(event.name)
+  deliver (event: AnyProviderCallbackEvent, request: FastifyRequest, known: boolean): MaybePromise<boolean> {
+    const named = known ? this.#byName.get(event.name) : undefined
     const any = this.#any
     // One handler, the common case: no arrays per event.
     if (named === undefined && any.length === 1) return run(any[0]!, event, request)

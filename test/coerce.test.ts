@@ -20,3 +20,13 @@ t.test('only what the schema calls a number is converted, and only from decimal 
 t.test('a schema without numbers needs no coercion', async t => {
   t.equal(numberCoercion(Type.Object({ a: Type.String(), b: Type.Union([Type.String(), Type.Boolean()]), c: Type.Array(Type.String()) })), undefined)
 })
+
+t.test('integer text is read up to the largest safe integer, and no further: the number must print back as sent', async t => {
+  const coerce = numberCoercion(Type.Object({ id: Type.Integer() }))!
+  const read = (id: string): unknown => (coerce({ id }) as { id: unknown }).id
+  t.equal(read('123456789012345'), 123456789012345, '15 digits')
+  t.equal(read('9007199254740991'), 9007199254740991, '16 digits, Number.MAX_SAFE_INTEGER')
+  t.equal(read('9007199254740993'), '9007199254740993', 'past it the number would not be exact: left as text')
+  t.equal(read('12345678901234567'), '12345678901234567', '17 digits')
+  t.equal(read('0123'), '0123', 'a leading zero would not print back')
+})

@@ -89,6 +89,10 @@ t.test('credentials are checked before the body is validated', async t => {
   t.teardown(() => app.close())
   const res = await app.inject({ method: 'POST', url: '/callbacks/edis', headers: { 'content-type': FORM }, payload: 'trigger_value=x&trigger_value=y' })
   t.equal(res.statusCode, 401, 'an unauthenticated caller learns nothing about what the body got wrong')
+  // Found by the fuzz suite: a POST with no body and no content type was a 400.
+  const empty = await app.inject({ method: 'POST', url: '/callbacks/edis' })
+  t.equal(empty.statusCode, 401, 'nor does one that sends no body at all')
+  t.equal(empty.json().code, 'FST_PROVIDER_CALLBACKS_UNAUTHORIZED')
 })
 
 t.test('several credentials during a rotation: each one works', async t => {

@@ -215,6 +215,21 @@ t.test('a type this version does not know is acknowledged and reaches onAny list
   t.equal(signedUnknown.statusCode, 401, 'unknown types are verified like any other')
 })
 
+t.test('an unknown type whose name looks like a known event reaches onAny only, never that event\'s handlers', async t => {
+  const { app, events } = await appWith({ voximplant: { secret } })
+  t.teardown(() => app.close())
+  const named: string[] = []
+  app.providerCallbacks.on('min-balance', event => { named.push(event.id) })
+  app.providerCallbacks.on('traffic-threshold', event => { named.push(event.id) })
+  // Found by the fuzz suite: these were named 'min-balance' and 'traffic-threshold' and ran their handlers.
+  const lookalikes = [signedItem('min-balance', 30), signedItem('traffic-threshold', 31), signedItem('traffic_threshold', 32)]
+  t.equal((await postBatch(app, lookalikes)).statusCode, 200)
+  t.same(events.map(e => e.name), ['min-balance', 'traffic-threshold', 'traffic-threshold'], 'onAny gets them, under their kebab-case names')
+  t.same(named, [], 'no named handler ran')
+  t.equal((await postBatch(app, [signedItem('min_balance', 33)])).statusCode, 200)
+  t.same(named, [`voximplant:${VOX.accountId}:33`], 'the real min_balance still does')
+})
+
 t.test('a batch is processed in order; a failing handler makes a 500 after the rest ran', async t => {
   const { app } = await appWith({ voximplant: { secret } })
   t.teardown(() => app.close())

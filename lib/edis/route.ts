@@ -59,13 +59,14 @@ export async function edisRoutes (scope: FastifyInstance, { settings, deliver, r
   // Callback hooks, not async ones: they finish without a turn of the event loop.
   const prepareFields: preValidationHookHandler = (request, _reply, done) => {
     const fields = readFields(request)
-    if (fields === undefined) return done()
     if (areValidCredentials !== undefined && request.headers.authorization === undefined) {
-      const { callback_user: username, callback_pw: password } = fields
+      // No body at all has no credentials either: a 401, as for any other request without them.
+      const { callback_user: username, callback_pw: password } = fields ?? {}
       if (typeof username !== 'string' || typeof password !== 'string' || !areValidCredentials(username, password)) {
         throw new UnauthorizedError()
       }
     }
+    if (fields === undefined) return done()
     const repeated = Object.keys(fields).filter(key => Array.isArray(fields[key]))
     if (repeated.length > 0) {
       throw invalidPayload(repeated.map(key => ({ path: pointer(key), message: 'Expected the field once, got it repeated' })), RepeatedFieldError)
@@ -93,7 +94,7 @@ export async function edisRoutes (scope: FastifyInstance, { settings, deliver, r
       payload,
       receivedAt: new Date()
     } as const
-    return then(answerWithin(deliver(event, request), handlerTimeout, retryAfter, request), answer)
+    return then(answerWithin(deliver(event, request, true), handlerTimeout, retryAfter, request), answer)
   }
 
   const route = {

@@ -17,11 +17,12 @@ export interface IdempotencySettings {
 export type Outcome = 'delivered' | 'duplicate' | 'in-flight' | 'failed' | 'unavailable'
 
 /**
- * Delivers one event of a provider, with that provider's deduplication window. The outcome is
+ * Delivers one event of a provider, with that provider's deduplication window; an event of a type
+ * this version does not know (`known` false) only to onAny listeners. The outcome is
  * given at once when the store and the handlers answered synchronously (the memory store and a
  * handler that returns no promise): a batch then costs no turn of the event loop per item.
  */
-export type Deliver = (event: AnyProviderCallbackEvent, request: FastifyRequest) => MaybePromise<Outcome>
+export type Deliver = (event: AnyProviderCallbackEvent, request: FastifyRequest, known: boolean) => MaybePromise<Outcome>
 
 const RECORD_RETRY_INTERVAL = 100
 
@@ -36,10 +37,10 @@ let attempts = 0
  */
 export function deliverOnce (events: CallbackEvents, settings: IdempotencySettings | undefined, window: number, log: FastifyBaseLogger): Deliver {
   if (settings === undefined) {
-    return (event, request) => {
+    return (event, request, known) => {
       // Nothing listens: nothing to run.
-      if (!events.hasListeners(event.name)) return 'delivered'
-      return then(events.deliver(event, request), ran => ran ? 'delivered' : 'failed')
+      if (!events.hasListeners(event.name, known)) return 'delivered'
+      return then(events.deliver(event, request, known), ran => ran ? 'delivered' : 'failed')
     }
   }
   const { store, claimTtl, failOpen } = settings
@@ -58,10 +59,10 @@ export function deliverOnce (events: CallbackEvents, settings: IdempotencySettin
     }
   }
 
-  const unreachable = (error: unknown, event: AnyProviderCallbackEvent, request: FastifyRequest): MaybePromise<Outcome> => {
+  const unreachable = (error: unknown, event: AnyProviderCallbackEvent, request: FastifyRequest, known: boolean): MaybePromise<Outcome> => {
     request.log.error({ err: error, event: event.id }, 'the idempotency store cannot be reached')
     if (!failOpen) return 'unavailable'
-    return then(events.deliver(event, request), ran => ran ? 'delivered' : 'failed')
+    return then(events.deliver(event, request, known), ran => ran ? 'delivered' : 'failed')
   }
 
   const afterRun = (ran: boolean, event: AnyProviderCallbackEvent, owner: string, request: FastifyRequest): MaybePromise<Outcome> => {
@@ -80,9 +81,9 @@ export function deliverOnce (events: CallbackEvents, settings: IdempotencySettin
     return Promise.resolve(completed).then(() => 'delivered', error => record(store, event, owner, window, claimTtl, request, error))
   }
 
-  const afterClaim = (claim: ClaimResult, event: AnyProviderCallbackEvent, owner: string, request: FastifyRequest): MaybePromise<Outcome> => {
+  const afterClaim = (claim: ClaimResult, event: AnyProviderCallbackEvent, owner: string, request: FastifyRequest, known: boolean): MaybePromise<Outcome> => {
     if (claim !== 'claimed') return claim === 'done' ? 'duplicate' : 'in-flight'
-    const ran = events.deliver(event, request)
+    const ran = events.deliver(event, request, known)
     // Handlers that finished at once cannot have outlived their claim; only pending ones are refreshed.
     if (!isPromiseLike(ran)) return afterRun(ran, event, owner, request)
     if (store.refresh !== undefined) {
@@ -95,20 +96,20 @@ export function deliverOnce (events: CallbackEvents, settings: IdempotencySettin
     })
   }
 
-  return function deliver (event, request) {
+  return function deliver (event, request, known) {
     // Nothing listens: nothing to run, so nothing to remember.
-    if (!events.hasListeners(event.name)) return 'delivered'
+    if (!events.hasListeners(event.name, known)) return 'delivered'
     const owner = `${PROCESS}:${++attempts}`
     let claim
     try {
       claim = store.claim(event.id, owner, claimTtl)
     } catch (error) {
-      return unreachable(error, event, request)
+      return unreachable(error, event, request, known)
     }
-    if (!isPromiseLike(claim)) return afterClaim(claim, event, owner, request)
+    if (!isPromiseLike(claim)) return afterClaim(claim, event, owner, request, known)
     return Promise.resolve(claim).then(
-      claimed => afterClaim(claimed, event, owner, request),
-      error => unreachable(error, event, request)
+      claimed => afterClaim(claimed, event, owner, request, known),
+      error => unreachable(error, event, request, known)
     )
   }
 }

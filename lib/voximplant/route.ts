@@ -79,14 +79,16 @@ export async function voximplantRoutes (scope: FastifyInstance, { settings, deli
     // had its turn. A store that cannot be reached stops the batch: nothing more can be guarded.
     for (let i = from; i < items.length && outcome !== 'unavailable'; i++) {
       const payload = items[i]!
+      const known = eventNames.get(payload.type)
       const event = {
-        name: eventNames.get(payload.type) ?? kebab(payload.type),
+        name: known ?? kebab(payload.type),
         provider: 'voximplant',
         id: `voximplant:${payload.account_id}:${payload.callback_id}`,
         payload,
         receivedAt
       } as const
-      const delivered = deliver(event as AnyProviderCallbackEvent, request)
+      // A type this version does not know goes to onAny only, whatever its name looks like.
+      const delivered = deliver(event as AnyProviderCallbackEvent, request, known !== undefined)
       if (isPromiseLike(delivered)) return delivered.then(settled => deliverAll(items, i + 1, worse(outcome, settled), receivedAt, request))
       outcome = worse(outcome, delivered)
     }
