@@ -3,20 +3,23 @@ import { invalidPayload } from '../errors.js'
 /** More fields than any EDIS callback has; beyond it a body is refused before anything reads it. */
 export const MAX_FORM_FIELDS = 64
 
-export type FormFields = Record<string, string | string[]>
+/** Set on a parsed form when a field came more than once: their names, for the route's 400. */
+export const REPEATED = Symbol('fastify-provider-callbacks: repeated fields')
+
+export type FormFields = Record<string, string | string[]> & { [REPEATED]?: string[] }
 
 /**
  * Parses `application/x-www-form-urlencoded` text the lenient WHATWG way, as EDIS needs: its own
  * curl example sends raw spaces and a bare `%` (`details=Traffic usage reached 100%`), which
- * `decodeURIComponent` rejects. The result is exactly `new URLSearchParams(text)`'s, at a fraction
+ * `decodeURIComponent` rejects. The fields are exactly `new URLSearchParams(text)`'s, at a fraction
  * of its cost for the usual, well-encoded body. A repeated key keeps all its values, as an array,
- * so the route can refuse it by name. The result has no prototype: `__proto__` is a field like any
- * other.
+ * and is named under REPEATED, so the route can refuse it by name. The result is a plain object,
+ * the payload handlers get as it is; a `__proto__` field is a field of its own, never the prototype.
  */
 export function parseForm (body: string): FormFields {
   // As WHATWG encodes the text to UTF-8 first: a lone surrogate becomes U+FFFD.
   const text = body.toWellFormed()
-  const fields: FormFields = Object.create(null)
+  const fields: FormFields = {}
   let count = 0
   let start = 0
   while (start <= text.length) {
@@ -30,12 +33,29 @@ export function parseForm (body: string): FormFields {
       if (equals === -1 || equals > end) equals = end
       const key = decode(text.slice(start, equals))
       const value = equals === end ? '' : decode(text.slice(equals + 1, end))
-      const seen = fields[key]
-      fields[key] = seen === undefined ? value : [...[seen].flat(), value]
+      if (Object.hasOwn(fields, key)) {
+        repeat(fields, key, value)
+      } else if (key === '__proto__') {
+        Object.defineProperty(fields, key, { value, enumerable: true, writable: true, configurable: true })
+      } else {
+        fields[key] = value
+      }
     }
     start = end + 1
   }
   return fields
+}
+
+function repeat (fields: FormFields, key: string, value: string): void {
+  const seen = fields[key]!
+  if (typeof seen === 'string') {
+    fields[key] = [seen, value]
+    const repeated = fields[REPEATED]
+    if (repeated === undefined) Object.defineProperty(fields, REPEATED, { value: [key] })
+    else repeated.push(key)
+  } else {
+    seen.push(value)
+  }
 }
 
 /**
