@@ -68,6 +68,8 @@ export interface Ratios {
   /** plugin / other, for each of fastify-bare and express: req/s, then CPU µs per item. */
   reqPerSec: { bare?: number | undefined, express?: number | undefined }
   cpuPerItem: { bare?: number | undefined, express?: number | undefined }
+  /** plugin-no-idempotency / fastify-bare: the plugin's own work, without remembering events. */
+  withoutIdempotency: { reqPerSec?: number | undefined, cpuPerItem?: number | undefined }
 }
 
 export function ratios (summaries: Summary[], scenarios: string[]): Ratios[] {
@@ -79,10 +81,15 @@ export function ratios (summaries: Summary[], scenarios: string[]): Ratios[] {
     const bare = find('fastify-bare', scenario)
     const express = find('express', scenario)
     if (bare === undefined && express === undefined) continue
+    const bareWork = find('plugin-no-idempotency', scenario)
     out.push({
       scenario,
       reqPerSec: { bare: bare && plugin.reqPerSec / bare.reqPerSec, express: express && plugin.reqPerSec / express.reqPerSec },
-      cpuPerItem: { bare: bare && plugin.cpuMicrosPerItem / bare.cpuMicrosPerItem, express: express && plugin.cpuMicrosPerItem / express.cpuMicrosPerItem }
+      cpuPerItem: { bare: bare && plugin.cpuMicrosPerItem / bare.cpuMicrosPerItem, express: express && plugin.cpuMicrosPerItem / express.cpuMicrosPerItem },
+      withoutIdempotency: {
+        reqPerSec: bare && bareWork && bareWork.reqPerSec / bare.reqPerSec,
+        cpuPerItem: bare && bareWork && bareWork.cpuMicrosPerItem / bare.cpuMicrosPerItem
+      }
     })
   }
   return out
@@ -120,8 +127,10 @@ export function resultsTable (summaries: Summary[]): string {
 
 export function ratiosTable (all: Ratios[]): string {
   return markdownTable(
-    ['scenario', 'req/s plugin/fastify-bare', 'req/s plugin/express', 'CPU per item plugin/fastify-bare', 'CPU per item plugin/express'],
-    all.map(r => [r.scenario, fmt(r.reqPerSec.bare), fmt(r.reqPerSec.express), fmt(r.cpuPerItem.bare), fmt(r.cpuPerItem.express)])
+    ['scenario', 'req/s plugin/fastify-bare', 'req/s plugin/express', 'CPU per item plugin/fastify-bare', 'CPU per item plugin/express',
+      'req/s plugin-no-idempotency/fastify-bare', 'CPU per item plugin-no-idempotency/fastify-bare'],
+    all.map(r => [r.scenario, fmt(r.reqPerSec.bare), fmt(r.reqPerSec.express), fmt(r.cpuPerItem.bare), fmt(r.cpuPerItem.express),
+      fmt(r.withoutIdempotency.reqPerSec), fmt(r.withoutIdempotency.cpuPerItem)])
   )
 }
 
