@@ -214,6 +214,13 @@ export function assertNoRoute (answer: Answer, method: string, context: string):
   if (answer.statusCode === 404) assert.equal(body.error, 'Not Found', context)
 }
 
+/** A refusal: the plugin's documented error (or, for a method without a route, Fastify's answer), and nothing emitted. */
+export function assertRefused (fuzz: FuzzApp, answer: Answer, expected: ExpectedError | { noRoute: string }, context: string): void {
+  if ('noRoute' in expected) assertNoRoute(answer, expected.noRoute, context)
+  else assertError(answer, expected, context)
+  assertNoEvent(fuzz, context)
+}
+
 /** An answer never quotes a value the request sent (README: "Answers never echo what the request sent"). */
 export function assertNotEchoed (answer: Answer, marker: string, context: string): void {
   assert.ok(!answer.body.includes(marker), `${context}: the answer echoes a value of the request: ${show(answer)}`)

@@ -9,7 +9,7 @@ import fc from 'fast-check'
 import type { InjectOptions } from 'fastify'
 import t from 'tap'
 import {
-  acceptedContentType, announceSeed, anyString, assertError, assertNoEvent, assertNoRoute, assertNotEchoed, assertPrototypesIntact, assertSuccess,
+  acceptedContentType, announceSeed, anyString, assertNotEchoed, assertRefused, assertPrototypesIntact, assertSuccess,
   DECIMAL_INTEGER, fuzzApp, holds, HTTP_METHODS, invalidUtf8, onTheWire, pointer, rawExchange, refusedContentType, requestBytes, snapshotPrototypes,
   type Answer, type ErrorCode, type FuzzApp, type PrototypeSnapshot
 } from './fuzz-arbitraries.js'
@@ -284,9 +284,7 @@ async function check (fuzz: FuzzApp, { label, call, outcome }: Mutant, prototype
     assertSuccess(answer, label)
     assertTrafficEvent(fuzz, outcome.payload, label)
   } else {
-    if ('noRoute' in outcome) assertNoRoute(answer, outcome.noRoute, label)
-    else assertError(answer, outcome, label)
-    assertNoEvent(fuzz, label)
+    assertRefused(fuzz, answer, outcome, label)
     assertNotEchoed(answer, ECHO, label)
   }
   assertPrototypesIntact(prototypes, label)
@@ -358,8 +356,7 @@ t.test('wrong, missing or malformed credentials are a 401 whatever else the requ
   await holds(t, 'a request without the configured credentials is a 401', fc.asyncProperty(cases, async ({ label, call }) => {
     guarded.reset()
     const answer = await send(guarded, call)
-    assertError(answer, { code: 'UNAUTHORIZED' }, label)
-    assertNoEvent(guarded, label)
+    assertRefused(guarded, answer, { code: 'UNAUTHORIZED' }, label)
     assertPrototypesIntact(prototypes, label)
   }), 500)
 })
@@ -372,8 +369,7 @@ t.test('a request with no body and no credentials is a 401, not a 400', async t 
   await holds(t, 'an empty request to a route with credentials is a 401', fc.asyncProperty(bare, async ([method, headers]) => {
     guarded.reset()
     const answer = await guarded.app.inject({ method: method as 'POST', url: URL, headers: Object.fromEntries(headers) })
-    assertError(answer, { code: 'UNAUTHORIZED' }, `${method} with no body, no Content-Type, no credentials`)
-    assertNoEvent(guarded, method)
+    assertRefused(guarded, answer, { code: 'UNAUTHORIZED' }, `${method} with no body, no Content-Type, no credentials`)
   }), 20)
 })
 
@@ -449,8 +445,7 @@ t.test('random bodies and queries get the README\'s answer for what they are', a
       assertSuccess(answer, label)
       assertTrafficEvent(open, outcome.payload, label)
     } else if ('code' in outcome) {
-      assertError(answer, outcome, label)
-      assertNoEvent(open, label)
+      assertRefused(open, answer, outcome, label)
     }
     assertPrototypesIntact(prototypes, label)
   }), 500)
@@ -498,8 +493,7 @@ t.test('with allowedIps, another source is a 403 whatever it sends and whatever 
       assertSuccess(answer, 'an allowed source')
       assertTrafficEvent(fuzz, payload, 'an allowed source')
     } else {
-      assertError(answer, { code: 'FORBIDDEN_SOURCE' }, 'a forbidden source')
-      assertNoEvent(fuzz, 'a forbidden source')
+      assertRefused(fuzz, answer, { code: 'FORBIDDEN_SOURCE' }, 'a forbidden source')
     }
     assertPrototypesIntact(prototypes, 'allowedIps')
   }), 100)
@@ -531,7 +525,6 @@ t.test('over a real socket: raw bytes in values, and lengths over the limit', as
   await holds(t, 'a Content-Length over the limit is a 413 before the body is sent', fc.asyncProperty(fc.integer({ min: BODY_LIMIT + 1, max: 2 ** 40 }), async length => {
     fuzz.reset()
     const answer = await rawExchange(port, requestBytes(head(length), Buffer.from('kvm=kvm_1&trigger_value=80&details=')), { holdOpen: true })
-    assertError(answer, { code: 'PAYLOAD_TOO_LARGE' }, `Content-Length: ${length}`)
-    assertNoEvent(fuzz, 'too long')
+    assertRefused(fuzz, answer, { code: 'PAYLOAD_TOO_LARGE' }, `Content-Length: ${length}`)
   }), 20)
 })
