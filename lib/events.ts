@@ -2,7 +2,7 @@ import type { FastifyRequest } from 'fastify'
 import type { EdisTrafficThreshold } from './edis/schema.js'
 import type { Kebab, VoximplantCallback, VoximplantCallbackType, VoximplantUnknownCallback } from './voximplant/schema.js'
 import { InvalidOptionError } from './errors.js'
-import { isPromiseLike, type MaybePromise } from './idempotency/store.js'
+import { isPromiseLike, type MaybePromise } from './maybe-promise.js'
 
 export type ProviderName = 'edis' | 'voximplant'
 

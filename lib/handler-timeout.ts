@@ -1,6 +1,6 @@
 import type { FastifyRequest } from 'fastify'
 import { HandlerTimeoutError } from './errors.js'
-import { isPromiseLike, type MaybePromise } from './idempotency/store.js'
+import { isPromiseLike, type MaybePromise } from './maybe-promise.js'
 
 /**
  * What a route answers with, or, once `timeout` ms have passed with handlers still running, a 503

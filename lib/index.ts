@@ -60,6 +60,7 @@ export type { EdisOptions, IdempotencyOptions, ProviderCallbacksOptions, Voximpl
 export { memoryStore, type MemoryStoreOptions } from './idempotency/memory.js'
 export { redisStore, type RedisClientLike, type RedisStoreOptions } from './idempotency/redis.js'
 export type { ClaimResult, IdempotencyStore } from './idempotency/store.js'
+export type { MaybePromise } from './maybe-promise.js'
 export type { VoximplantSecret } from './voximplant/hash.js'
 export type { ScopedVoximplantSecret, VoximplantSecretLookup } from './voximplant/secrets.js'
 export {

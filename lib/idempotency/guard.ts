@@ -3,7 +3,8 @@ import { setTimeout as sleep } from 'node:timers/promises'
 import type { FastifyBaseLogger, FastifyRequest } from 'fastify'
 import { HandlerFailedError, InFlightError, StoreUnavailableError } from '../errors.js'
 import type { AnyProviderCallbackEvent, CallbackEvents } from '../events.js'
-import { isPromiseLike, type ClaimResult, type IdempotencyStore, type MaybePromise } from './store.js'
+import { isPromiseLike, then, type MaybePromise } from '../maybe-promise.js'
+import type { ClaimResult, IdempotencyStore } from './store.js'
 
 export interface IdempotencySettings {
   store: IdempotencyStore
@@ -36,12 +37,10 @@ let attempts = 0
  * Without settings (idempotency: false), it only runs the handlers.
  */
 export function deliverOnce (events: CallbackEvents, settings: IdempotencySettings | undefined, window: number, log: FastifyBaseLogger): Deliver {
+  const runUnguarded: Deliver = (event, request, known) => then(events.deliver(event, request, known), outcomeOfRun)
   if (settings === undefined) {
-    return (event, request, known) => {
-      // Nothing listens: nothing to run.
-      if (!events.hasListeners(event.name, known)) return 'delivered'
-      return then(events.deliver(event, request, known), ran => ran ? 'delivered' : 'failed')
-    }
+    // Nothing listens: nothing to run.
+    return (event, request, known) => events.hasListeners(event.name, known) ? runUnguarded(event, request, known) : 'delivered'
   }
   const { store, claimTtl, failOpen } = settings
 
@@ -61,8 +60,7 @@ export function deliverOnce (events: CallbackEvents, settings: IdempotencySettin
 
   const unreachable = (error: unknown, event: AnyProviderCallbackEvent, request: FastifyRequest, known: boolean): MaybePromise<Outcome> => {
     request.log.error({ err: error, event: event.id }, 'the idempotency store cannot be reached')
-    if (!failOpen) return 'unavailable'
-    return then(events.deliver(event, request, known), ran => ran ? 'delivered' : 'failed')
+    return failOpen ? runUnguarded(event, request, known) : 'unavailable'
   }
 
   const afterRun = (ran: boolean, event: AnyProviderCallbackEvent, owner: string, request: FastifyRequest): MaybePromise<Outcome> => {
@@ -114,11 +112,6 @@ export function deliverOnce (events: CallbackEvents, settings: IdempotencySettin
   }
 }
 
-/** `next` of a value, now if it is here, once it is if it is a promise. */
-export function then<T, U> (value: MaybePromise<T>, next: (value: T) => MaybePromise<U>): MaybePromise<U> {
-  return isPromiseLike(value) ? Promise.resolve(value).then(next) : next(value)
-}
-
 // Calls a store method whose failure is only logged, whether it throws or rejects.
 function attempt (call: () => MaybePromise<void>, onError: (error: unknown) => void): Promise<void> | undefined {
   try {
@@ -150,6 +143,8 @@ async function record (
     }
   }
 }
+
+const outcomeOfRun = (succeeded: boolean): Outcome => succeeded ? 'delivered' : 'failed'
 
 const SEVERITY: Record<Outcome, number> = { delivered: 0, duplicate: 0, 'in-flight': 1, failed: 2, unavailable: 3 }
 

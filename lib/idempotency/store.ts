@@ -1,11 +1,10 @@
+import type { MaybePromise } from '../maybe-promise.js'
+
 /**
  * What a claim finds: nobody had the event, so the caller now runs it (`claimed`); another
  * delivery is running it (`in-flight`); it already ran to success (`done`).
  */
 export type ClaimResult = 'claimed' | 'in-flight' | 'done'
-
-/** A store's answer: the value itself from a store in memory, a promise of it from one over a network. */
-export type MaybePromise<T> = T | Promise<T>
 
 /**
  * Where the plugin records which events ran, so that each event's handlers run to success once,
@@ -31,10 +30,4 @@ export interface IdempotencyStore {
   complete(key: string, owner: string, ttl: number): MaybePromise<void>
   /** The handlers failed: drop `owner`'s claim (and only its own), so a redelivery runs them. */
   release(key: string, owner: string): MaybePromise<void>
-}
-
-/** Whether a store's or a handler's answer is still to come. */
-export function isPromiseLike (value: unknown): value is PromiseLike<unknown> {
-  // The type test first: most answers are strings, booleans or undefined, looked at no further.
-  return (typeof value === 'object' || typeof value === 'function') && value !== null && typeof (value as PromiseLike<unknown>).then === 'function'
 }

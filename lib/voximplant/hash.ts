@@ -25,6 +25,7 @@ export function isSignedBy (secrets: readonly VoximplantSecret[], accountId: num
   const given = Buffer.from(hash, 'hex')
   let signed = false
   for (const secret of secrets) {
+    // Hex, then bytes: on Node 20 the one-shot hash gives hex faster than it gives a Buffer.
     signed = timingSafeEqual(Buffer.from(voximplantHash(secret, accountId, callbackId), 'hex'), given) || signed
   }
   return signed

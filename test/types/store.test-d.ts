@@ -4,12 +4,15 @@
 import Fastify from 'fastify'
 import { Cluster, Redis } from 'ioredis'
 import providerCallbacks, {
-  type ClaimResult, type IdempotencyStore, type MemoryStoreOptions, type RedisClientLike, type RedisStoreOptions,
+  type ClaimResult, type IdempotencyStore, type MaybePromise, type MemoryStoreOptions, type RedisClientLike, type RedisStoreOptions,
   memoryStore, redisStore
 } from '../../lib/index.js'
 import { type Equal, expectType } from './assert.js'
 
 expectType<Equal<ClaimResult, 'claimed' | 'in-flight' | 'done'>>()
+// Every store method answers with a value or a promise of it.
+expectType<Equal<MaybePromise<ClaimResult>, ClaimResult | Promise<ClaimResult>>>()
+expectType<Equal<ReturnType<IdempotencyStore['claim']>, MaybePromise<ClaimResult>>>()
 
 // A store for another database: a class implementing the interface, with or without refresh.
 class SqlStore implements IdempotencyStore {
