@@ -1,5 +1,6 @@
 import { BlockList, isIP } from 'node:net'
-import { InvalidOptionError } from './errors.js'
+import type { onRequestHookHandler } from 'fastify'
+import { ForbiddenSourceError, InvalidOptionError } from './errors.js'
 
 /** The addresses a provider's callbacks may come from (`<provider>.allowedIps`), as a test of `request.ip`. */
 export function sourceCheck (allowed: unknown, option: string): (ip: string) => boolean {
@@ -12,6 +13,14 @@ export function sourceCheck (allowed: unknown, option: string): (ip: string) => 
     const family = isIP(ip)
     // BlockList matches IPv4-mapped IPv6 addresses (::ffff:a.b.c.d) against IPv4 rules too.
     return family !== 0 && list.check(ip, family === 4 ? 'ipv4' : 'ipv6')
+  }
+}
+
+/** The first check of a route that has `allowedIps`: a 403 before anything else is read. */
+export function sourceHook (isAllowedSource: (ip: string) => boolean): onRequestHookHandler {
+  return (request, _reply, done) => {
+    if (!isAllowedSource(request.ip)) throw new ForbiddenSourceError()
+    done()
   }
 }
 

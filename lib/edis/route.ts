@@ -1,11 +1,12 @@
 import formbody from '@fastify/formbody'
 import type { FastifyInstance, FastifyRequest, onRequestHookHandler, preValidationHookHandler } from 'fastify'
 import { numberCoercion } from '../coerce.js'
-import { ForbiddenSourceError, invalidPayload, RepeatedFieldError, UnauthorizedError } from '../errors.js'
-import { assertDelivered, type Deliver, type Outcome } from '../idempotency/guard.js'
+import { invalidPayload, RepeatedFieldError, UnauthorizedError } from '../errors.js'
+import { answerFor, type Deliver } from '../idempotency/guard.js'
 import { then, type MaybePromise } from '../maybe-promise.js'
 import { answerWithin } from '../handler-timeout.js'
-import { errorHandler, replySchemas, SUCCESS } from '../replies.js'
+import { errorHandler, replySchemas, type SUCCESS } from '../replies.js'
+import { sourceHook } from '../source.js'
 import { parseBasicAuthorization } from './credentials.js'
 import { decode, parseForm, REPEATED, type FormFields } from './form.js'
 import { EdisTrafficRequestSchema, type EdisTrafficThreshold } from './schema.js'
@@ -39,10 +40,7 @@ export async function edisRoutes (scope: FastifyInstance, { settings, deliver, r
   const coerceNumbers = numberCoercion(EdisTrafficRequestSchema) as (fields: FormFields) => FormFields
   const onRequest: onRequestHookHandler[] = []
   if (isAllowedSource !== undefined) {
-    onRequest.push((request, _reply, done) => {
-      if (!isAllowedSource(request.ip)) throw new ForbiddenSourceError()
-      done()
-    })
+    onRequest.push(sourceHook(isAllowedSource))
   }
   if (areValidCredentials !== undefined) {
     // Basic credentials are checked before the body is read; field credentials once it is.
@@ -83,10 +81,7 @@ export async function edisRoutes (scope: FastifyInstance, { settings, deliver, r
   }
 
   // A 500, 409 or 503 makes EDIS (or whoever redelivers) try again.
-  const answer = (outcome: Outcome): typeof SUCCESS => {
-    assertDelivered(outcome, retryAfter)
-    return SUCCESS
-  }
+  const answer = answerFor(retryAfter)
   const receive = (request: FastifyRequest): MaybePromise<typeof SUCCESS> => {
     const payload = (request.method === 'GET' ? request.query : request.body) as EdisTrafficThreshold
     const event = {

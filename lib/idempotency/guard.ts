@@ -3,6 +3,7 @@ import { setTimeout as sleep } from 'node:timers/promises'
 import type { FastifyBaseLogger, FastifyRequest } from 'fastify'
 import { HandlerFailedError, InFlightError, StoreUnavailableError } from '../errors.js'
 import type { AnyProviderCallbackEvent, CallbackEvents } from '../events.js'
+import { SUCCESS } from '../replies.js'
 import { isPromiseLike, then, type MaybePromise } from '../maybe-promise.js'
 import type { ClaimResult, IdempotencyStore } from './store.js'
 
@@ -153,11 +154,17 @@ export function worse (a: Outcome, b: Outcome): Outcome {
   return SEVERITY[b] > SEVERITY[a] ? b : a
 }
 
-/** Throws the error a route answers with, unless every event was delivered or already done. */
-export function assertDelivered (outcome: Outcome, retryAfter: number): void {
-  switch (outcome) {
-    case 'unavailable': throw Object.assign(new StoreUnavailableError(), { retryAfter })
-    case 'failed': throw new HandlerFailedError()
-    case 'in-flight': throw Object.assign(new InFlightError(), { retryAfter })
+/**
+ * A route's answer to the worst outcome of its events: the seed's success, or the error it calls
+ * for (a 409 or 503 with Retry-After, a 500), which makes the provider deliver again.
+ */
+export function answerFor (retryAfter: number): (outcome: Outcome) => typeof SUCCESS {
+  return outcome => {
+    switch (outcome) {
+      case 'unavailable': throw Object.assign(new StoreUnavailableError(), { retryAfter })
+      case 'failed': throw new HandlerFailedError()
+      case 'in-flight': throw Object.assign(new InFlightError(), { retryAfter })
+    }
+    return SUCCESS
   }
 }

@@ -1,12 +1,13 @@
 import type { FastifyInstance, FastifyRequest, onRequestHookHandler, preValidationHookHandler } from 'fastify'
 import sjson from 'secure-json-parse'
 import { numberCoercion } from '../coerce.js'
-import { BatchTooLargeError, ForbiddenSourceError, InternalError, MalformedBodyError, UnauthorizedError } from '../errors.js'
+import { BatchTooLargeError, InternalError, MalformedBodyError, UnauthorizedError } from '../errors.js'
 import type { AnyProviderCallbackEvent } from '../events.js'
-import { assertDelivered, worse, type Deliver, type Outcome } from '../idempotency/guard.js'
+import { answerFor, worse, type Deliver, type Outcome } from '../idempotency/guard.js'
 import { isPromiseLike, then, type MaybePromise } from '../maybe-promise.js'
 import { answerWithin } from '../handler-timeout.js'
-import { errorHandler, replySchemas, SUCCESS } from '../replies.js'
+import { errorHandler, replySchemas, type SUCCESS } from '../replies.js'
+import { sourceHook } from '../source.js'
 import { isSignedBy, type VoximplantSecret } from './hash.js'
 import {
   kebab, nestedPayloadTypes, VoximplantCallbackSchemas, VoximplantCommonFieldsSchema, voximplantBatchSchema,
@@ -58,10 +59,7 @@ export async function voximplantRoutes (scope: FastifyInstance, { settings, deli
 
   const onRequest: onRequestHookHandler[] = []
   if (isAllowedSource !== undefined) {
-    onRequest.push((request, _reply, done) => {
-      if (!isAllowedSource(request.ip)) throw new ForbiddenSourceError()
-      done()
-    })
+    onRequest.push(sourceHook(isAllowedSource))
   }
 
   // Before the schema: the batch is bounded, made canonical, and every item's hash checked, so a
@@ -94,10 +92,7 @@ export async function voximplantRoutes (scope: FastifyInstance, { settings, deli
     }
     return outcome
   }
-  const answer = (outcome: Outcome): typeof SUCCESS => {
-    assertDelivered(outcome, retryAfter)
-    return SUCCESS
-  }
+  const answer = answerFor(retryAfter)
   // Not async: when every handler and the store answered at once, so does the route.
   const receive = (request: FastifyRequest): MaybePromise<typeof SUCCESS> =>
     then(answerWithin(deliverAll((request.body as Batch).callbacks, 0, 'delivered', new Date(), request), handlerTimeout, retryAfter, request), answer)
