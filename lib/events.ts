@@ -7,22 +7,24 @@ import { isPromiseLike, type MaybePromise } from './maybe-promise.js'
 export type ProviderName = 'edis' | 'voximplant'
 
 /** What a handler receives. `payload` is the validated wire object, snake_case as the provider sent it. */
-export interface ProviderCallbackEvent<Name extends string = string, Provider extends ProviderName = ProviderName, Payload = unknown> {
+export interface ProviderCallbackEvent<Name extends string = string, Provider extends ProviderName = ProviderName, Payload = unknown, Known extends boolean = boolean> {
   readonly name: Name
   readonly provider: Provider
   /** The idempotency key: `edis:<kvm>:<trigger_value>` or `voximplant:<account_id>:<callback_id>`. */
   readonly id: string
   readonly payload: Payload
   readonly receivedAt: Date
+  /** `true` for an event this version knows (typed by its name), `false` for a Voximplant type it does not. */
+  readonly known: Known
 }
 
 export interface EdisEvents {
-  'traffic-threshold': ProviderCallbackEvent<'traffic-threshold', 'edis', EdisTrafficThreshold>
+  'traffic-threshold': ProviderCallbackEvent<'traffic-threshold', 'edis', EdisTrafficThreshold, true>
 }
 
 /** One event per Voximplant callback type, named by its kebab-case: `min_balance` -> `min-balance`. */
 export type VoximplantEvents = {
-  [Type in VoximplantCallbackType as Kebab<Type>]: ProviderCallbackEvent<Kebab<Type>, 'voximplant', VoximplantCallback<Type>>
+  [Type in VoximplantCallbackType as Kebab<Type>]: ProviderCallbackEvent<Kebab<Type>, 'voximplant', VoximplantCallback<Type>, true>
 }
 
 /** Every known event by name. */
@@ -30,8 +32,16 @@ export interface ProviderCallbackEvents extends EdisEvents, VoximplantEvents {}
 
 export type ProviderCallbackEventName = keyof ProviderCallbackEvents
 
-/** A Voximplant callback of a type this version does not know: delivered to onAny listeners only. */
-export type UnknownVoximplantEvent = ProviderCallbackEvent<string, 'voximplant', VoximplantUnknownCallback>
+/**
+ * The name of an event of a type this version does not know: at run time the kebab-case of its
+ * `type`, like any other. Typed as a pattern no known name matches, so that comparing an onAny
+ * event's `name` with a known name narrows it to exactly that event (a plain `string` here would
+ * keep this member in every comparison, and the payload unknown). Read `payload.type` for the type.
+ */
+export type UnknownEventName = `${string}(a type this version does not know)`
+
+/** A Voximplant callback of a type this version does not know (`known: false`): delivered to onAny listeners only. */
+export type UnknownVoximplantEvent = ProviderCallbackEvent<UnknownEventName, 'voximplant', VoximplantUnknownCallback, false>
 
 /** What an onAny listener receives: any known event, or a Voximplant callback of an unknown type. */
 export type AnyProviderCallbackEvent = ProviderCallbackEvents[ProviderCallbackEventName] | UnknownVoximplantEvent
@@ -104,8 +114,8 @@ export class CallbackEvents implements ProviderCallbacks {
    * An event of a type this version does not know (`known` false) is for onAny listeners only,
    * even if its name happens to be a known one.
    */
-  hasListeners (name: string, known: boolean): boolean {
-    return this.#any.length > 0 || (known && this.#byName.has(name))
+  hasListeners (event: AnyProviderCallbackEvent): boolean {
+    return this.#any.length > 0 || (event.known && this.#byName.has(event.name))
   }
 
   /**
@@ -113,8 +123,8 @@ export class CallbackEvents implements ProviderCallbacks {
    * event's id and makes the result false; it never stops the other handlers. Handlers that return
    * no promise are done when they return: the result is then given at once.
    */
-  deliver (event: AnyProviderCallbackEvent, request: FastifyRequest, known: boolean): MaybePromise<boolean> {
-    const named = known ? this.#byName.get(event.name) : undefined
+  deliver (event: AnyProviderCallbackEvent, request: FastifyRequest): MaybePromise<boolean> {
+    const named = event.known ? this.#byName.get(event.name) : undefined
     const any = this.#any
     // One handler, the common case: no arrays per event.
     if (named === undefined && any.length === 1) return run(any[0]!, event, request)

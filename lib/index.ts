@@ -52,7 +52,7 @@ export * from './errors.js'
 export type { EdisCredentials } from './edis/credentials.js'
 export { EdisTrafficThresholdSchema, EdisTrafficRequestSchema, type EdisTrafficThreshold } from './edis/schema.js'
 export type {
-  AnyProviderCallbackEvent, EdisEvents, UnknownVoximplantEvent, VoximplantEvents, ProviderCallbackEvent, ProviderCallbackEventName, ProviderCallbackEvents,
+  AnyProviderCallbackEvent, EdisEvents, UnknownEventName, UnknownVoximplantEvent, VoximplantEvents, ProviderCallbackEvent, ProviderCallbackEventName, ProviderCallbackEvents,
   ProviderCallbackHandler, ProviderCallbackHandlers, ProviderName
 } from './events.js'
 export type { ProviderCallbacks } from './events.js'
@@ -68,3 +68,5 @@ export {
   type VoximplantCallback, type VoximplantCallbackSchema, type VoximplantCallbackType, type VoximplantUnknownCallback
 } from './voximplant/schema.js'
 export { voximplantPayloads } from './voximplant/payloads.js'
+// MinBalanceCallback, InboundSmsCallback, …: a type per payload, named as the Voximplant SDKs name it.
+export * from './voximplant/payload-types.js'

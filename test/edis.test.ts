@@ -21,6 +21,7 @@ t.test('POST delivers a traffic-threshold event for each of the research\'s exam
     t.equal(event.name, 'traffic-threshold')
     t.equal(event.provider, 'edis')
     t.ok(event.receivedAt instanceof Date)
+    t.equal(event.known, true)
   }
 })
 

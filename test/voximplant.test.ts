@@ -20,6 +20,7 @@ t.test('the research\'s example bodies are accepted with their precomputed hashe
   ])
   t.same(events.map(e => e.payload), [...singleMinBalance.callbacks, ...cardPaymentAndSms.callbacks], 'the payload is the whole item as sent')
   t.ok(events.every(e => e.receivedAt instanceof Date))
+  t.ok(events.every(e => e.known), 'known types are known: true')
 })
 
 t.test('an unsalted account: the salt absent or empty, both readings', async t => {
@@ -209,7 +210,8 @@ t.test('a type this version does not know is acknowledged and reaches onAny list
   const item = signedItem('quantum_teleport_completed', 20, { quantum_teleport_completed: { qubits: 3 }, extra_field: true })
   const res = await postBatch(app, [item, signedItem('min_balance', 21)])
   t.equal(res.statusCode, 200)
-  t.same(events.map(e => [e.name, e.id]), [['quantum-teleport-completed', `voximplant:${VOX.accountId}:20`], ['min-balance', `voximplant:${VOX.accountId}:21`]])
+  t.same(events.map(e => [e.name, e.id, e.known]), [['quantum-teleport-completed', `voximplant:${VOX.accountId}:20`, false], ['min-balance', `voximplant:${VOX.accountId}:21`, true]],
+    'an unknown type is told apart by known: false')
   t.same(events[0]?.payload, item, 'the item as sent')
   const signedUnknown = await postBatch(app, [{ ...item, hash: 'a'.repeat(32) }])
   t.equal(signedUnknown.statusCode, 401, 'unknown types are verified like any other')
@@ -225,6 +227,7 @@ t.test('an unknown type whose name looks like a known event reaches onAny only, 
   const lookalikes = [signedItem('min-balance', 30), signedItem('traffic-threshold', 31), signedItem('traffic_threshold', 32)]
   t.equal((await postBatch(app, lookalikes)).statusCode, 200)
   t.same(events.map(e => e.name), ['min-balance', 'traffic-threshold', 'traffic-threshold'], 'onAny gets them, under their kebab-case names')
+  t.same(events.map(e => e.known), [false, false, false], 'marked as of a type this version does not know')
   t.same(named, [], 'no named handler ran')
   t.equal((await postBatch(app, [signedItem('min_balance', 33)])).statusCode, 200)
   t.same(named, [`voximplant:${VOX.accountId}:33`], 'the real min_balance still does')

@@ -89,9 +89,10 @@ export async function edisRoutes (scope: FastifyInstance, { settings, deliver, r
       provider: 'edis',
       id: `edis:${payload.kvm}:${payload.trigger_value}`,
       payload,
-      receivedAt: new Date()
+      receivedAt: new Date(),
+      known: true
     } as const
-    return then(answerWithin(deliver(event, request, true), handlerTimeout, retryAfter, request), answer)
+    return then(answerWithin(deliver(event, request), handlerTimeout, retryAfter, request), answer)
   }
 
   const route = {

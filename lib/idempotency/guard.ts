@@ -20,11 +20,11 @@ export type Outcome = 'delivered' | 'duplicate' | 'in-flight' | 'failed' | 'unav
 
 /**
  * Delivers one event of a provider, with that provider's deduplication window; an event of a type
- * this version does not know (`known` false) only to onAny listeners. The outcome is
+ * this version does not know (`event.known` false) only to onAny listeners. The outcome is
  * given at once when the store and the handlers answered synchronously (the memory store and a
  * handler that returns no promise): a batch then costs no turn of the event loop per item.
  */
-export type Deliver = (event: AnyProviderCallbackEvent, request: FastifyRequest, known: boolean) => MaybePromise<Outcome>
+export type Deliver = (event: AnyProviderCallbackEvent, request: FastifyRequest) => MaybePromise<Outcome>
 
 const RECORD_RETRY_INTERVAL = 100
 
@@ -38,10 +38,10 @@ let attempts = 0
  * Without settings (idempotency: false), it only runs the handlers.
  */
 export function deliverOnce (events: CallbackEvents, settings: IdempotencySettings | undefined, window: number, log: FastifyBaseLogger): Deliver {
-  const runUnguarded: Deliver = (event, request, known) => then(events.deliver(event, request, known), outcomeOfRun)
+  const runUnguarded: Deliver = (event, request) => then(events.deliver(event, request), outcomeOfRun)
   if (settings === undefined) {
     // Nothing listens: nothing to run.
-    return (event, request, known) => events.hasListeners(event.name, known) ? runUnguarded(event, request, known) : 'delivered'
+    return (event, request) => events.hasListeners(event) ? runUnguarded(event, request) : 'delivered'
   }
   const { store, claimTtl, failOpen } = settings
 
@@ -59,9 +59,9 @@ export function deliverOnce (events: CallbackEvents, settings: IdempotencySettin
     }
   }
 
-  const unreachable = (error: unknown, event: AnyProviderCallbackEvent, request: FastifyRequest, known: boolean): MaybePromise<Outcome> => {
+  const unreachable = (error: unknown, event: AnyProviderCallbackEvent, request: FastifyRequest): MaybePromise<Outcome> => {
     request.log.error({ err: error, event: event.id }, 'the idempotency store cannot be reached')
-    return failOpen ? runUnguarded(event, request, known) : 'unavailable'
+    return failOpen ? runUnguarded(event, request) : 'unavailable'
   }
 
   const afterRun = (ran: boolean, event: AnyProviderCallbackEvent, owner: string, request: FastifyRequest): MaybePromise<Outcome> => {
@@ -80,9 +80,9 @@ export function deliverOnce (events: CallbackEvents, settings: IdempotencySettin
     return Promise.resolve(completed).then(() => 'delivered', error => record(store, event, owner, window, claimTtl, request, error))
   }
 
-  const afterClaim = (claim: ClaimResult, event: AnyProviderCallbackEvent, owner: string, request: FastifyRequest, known: boolean): MaybePromise<Outcome> => {
+  const afterClaim = (claim: ClaimResult, event: AnyProviderCallbackEvent, owner: string, request: FastifyRequest): MaybePromise<Outcome> => {
     if (claim !== 'claimed') return claim === 'done' ? 'duplicate' : 'in-flight'
-    const ran = events.deliver(event, request, known)
+    const ran = events.deliver(event, request)
     // Handlers that finished at once cannot have outlived their claim; only pending ones are refreshed.
     if (!isPromiseLike(ran)) return afterRun(ran, event, owner, request)
     if (store.refresh !== undefined) {
@@ -95,20 +95,20 @@ export function deliverOnce (events: CallbackEvents, settings: IdempotencySettin
     })
   }
 
-  return function deliver (event, request, known) {
+  return function deliver (event, request) {
     // Nothing listens: nothing to run, so nothing to remember.
-    if (!events.hasListeners(event.name, known)) return 'delivered'
+    if (!events.hasListeners(event)) return 'delivered'
     const owner = `${PROCESS}:${++attempts}`
     let claim
     try {
       claim = store.claim(event.id, owner, claimTtl)
     } catch (error) {
-      return unreachable(error, event, request, known)
+      return unreachable(error, event, request)
     }
-    if (!isPromiseLike(claim)) return afterClaim(claim, event, owner, request, known)
+    if (!isPromiseLike(claim)) return afterClaim(claim, event, owner, request)
     return Promise.resolve(claim).then(
-      claimed => afterClaim(claimed, event, owner, request, known),
-      error => unreachable(error, event, request, known)
+      claimed => afterClaim(claimed, event, owner, request),
+      error => unreachable(error, event, request)
     )
   }
 }

@@ -78,15 +78,16 @@ export async function voximplantRoutes (scope: FastifyInstance, { settings, deli
     for (let i = from; i < items.length && outcome !== 'unavailable'; i++) {
       const payload = items[i]!
       const known = eventNames.get(payload.type)
+      // A type this version does not know goes to onAny only, whatever its name looks like.
       const event = {
         name: known ?? kebab(payload.type),
         provider: 'voximplant',
         id: `voximplant:${payload.account_id}:${payload.callback_id}`,
         payload,
-        receivedAt
+        receivedAt,
+        known: known !== undefined
       } as const
-      // A type this version does not know goes to onAny only, whatever its name looks like.
-      const delivered = deliver(event as AnyProviderCallbackEvent, request, known !== undefined)
+      const delivered = deliver(event as AnyProviderCallbackEvent, request)
       if (isPromiseLike(delivered)) return delivered.then(settled => deliverAll(items, i + 1, worse(outcome, settled), receivedAt, request))
       outcome = worse(outcome, delivered)
     }

@@ -5,9 +5,11 @@ import Fastify, { type FastifyRequest } from 'fastify'
 import providerCallbacks, {
   type AnyProviderCallbackEvent, type EdisEvents, type EdisTrafficThreshold, type ProviderCallbackEvent,
   type ProviderCallbackEventName, type ProviderCallbackEvents, type ProviderCallbackHandler, type ProviderCallbackHandlers,
-  type ProviderCallbacks, type ProviderCallbacksOptions, type ProviderName, type UnknownVoximplantEvent, type VoximplantCallback,
-  type VoximplantCallbackType, type VoximplantEvents, type VoximplantUnknownCallback
+  type ProviderCallbacks, type ProviderCallbacksOptions, type ProviderName, type UnknownEventName, type UnknownVoximplantEvent, type VoximplantCallback,
+  type VoximplantCallbackType, type VoximplantEvents, type VoximplantUnknownCallback,
+  type BalanceIsChanged, type CardPaymentCallback, type InboundSmsCallback, type MinBalanceCallback, voximplantPayloads
 } from '../../lib/index.js'
+import type { Static } from '@sinclair/typebox'
 import { type All, type Equal, expectType } from './assert.js'
 
 const app = Fastify()
@@ -34,16 +36,17 @@ expectType<Equal<keyof ProviderCallbackEvents, ProviderCallbackEventName>>()
 expectType<Equal<ProviderName, 'edis' | 'voximplant'>>()
 
 // Each Voximplant event is named by the kebab-case of its wire type, and carries exactly that
-// type's item: ProviderCallbackEvent<name, 'voximplant', VoximplantCallback<type>>.
+// type's item: ProviderCallbackEvent<name, 'voximplant', VoximplantCallback<type>, true>.
 type Snake<S extends string> = S extends `${infer Head}-${infer Rest}` ? `${Head}_${Snake<Rest>}` : S
 expectType<Equal<Snake<VoximplantEventName>, VoximplantCallbackType>>()
 type TypeOf<Name extends VoximplantEventName> = Extract<Snake<Name>, VoximplantCallbackType>
-expectType<All<{ [Name in VoximplantEventName]: Equal<ProviderCallbackEvents[Name], ProviderCallbackEvent<Name, 'voximplant', VoximplantCallback<TypeOf<Name>>>> }>>()
+expectType<All<{ [Name in VoximplantEventName]: Equal<ProviderCallbackEvents[Name], ProviderCallbackEvent<Name, 'voximplant', VoximplantCallback<TypeOf<Name>>, true>> }>>()
 expectType<All<{ [Name in VoximplantEventName]: Equal<ProviderCallbackEvents[Name]['payload']['type'], TypeOf<Name>> }>>()
 expectType<All<{ [Name in VoximplantEventName]: Equal<ProviderCallbackEvents[Name]['name'], Name> }>>()
-expectType<Equal<ProviderCallbackEvents['traffic-threshold'], ProviderCallbackEvent<'traffic-threshold', 'edis', EdisTrafficThreshold>>>()
+expectType<Equal<ProviderCallbackEvents['traffic-threshold'], ProviderCallbackEvent<'traffic-threshold', 'edis', EdisTrafficThreshold, true>>>()
+expectType<All<{ [Name in ProviderCallbackEventName]: Equal<ProviderCallbackEvents[Name]['known'], true> }>>()
 // The check above can fail: one event's item is not another's.
-expectType<Equal<Equal<ProviderCallbackEvents['card-payment'], ProviderCallbackEvent<'card-payment', 'voximplant', VoximplantCallback<'min_balance'>>>, false>>()
+expectType<Equal<Equal<ProviderCallbackEvents['card-payment'], ProviderCallbackEvent<'card-payment', 'voximplant', VoximplantCallback<'min_balance'>, true>>, false>>()
 
 // A few payloads spelt out field by field, as a handler reads them.
 type Common = {
@@ -116,7 +119,10 @@ app.providerCallbacks.offAny(onCardPayment)
 
 // onAny: every known event or a Voximplant callback of a type this version does not know.
 expectType<Equal<AnyProviderCallbackEvent, ProviderCallbackEvents[ProviderCallbackEventName] | UnknownVoximplantEvent>>()
-expectType<Equal<UnknownVoximplantEvent, ProviderCallbackEvent<string, 'voximplant', VoximplantUnknownCallback>>>()
+expectType<Equal<UnknownVoximplantEvent, ProviderCallbackEvent<UnknownEventName, 'voximplant', VoximplantUnknownCallback, false>>>()
+// An unknown type's name is a string all the same, and no known name is one.
+expectType<Equal<UnknownEventName extends string ? true : false, true>>()
+expectType<Equal<Extract<ProviderCallbackEventName, UnknownEventName>, never>>()
 expectType<Equal<ProviderCallbackHandler, (event: AnyProviderCallbackEvent, request: FastifyRequest) => void | Promise<void>>>()
 app.providerCallbacks.onAny((event, request) => {
   expectType<Equal<typeof event, AnyProviderCallbackEvent>>()
@@ -134,9 +140,27 @@ app.providerCallbacks.onAny((event, request) => {
     expectType<Equal<typeof event.payload.type, string>>()
   }
   if (event.name === 'min-balance') {
-    // An unknown type's event may be called anything, so the name alone does not narrow to the
-    // known payload: a handler that wants it exactly uses on('min-balance').
-    expectType<Equal<typeof event, ProviderCallbackEvents['min-balance'] | UnknownVoximplantEvent>>()
+    // The name alone narrows to the known event, its payload exact.
+    expectType<Equal<typeof event, ProviderCallbackEvents['min-balance']>>()
+    expectType<Equal<typeof event.payload.min_balance.is_repeated, boolean>>()
+  }
+  switch (event.name) {
+    case 'traffic-threshold':
+      expectType<Equal<typeof event.payload.trigger_value, number | 'demo'>>()
+      break
+    case 'sms-inbound':
+      expectType<Equal<typeof event.payload.sms_inbound.sms_inbound.sms_body, string | undefined>>()
+      break
+  }
+  if (!event.known) {
+    // An unknown type's event is told apart by `known`; its name is still a string.
+    expectType<Equal<typeof event, UnknownVoximplantEvent>>()
+    expectType<Equal<typeof event.name extends string ? true : false, true>>()
+    expectType<Equal<typeof event.payload.type, string>>()
+    // Its payload is the item as sent: its common fields typed, the rest unknown.
+    expectType<Equal<typeof event.payload['brand_new_type'], unknown>>()
+  } else {
+    expectType<Equal<typeof event, ProviderCallbackEvents[ProviderCallbackEventName]>>()
   }
 })
 
@@ -182,3 +206,13 @@ const unknownName: ProviderCallbackHandlers = { 'brand-new-type': () => {} }
 const notAFunction: ProviderCallbackHandlers = { 'min-balance': true }
 
 export { misplaced, unknownName, notAFunction, chained }
+
+// A type per payload, named as the Voximplant SDKs name it, each the payload its event carries.
+expectType<Equal<MinBalanceCallback, ProviderCallbackEvents['min-balance']['payload']['min_balance']>>()
+expectType<Equal<MinBalanceCallback, { is_min_credit: boolean, is_repeated: boolean }>>()
+expectType<Equal<InboundSmsCallback, VoximplantCallback<'sms_inbound'>['sms_inbound']>>()
+expectType<Equal<InboundSmsCallback['sms_inbound']['sms_body'], string | undefined>>()
+expectType<Equal<CardPaymentCallback, VoximplantCallback<'card_payment'>['card_payment']>>()
+expectType<Equal<BalanceIsChanged, Static<typeof voximplantPayloads.balance_is_changed>>>()
+// @ts-expect-error one payload is not another's
+expectType<Equal<CardPaymentCallback, MinBalanceCallback>>()
