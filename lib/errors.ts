@@ -13,6 +13,7 @@ export const MalformedBodyError = createError(`${PREFIX}_MALFORMED_BODY`, INVALI
 export const PayloadTooLargeError = createError(`${PREFIX}_PAYLOAD_TOO_LARGE`, 'The request body is too large.', 413)
 export const BatchTooLargeError = createError<`${typeof PREFIX}_BATCH_TOO_LARGE`, 413, [number]>(
   `${PREFIX}_BATCH_TOO_LARGE`, 'The batch has more callbacks than the %s this route accepts.', 413)
+export const MethodNotAllowedError = createError(`${PREFIX}_METHOD_NOT_ALLOWED`, 'This method is not allowed here; the Allow header lists those that are.', 405)
 export const UnsupportedMediaTypeError = createError<`${typeof PREFIX}_UNSUPPORTED_MEDIA_TYPE`, 415, [string]>(
   `${PREFIX}_UNSUPPORTED_MEDIA_TYPE`, 'Unsupported content type; this route accepts %s.', 415)
 export const InFlightError = createError(`${PREFIX}_IN_FLIGHT`, 'The callback is being processed by another delivery; retry later.', 409)

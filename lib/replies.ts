@@ -61,9 +61,9 @@ export function errorHandler (acceptedType: string) {
       request.log.info({ code: answer.code, statusCode, problems: answer.problems }, 'provider callback rejected')
     }
     if (answer.retryAfter !== undefined) reply.header('retry-after', answer.retryAfter)
-    // A sender refused for who it is gets no kept-alive connection: a body it had still to send
-    // is not read and thrown away for it, however large.
-    if (statusCode === 401 || statusCode === 403) reply.header('connection', 'close')
+    // A sender refused for who it is, or before its body is read (405), gets no kept-alive
+    // connection: a body it had still to send is not read and thrown away for it, however large.
+    if (statusCode === 401 || statusCode === 403 || statusCode === 405) reply.header('connection', 'close')
     const body = { status: 'error', message: answer.message, code: answer.code, errors: answer.problems }
     return reply.code(statusCode).send(body)
   }

@@ -6,7 +6,7 @@ import assert from 'node:assert/strict'
 import { connect } from 'node:net'
 import { Kind, type TSchema } from '@sinclair/typebox'
 import fc from 'fast-check'
-import type { FastifyInstance, FastifyServerOptions } from 'fastify'
+import Fastify, { type FastifyInstance, type FastifyServerOptions } from 'fastify'
 import type { AnyProviderCallbackEvent, ProviderCallbackHandler, ProviderCallbacksOptions } from '../lib/index.js'
 import { voximplantEventNames } from '../lib/voximplant/schema.js'
 import { appWith } from './helpers.js'
@@ -115,7 +115,8 @@ export const ERROR_STATUS = {
   MALFORMED_BODY: 400,
   PAYLOAD_TOO_LARGE: 413,
   BATCH_TOO_LARGE: 413,
-  UNSUPPORTED_MEDIA_TYPE: 415
+  UNSUPPORTED_MEDIA_TYPE: 415,
+  METHOD_NOT_ALLOWED: 405
 } as const
 
 export type ErrorCode = keyof typeof ERROR_STATUS
@@ -129,7 +130,8 @@ const ERROR_MESSAGE: Record<ErrorCode, RegExp> = {
   MALFORMED_BODY: /^Invalid request parameters provided\.$/,
   PAYLOAD_TOO_LARGE: /^The request body is too large\.$/,
   BATCH_TOO_LARGE: /^The batch has more callbacks than the \d+ this route accepts\.$/,
-  UNSUPPORTED_MEDIA_TYPE: /^Unsupported content type; this route accepts (application\/json|application\/x-www-form-urlencoded)\.$/
+  UNSUPPORTED_MEDIA_TYPE: /^Unsupported content type; this route accepts (application\/json|application\/x-www-form-urlencoded)\.$/,
+  METHOD_NOT_ALLOWED: /^This method is not allowed here; the Allow header lists those that are\.$/
 }
 
 /** A 400 that lists what was wrong: `errors`, each a JSON pointer and a message. */
@@ -139,6 +141,10 @@ export interface ExpectedError {
   code: ErrorCode
   /** A field the answer's `errors` must name (the pointer itself, or a field below it). */
   path?: string | undefined
+  /** METHOD_NOT_ALLOWED: the methods the `Allow` header lists. */
+  allow?: string
+  /** The answer to a HEAD, which has headers only. */
+  bodyless?: boolean
 }
 
 export function show (answer: Answer): string {
@@ -163,6 +169,11 @@ export function assertError (answer: Answer, expected: ExpectedError, context: s
   const { code, path } = expected
   assert.ok(answer.statusCode < 500, `${context}: never a 5xx, got ${show(answer)}`)
   assert.equal(answer.statusCode, ERROR_STATUS[code], `${context}: expected ${ERROR_STATUS[code]} ${code}, got ${show(answer)}`)
+  if (expected.allow !== undefined) assert.equal(answer.headers.allow, expected.allow, `${context}: the Allow header`)
+  if (expected.bodyless === true) {
+    assert.equal(answer.body, '', context)
+    return
+  }
   const body = jsonOf(answer, context)
   const keys = Object.keys(body).sort()
   const shape = LISTS_PROBLEMS.has(code) ? ['code', 'errors', 'message', 'status'] : ['code', 'message', 'status']
@@ -191,6 +202,15 @@ export function assertSuccess (answer: Answer, context: string): void {
   assert.equal(answer.statusCode, 200, `${context}: expected 200, got ${show(answer)}`)
   assert.deepEqual(jsonOf(answer, context), SUCCESS_ANSWER, context)
 }
+
+/**
+ * What a method gets on a route's path: the plugin's 405 (with the Allow header) for the methods
+ * Fastify serves, and Fastify's own answer to the others (WebDAV's, say), which no route can take.
+ */
+export function otherMethodOutcome (method: string, allow: string): ExpectedError | { noRoute: string } {
+  return SERVED_METHODS.has(method) ? { code: 'METHOD_NOT_ALLOWED', allow, bodyless: method === 'HEAD' } : { noRoute: method }
+}
+const SERVED_METHODS: ReadonlySet<string> = new Set(Fastify().supportedMethods)
 
 /**
  * Fastify's own answer to a method no route of the plugin has. It comes from the host's scope (its

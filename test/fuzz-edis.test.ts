@@ -11,7 +11,7 @@ import t from 'tap'
 import {
   acceptedContentType, announceSeed, anyString, assertNotEchoed, assertRefused, assertPrototypesIntact, assertSuccess,
   DECIMAL_INTEGER, fuzzApp, holds, HTTP_METHODS, invalidUtf8, onTheWire, pointer, rawExchange, refusedContentType, requestBytes, snapshotPrototypes,
-  type Answer, type ErrorCode, type FuzzApp, type PrototypeSnapshot
+  otherMethodOutcome, type Answer, type ExpectedError, type FuzzApp, type PrototypeSnapshot
 } from './fuzz-arbitraries.js'
 import { basic, CREDENTIALS, FORM } from './helpers.js'
 
@@ -210,7 +210,7 @@ t.test('valid callbacks pass in every encoding, method, content type and way of 
 // ---------------------------------------------------------------------------------------------
 // Mutations of a valid callback
 
-type Outcome = { code: ErrorCode, path?: string } | { payload: Record<string, unknown> } | { noRoute: string }
+type Outcome = ExpectedError | { payload: Record<string, unknown> } | { noRoute: string }
 
 interface Mutant {
   label: string
@@ -259,7 +259,7 @@ function mutants ({ call, guarded }: ValidCall): fc.Arbitrary<Mutant> {
     return { label: `${many.length} fields`, call: next, outcome: tooLarge ? { code: 'PAYLOAD_TOO_LARGE' } : { code: 'INVALID_PAYLOAD', path: '' } }
   })
   const otherMethod = fc.constantFrom(...HTTP_METHODS.filter(m => m !== 'POST' && m !== 'GET')).map((method): Mutant => ({
-    label: method, call: { ...call, method, contentType: call.contentType ?? FORM }, outcome: { noRoute: method }
+    label: method, call: { ...call, method, contentType: call.contentType ?? FORM }, outcome: otherMethodOutcome(method, 'GET, POST')
   }))
   const options: Array<fc.Arbitrary<Mutant>> = [missing, emptyKvm, wrongTrigger, repeated, tooMany, otherMethod]
   if (post) {

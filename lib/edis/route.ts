@@ -6,6 +6,7 @@ import { answerFor, type Deliver } from '../idempotency/guard.js'
 import { then, type MaybePromise } from '../maybe-promise.js'
 import { answerWithin } from '../handler-timeout.js'
 import { errorHandler, replySchemas, type SUCCESS } from '../replies.js'
+import { refuseOtherMethods } from '../method-not-allowed.js'
 import { sourceHook } from '../source.js'
 import { parseBasicAuthorization } from './credentials.js'
 import { decode, parseForm, REPEATED, type FormFields } from './form.js'
@@ -113,6 +114,7 @@ export async function edisRoutes (scope: FastifyInstance, { settings, deliver, r
       response: replySchemas(400, 401, 403, 409, 413, 415, 500, 503)
     }
   })
+  refuseOtherMethods(scope, settings.path, ['GET', 'POST'], { logSerializers: route.logSerializers })
   scope.route({
     ...route,
     method: 'GET',

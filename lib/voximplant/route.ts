@@ -7,6 +7,7 @@ import { answerFor, worse, type Deliver, type Outcome } from '../idempotency/gua
 import { isPromiseLike, then, type MaybePromise } from '../maybe-promise.js'
 import { answerWithin } from '../handler-timeout.js'
 import { errorHandler, replySchemas, type SUCCESS } from '../replies.js'
+import { refuseOtherMethods } from '../method-not-allowed.js'
 import { sourceHook } from '../source.js'
 import { isSignedBy, type VoximplantSecret } from './hash.js'
 import {
@@ -98,6 +99,7 @@ export async function voximplantRoutes (scope: FastifyInstance, { settings, deli
   const receive = (request: FastifyRequest): MaybePromise<typeof SUCCESS> =>
     then(answerWithin(deliverAll((request.body as Batch).callbacks, 0, 'delivered', new Date(), request), handlerTimeout, retryAfter, request), answer)
 
+  refuseOtherMethods(scope, settings.path, ['POST'])
   scope.route({
     method: 'POST',
     url: settings.path,
