@@ -54,7 +54,8 @@ t.test('HEAD is not a way to deliver an event', async t => {
   const { app, events } = await appWith({ edis: {} })
   t.teardown(() => app.close())
   const res = await app.inject({ method: 'HEAD', url: `/callbacks/edis?${EDIS_BODIES.canonical}` })
-  t.equal(res.statusCode, 404)
+  t.equal(res.statusCode, 405)
+  t.equal(res.headers.allow, 'GET, POST')
   t.equal(events.length, 0)
 })
 

@@ -140,7 +140,8 @@ t.test('content types: JSON (and text/plain, in case Voximplant labels it so); a
   }
   t.equal(events.length, 3)
   const get = await app.inject({ method: 'GET', url: '/callbacks/voximplant' })
-  t.equal(get.statusCode, 404, 'Voximplant only POSTs')
+  t.equal(get.statusCode, 405, 'Voximplant only POSTs')
+  t.equal(get.headers.allow, 'POST')
 })
 
 t.test('lenient where the wire format is unconfirmed', async t => {
