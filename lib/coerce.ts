@@ -3,7 +3,8 @@ import { Kind, type TSchema } from '@sinclair/typebox'
 // Decimal text only: no exponents, hex, padding or leading zeros, and exact numbers, so that the
 // number prints back to the same text (a Voximplant hash covers the ids' text): integers up to
 // Number.MAX_SAFE_INTEGER (16 digits), fractions up to 15 significant digits before the point.
-const INTEGER_TEXT = /^-?(?:0|[1-9]\d{0,15})$/
+// `-0` is no integer here: it would print back as `0`, another id than the one sent.
+const INTEGER_TEXT = /^(?:0|-?[1-9]\d{0,15})$/
 const NUMBER_TEXT = /^-?(?:0|[1-9]\d{0,14})(?:\.\d{1,15})?$/
 
 type Coerce = (value: unknown) => unknown
@@ -17,7 +18,11 @@ type Coerce = (value: unknown) => unknown
 export function numberCoercion (schema: TSchema): Coerce | undefined {
   switch (schema[Kind]) {
     case 'Integer':
-      return value => typeof value === 'string' && INTEGER_TEXT.test(value) && Number.isSafeInteger(Number(value)) ? Number(value) : value
+      return value => {
+        if (typeof value === 'string') return INTEGER_TEXT.test(value) && Number.isSafeInteger(Number(value)) ? Number(value) : value
+        // JSON's -0 as its text, which the validator refuses: the schema's minimum 0 would not.
+        return Object.is(value, -0) ? '-0' : value
+      }
     case 'Number':
       return value => typeof value === 'string' && NUMBER_TEXT.test(value) ? Number(value) : value
     case 'Union': {

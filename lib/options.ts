@@ -102,7 +102,7 @@ export function resolveOptions (options: ProviderCallbacksOptions): ResolvedOpti
     throw new InvalidOptionError('handlers must be an object of event name -> function')
   }
   const idempotency = options.idempotency === false ? undefined : providerOption(options.idempotency ?? {}, 'idempotency')!
-  const claimTtl = positiveInteger(idempotency?.claimTtl ?? 30 * SECOND, 'idempotency.claimTtl')
+  const claimTtl = timerDelay(idempotency?.claimTtl ?? 30 * SECOND, 'idempotency.claimTtl')
   if (idempotency?.store !== undefined && !isStore(idempotency.store)) {
     throw new InvalidOptionError('idempotency.store must have claim, complete and release methods (see IdempotencyStore)')
   }
@@ -116,7 +116,7 @@ export function resolveOptions (options: ProviderCallbacksOptions): ResolvedOpti
       voximplant: positiveInteger(idempotency?.voximplantWindow ?? 7 * 24 * HOUR, 'idempotency.voximplantWindow')
     },
     retryAfter: Math.ceil(claimTtl / SECOND),
-    handlerTimeout: options.handlerTimeout === false ? undefined : positiveInteger(options.handlerTimeout ?? 10 * SECOND, 'handlerTimeout')
+    handlerTimeout: options.handlerTimeout === false ? undefined : timerDelay(options.handlerTimeout ?? 10 * SECOND, 'handlerTimeout')
   }
 }
 
@@ -179,6 +179,17 @@ function checkPath (path: unknown, name: string): string {
     throw new InvalidOptionError(`${name} must be a non-empty path starting with '/', got ${JSON.stringify(path)}`)
   }
   return path
+}
+
+// Node runs a timer of more than 2^31-1 ms after 1 ms (with a warning): a claim refreshed or a
+// handler timed out at once. Such a value is refused, never silently shortened.
+const MAX_TIMER_DELAY = 2 ** 31 - 1
+
+/** A delay that becomes a timer: a positive integer no greater than Node's largest timer. */
+function timerDelay (value: unknown, name: string): number {
+  const delay = positiveInteger(value, name)
+  if (delay > MAX_TIMER_DELAY) throw new InvalidOptionError(`${name} must be at most ${MAX_TIMER_DELAY} ms (about 24.8 days, Node's longest timer), got ${delay}`)
+  return delay
 }
 
 function positiveInteger (value: unknown, name: string): number {

@@ -29,4 +29,8 @@ t.test('integer text is read up to the largest safe integer, and no further: the
   t.equal(read('9007199254740993'), '9007199254740993', 'past it the number would not be exact: left as text')
   t.equal(read('12345678901234567'), '12345678901234567', '17 digits')
   t.equal(read('0123'), '0123', 'a leading zero would not print back')
+  t.equal(read('-0'), '-0', '-0 would print back as 0: left as text')
+  t.equal(read('-5'), -5, 'other negatives are read (the schema decides)')
+  t.equal((coerce({ id: -0 }) as { id: unknown }).id, '-0', 'JSON\'s -0 too: the validator then refuses it')
+  t.equal((coerce({ id: 0 }) as { id: unknown }).id, 0)
 })

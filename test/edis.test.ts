@@ -230,3 +230,14 @@ t.test('prefix and path place the routes', async t => {
   const atRoot = await root.app.inject({ method: 'POST', url: '/edis', headers: { 'content-type': FORM }, payload: EDIS_BODIES.canonical })
   t.equal(atRoot.statusCode, 200)
 })
+
+t.test('trigger_value=-0 is refused, never read as 0 (another event\'s id)', async t => {
+  const { app, events } = await appWith({ edis: {} })
+  t.teardown(() => app.close())
+  for (const [method, url, payload] of [['POST', '/callbacks/edis', 'kvm=kvm_1&trigger_value=-0'], ['GET', '/callbacks/edis?kvm=kvm_1&trigger_value=-0', undefined]] as const) {
+    const res = await app.inject({ method, url, ...(payload === undefined ? {} : { headers: { 'content-type': FORM }, payload }) })
+    t.equal(res.statusCode, 400, method)
+    t.match(res.json(), { code: 'FST_PROVIDER_CALLBACKS_INVALID_PAYLOAD', errors: [{ path: '/trigger_value' }] }, method)
+  }
+  t.equal(events.length, 0)
+})

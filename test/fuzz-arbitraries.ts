@@ -395,7 +395,8 @@ export function onTheWire (text: string): string {
  * become numbers"): an integer only while it is exact, up to Number.MAX_SAFE_INTEGER.
  */
 export const DECIMAL_INTEGER = {
-  test: (text: string): boolean => /^-?(?:0|[1-9]\d{0,15})$/.test(text) && Number.isSafeInteger(Number(text))
+  // -0 is no integer: it would print back as 0.
+  test: (text: string): boolean => /^(?:0|-?[1-9]\d{0,15})$/.test(text) && Number.isSafeInteger(Number(text))
 }
 export const DECIMAL_NUMBER = /^-?(?:0|[1-9]\d{0,14})(?:\.\d{1,15})?$/
 

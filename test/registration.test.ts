@@ -37,7 +37,10 @@ t.test('bad options fail at registration with a clear message', async t => {
     ['bad bodyLimit', { edis: { bodyLimit: 0 } }, /edis.bodyLimit must be a positive integer/],
     ['handlers not an object', { edis: {}, handlers: 'x' }, /handlers must be an object/],
     ['unknown event name', { edis: {}, handlers: { 'traffic-treshold': () => {} } }, /unknown event name 'traffic-treshold'; known names: traffic-threshold/],
-    ['handler not a function', { edis: {}, handlers: { 'traffic-threshold': 'x' } }, /the handler for 'traffic-threshold' must be a function/]
+    ['handler not a function', { edis: {}, handlers: { 'traffic-threshold': 'x' } }, /the handler for 'traffic-threshold' must be a function/],
+    // Node would run these timers after 1 ms: every claim refreshed, every handler timed out at once.
+    ['handlerTimeout past Node\'s longest timer', { edis: {}, handlerTimeout: 2 ** 31 }, /handlerTimeout must be at most 2147483647 ms/],
+    ['claimTtl past Node\'s longest timer', { edis: {}, idempotency: { claimTtl: 2 ** 31 } }, /idempotency.claimTtl must be at most 2147483647 ms/]
   ]
   for (const [name, options, message] of cases) {
     const app = Fastify()
@@ -68,4 +71,11 @@ t.test('registering twice in one scope is refused by the decorator', async t => 
   await app.register(providerCallbacks, { edis: {} })
   app.register(providerCallbacks, { edis: { path: '/edis2' } })
   await t.rejects(async () => { await app.ready() }, { code: 'FST_ERR_DEC_ALREADY_PRESENT' })
+})
+
+t.test('the longest timer Node runs as asked is accepted for handlerTimeout and claimTtl', async t => {
+  const app = Fastify()
+  t.teardown(() => app.close())
+  await app.register(providerCallbacks, { edis: {}, handlerTimeout: 2 ** 31 - 1, idempotency: { claimTtl: 2 ** 31 - 1 } })
+  await t.resolves(async () => { await app.ready() })
 })

@@ -284,3 +284,25 @@ t.test('allowedIps works for Voximplant too', async t => {
   t.equal(inside.statusCode, 200)
   t.equal(events.length, 1)
 })
+
+t.test('-0 is no id: an item whose callback_id or account_id is -0 is refused whole, never taken for 0', async t => {
+  const { app, events } = await appWith({ voximplant: { secret } })
+  t.teardown(() => app.close())
+  // JSON.stringify writes -0 as 0, so the bodies are written by hand: -0 as a number and as text.
+  const signedForZero = signedItem('min_balance', 0)
+  const asSent = (field: string, text: string): string => JSON.stringify({ callbacks: [{ ...signedForZero, [field]: '@' }] }).replace('"@"', text)
+  for (const [field, text] of [['callback_id', '-0'], ['callback_id', '"-0"'], ['account_id', '-0'], ['account_id', '"-0"']] as const) {
+    const res = await app.inject({ method: 'POST', url: '/callbacks/voximplant', headers: { 'content-type': 'application/json' }, payload: asSent(field, text) })
+    t.equal(res.statusCode, 401, `${field}: ${text}`)
+  }
+  t.equal(events.length, 0)
+  const res = await app.inject({
+    method: 'POST',
+    url: '/callbacks/voximplant',
+    headers: { 'content-type': 'application/json' },
+    payload: JSON.stringify({ callbacks: [signedItem('card_payment', 7, { card_payment: { transaction_id: '@', transaction_type: 'card', amount: 1 } })] }).replace('"@"', '-0')
+  })
+  t.equal(res.statusCode, 400, 'nor is -0 any other integer field')
+  t.match(res.json().errors, [{ path: '/callbacks/0/card_payment/transaction_id' }])
+  t.equal((await postBatch(app, [signedForZero])).statusCode, 200, 'the real 0 is an id')
+})

@@ -159,8 +159,9 @@ function assertSigned (secrets: readonly VoximplantSecret[], accountId: number, 
   }
 }
 
+// -0 is not an id: it would be signed and keyed as 0, another callback's.
 function isId (value: unknown): value is number {
-  return Number.isSafeInteger(value) && (value as number) >= 0
+  return Number.isSafeInteger(value) && (value as number) >= 0 && !Object.is(value, -0)
 }
 
 // Lenient where Voximplant's wire format is unconfirmed (research/voximplant.md §1.2, §2.3): numbers
