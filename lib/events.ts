@@ -143,14 +143,14 @@ export class CallbackEvents implements ProviderCallbacks {
 
 // A failure is logged with the event's id and reported as false; it never stops other handlers.
 function run (handler: Handler, event: AnyProviderCallbackEvent, request: FastifyRequest): MaybePromise<boolean> {
-  let result
   try {
-    result = handler(event, request)
+    const result = handler(event, request)
+    // Inside the try: looking at a returned object's `then` runs its getter, which may throw.
+    if (!isPromiseLike(result)) return true
+    return Promise.resolve(result).then(() => true, (error: unknown) => failed(error, event, request))
   } catch (error) {
     return failed(error, event, request)
   }
-  if (!isPromiseLike(result)) return true
-  return Promise.resolve(result).then(() => true, (error: unknown) => failed(error, event, request))
 }
 
 function failed (error: unknown, event: AnyProviderCallbackEvent, request: FastifyRequest): false {

@@ -64,12 +64,12 @@ export function deliverOnce (events: CallbackEvents, settings: IdempotencySettin
     return failOpen ? runUnguarded(event, request) : 'unavailable'
   }
 
+  // A release that fails leaves the claim to expire, after which a redelivery runs the handlers.
+  const release = (event: AnyProviderCallbackEvent, owner: string, request: FastifyRequest): Promise<void> | undefined =>
+    attempt(() => store.release(event.id, owner), error => request.log.error({ err: error, event: event.id }, 'could not release a claim'))
+
   const afterRun = (ran: boolean, event: AnyProviderCallbackEvent, owner: string, request: FastifyRequest): MaybePromise<Outcome> => {
-    if (!ran) {
-      // A release that fails leaves the claim to expire, after which a redelivery runs the handlers.
-      const released = attempt(() => store.release(event.id, owner), error => request.log.error({ err: error, event: event.id }, 'could not release a claim'))
-      return then(released, () => 'failed')
-    }
+    if (!ran) return then(release(event, owner, request), () => 'failed')
     let completed
     try {
       completed = store.complete(event.id, owner, window)
@@ -82,6 +82,9 @@ export function deliverOnce (events: CallbackEvents, settings: IdempotencySettin
 
   const afterClaim = (claim: ClaimResult, event: AnyProviderCallbackEvent, owner: string, request: FastifyRequest): MaybePromise<Outcome> => {
     if (claim !== 'claimed') return claim === 'done' ? 'duplicate' : 'in-flight'
+    // The last handler may have been removed while the claim was on its way: nothing runs, so
+    // nothing may be recorded as done. The claim goes back, as if nobody had listened at all.
+    if (!events.hasListeners(event)) return then(release(event, owner, request), () => 'delivered')
     const ran = events.deliver(event, request)
     // Handlers that finished at once cannot have outlived their claim; only pending ones are refreshed.
     if (!isPromiseLike(ran)) return afterRun(ran, event, owner, request)
