@@ -34,7 +34,8 @@ export function redisStore (client: RedisClientLike, options: RedisStoreOptions 
       return await client.get(prefix + key) === DONE ? 'done' : 'in-flight'
     },
     async refresh (key, owner, ttl) {
-      await client.eval(REFRESH, 1, prefix + key, claimValue(owner), ttl)
+      // PEXPIRE's 1, or the script's 0 when the claim is gone or another owner's.
+      return await client.eval(REFRESH, 1, prefix + key, claimValue(owner), ttl) === 1
     },
     async complete (key, _owner, ttl) {
       await client.set(prefix + key, DONE, 'PX', ttl)

@@ -22,10 +22,12 @@ export interface IdempotencyStore {
    */
   claim(key: string, owner: string, ttl: number): MaybePromise<ClaimResult>
   /**
-   * Extends `owner`'s live claim to `ttl` from now; called while a slow handler runs. Optional:
-   * without it a handler must finish within the claim's ttl, or a redelivery may run it again.
+   * Extends `owner`'s live claim to `ttl` from now; called while a slow handler runs. Answers
+   * `false` when the claim is gone or another owner's (it expired meanwhile): the plugin then knows
+   * the claim is lost, aborts the handlers' signal and records nothing. `true` or nothing: extended.
+   * Optional: without it a handler must finish within the claim's ttl, or a redelivery may run it again.
    */
-  refresh?(key: string, owner: string, ttl: number): MaybePromise<void>
+  refresh?(key: string, owner: string, ttl: number): MaybePromise<boolean | void>
   /** The handlers succeeded: remember `key` as done for `ttl` (the deduplication window). */
   complete(key: string, owner: string, ttl: number): MaybePromise<void>
   /** The handlers failed: drop `owner`'s claim (and only its own), so a redelivery runs them. */
