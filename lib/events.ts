@@ -2,6 +2,7 @@ import type { FastifyRequest } from 'fastify'
 import type { EdisTrafficThreshold } from './edis/schema.js'
 import type { Kebab, VoximplantCallback, VoximplantCallbackType, VoximplantUnknownCallback } from './voximplant/schema.js'
 import { InvalidOptionError } from './errors.js'
+import type { HandlerContext } from './handler-context.js'
 import { isPromiseLike, type MaybePromise } from './maybe-promise.js'
 
 export type ProviderName = 'edis' | 'voximplant'
@@ -46,8 +47,12 @@ export type UnknownVoximplantEvent = ProviderCallbackEvent<UnknownEventName, 'vo
 /** What an onAny listener receives: any known event, or a Voximplant callback of an unknown type. */
 export type AnyProviderCallbackEvent = ProviderCallbackEvents[ProviderCallbackEventName] | UnknownVoximplantEvent
 
+/**
+ * A handler: the event, the request that brought it, and `{ signal }`, aborted when this run can
+ * no longer be vouched for (its claim lost, or the app closing past its grace period).
+ */
 export type ProviderCallbackHandler<Event = AnyProviderCallbackEvent> =
-  (event: Event, request: FastifyRequest) => void | Promise<void>
+  (event: Event, request: FastifyRequest, context: HandlerContext) => void | Promise<void>
 
 /** The `handlers` option: one handler per event name, the same as calling `on(name, handler)`. */
 export type ProviderCallbackHandlers = {
@@ -79,6 +84,13 @@ export class CallbackEvents implements ProviderCallbacks {
   readonly #known: ReadonlySet<string>
   readonly #byName = new Map<string, readonly Handler[]>()
   #any: readonly Handler[] = []
+  #observers: ReadonlyArray<(event: AnyProviderCallbackEvent) => void> = []
+
+  /** The test kit's: sees every event handed to handlers, without being one (see observeDeliveries). */
+  observe (observer: (event: AnyProviderCallbackEvent) => void): () => void {
+    this.#observers = [...this.#observers, observer]
+    return () => { this.#observers = this.#observers.filter(o => o !== observer) }
+  }
 
   constructor (knownEventNames: Iterable<string>) {
     this.#known = new Set(knownEventNames)
@@ -123,13 +135,14 @@ export class CallbackEvents implements ProviderCallbacks {
    * event's id and makes the result false; it never stops the other handlers. Handlers that return
    * no promise are done when they return: the result is then given at once.
    */
-  deliver (event: AnyProviderCallbackEvent, request: FastifyRequest): MaybePromise<boolean> {
+  deliver (event: AnyProviderCallbackEvent, request: FastifyRequest, context: HandlerContext): MaybePromise<boolean> {
+    for (const observe of this.#observers) observe(event)
     const named = event.known ? this.#byName.get(event.name) : undefined
     const any = this.#any
     // One handler, the common case: no arrays per event.
-    if (named === undefined && any.length === 1) return run(any[0]!, event, request)
-    if (named?.length === 1 && any.length === 0) return run(named[0]!, event, request)
-    const results = [...named ?? [], ...any].map(handler => run(handler, event, request))
+    if (named === undefined && any.length === 1) return run(any[0]!, event, request, context)
+    if (named?.length === 1 && any.length === 0) return run(named[0]!, event, request, context)
+    const results = [...named ?? [], ...any].map(handler => run(handler, event, request, context))
     if (!results.some(isPromiseLike)) return !results.includes(false)
     return Promise.all(results).then(settled => !settled.includes(false))
   }
@@ -141,10 +154,20 @@ export class CallbackEvents implements ProviderCallbacks {
   }
 }
 
+/**
+ * Calls `observer` with every event handed to the app's handlers, until the returned function is
+ * called. Not a listener: what runs, and what the store records, is what it would be without it.
+ */
+export function observeDeliveries (callbacks: ProviderCallbacks, observer: (event: AnyProviderCallbackEvent) => void): () => void {
+  // A method, not a private symbol: the test kit and the plugin may come from two builds (ESM and
+  // CJS) of the package, and still meet. It is not on the ProviderCallbacks type.
+  return (callbacks as CallbackEvents).observe(observer)
+}
+
 // A failure is logged with the event's id and reported as false; it never stops other handlers.
-function run (handler: Handler, event: AnyProviderCallbackEvent, request: FastifyRequest): MaybePromise<boolean> {
+function run (handler: Handler, event: AnyProviderCallbackEvent, request: FastifyRequest, context: HandlerContext): MaybePromise<boolean> {
   try {
-    const result = handler(event, request)
+    const result = handler(event, request, context)
     // Inside the try: looking at a returned object's `then` runs its getter, which may throw.
     if (!isPromiseLike(result)) return true
     return Promise.resolve(result).then(() => true, (error: unknown) => failed(error, event, request))

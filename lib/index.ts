@@ -2,7 +2,7 @@ import type { FastifyPluginAsync } from 'fastify'
 import fp from 'fastify-plugin'
 import { edisRoutes } from './edis/route.js'
 import { CallbackEvents, type ProviderCallbackEventName, type ProviderCallbackHandler, type ProviderCallbacks } from './events.js'
-import { deliverOnce } from './idempotency/guard.js'
+import { deliveries } from './idempotency/guard.js'
 import { resolveOptions, type ProviderCallbacksOptions } from './options.js'
 import { typeboxValidatorCompiler } from './validation.js'
 import { voximplantEventNames } from './voximplant/schema.js'
@@ -32,14 +32,18 @@ const plugin: FastifyPluginAsync<ProviderCallbacksOptions> = async (fastify, opt
   }
   // fastify-plugin ignores `prefix`, so the routes live in a child scope that takes it; that scope
   // also keeps the plugin's parsers, validator and error handler away from the host's routes.
+  const { idempotency, windows, retryAfter, handlerTimeout, closeGracePeriod } = resolved
+  const delivery = deliveries(events, idempotency, fastify.log)
+  // preClose runs before every onClose hook, so before the host's own, which closes the store's
+  // client: the handlers still running (past handlerTimeout too) finish and are recorded first.
+  fastify.addHook('preClose', async () => { await delivery.drain(closeGracePeriod) })
   await fastify.register(async scope => {
     scope.setValidatorCompiler(typeboxValidatorCompiler)
-    const { idempotency, windows, retryAfter, handlerTimeout } = resolved
     if (edis !== undefined) {
-      await scope.register(edisRoutes, { settings: edis, deliver: deliverOnce(events, idempotency, windows.edis, fastify.log), retryAfter, handlerTimeout })
+      await scope.register(edisRoutes, { settings: edis, deliver: delivery.withWindow(windows.edis), retryAfter, handlerTimeout })
     }
     if (voximplant !== undefined) {
-      await scope.register(voximplantRoutes, { settings: voximplant, deliver: deliverOnce(events, idempotency, windows.voximplant, fastify.log), retryAfter, handlerTimeout })
+      await scope.register(voximplantRoutes, { settings: voximplant, deliver: delivery.withWindow(windows.voximplant), retryAfter, handlerTimeout })
     }
   }, { prefix: resolved.prefix })
 }
@@ -56,6 +60,7 @@ export type {
   ProviderCallbackHandler, ProviderCallbackHandlers, ProviderName
 } from './events.js'
 export type { ProviderCallbacks } from './events.js'
+export type { HandlerContext } from './handler-context.js'
 export type { EdisOptions, IdempotencyOptions, ProviderCallbacksOptions, VoximplantOptions } from './options.js'
 export { memoryStore, type MemoryStoreOptions } from './idempotency/memory.js'
 export { redisStore, type RedisClientLike, type RedisStoreOptions } from './idempotency/redis.js'

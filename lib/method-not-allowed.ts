@@ -1,4 +1,4 @@
-import type { FastifyInstance, RouteOptions } from 'fastify'
+import type { FastifyInstance, FastifySchema, RouteOptions } from 'fastify'
 import { MethodNotAllowedError } from './errors.js'
 
 /**
@@ -13,7 +13,8 @@ export function refuseOtherMethods (scope: FastifyInstance, url: string, allowed
     ...options,
     method: scope.supportedMethods.filter(method => !allowed.includes(method)),
     url,
-    schema: { hide: true },
+    // @fastify/swagger's flag; its type is only there when the host loads swagger.
+    schema: { hide: true } as FastifySchema,
     onRequest: (_request, reply, done) => {
       reply.header('allow', allow)
       done(new MethodNotAllowedError())

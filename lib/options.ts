@@ -65,6 +65,12 @@ export interface ProviderCallbacksOptions {
    * flight (409) or done (200), never runs it twice. Default 10 s; `false` waits as long as they run.
    */
   handlerTimeout?: number | false
+  /**
+   * How long `app.close()` waits, in ms, for handlers still running (those past handlerTimeout
+   * too) and the record of their success, before it aborts their signals and lets the host close
+   * the store's client. Default 10 s.
+   */
+  closeGracePeriod?: number
 }
 
 export interface ResolvedOptions {
@@ -78,6 +84,8 @@ export interface ResolvedOptions {
   retryAfter: number
   /** ms; undefined: no limit. */
   handlerTimeout: number | undefined
+  /** ms */
+  closeGracePeriod: number
 }
 
 const SECOND = 1000
@@ -116,7 +124,8 @@ export function resolveOptions (options: ProviderCallbacksOptions): ResolvedOpti
       voximplant: positiveInteger(idempotency?.voximplantWindow ?? 7 * 24 * HOUR, 'idempotency.voximplantWindow')
     },
     retryAfter: Math.ceil(claimTtl / SECOND),
-    handlerTimeout: options.handlerTimeout === false ? undefined : timerDelay(options.handlerTimeout ?? 10 * SECOND, 'handlerTimeout')
+    handlerTimeout: options.handlerTimeout === false ? undefined : timerDelay(options.handlerTimeout ?? 10 * SECOND, 'handlerTimeout'),
+    closeGracePeriod: timerDelay(options.closeGracePeriod ?? 10 * SECOND, 'closeGracePeriod')
   }
 }
 

@@ -11,7 +11,7 @@ const postEdis = (app: Awaited<ReturnType<typeof appWith>>['app'], body = EDIS_B
 const TIMEOUT_ANSWER = { status: 'error', message: 'The callback is still being processed; retry later.', code: 'FST_PROVIDER_CALLBACKS_HANDLER_TIMEOUT' }
 
 t.test('a handler that never ends: 503 with Retry-After after handlerTimeout, and the server goes on serving', async t => {
-  const { app } = await appWith({ edis: {}, handlerTimeout: 100 })
+  const { app } = await appWith({ edis: {}, handlerTimeout: 100, closeGracePeriod: 50 })
   t.teardown(() => app.close())
   app.providerCallbacks.on('traffic-threshold', event => event.payload.kvm === 'kvm_123456_789012' ? new Promise<void>(() => {}) : undefined)
   const started = Date.now()

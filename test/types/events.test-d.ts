@@ -7,7 +7,7 @@ import providerCallbacks, {
   type ProviderCallbackEventName, type ProviderCallbackEvents, type ProviderCallbackHandler, type ProviderCallbackHandlers,
   type ProviderCallbacks, type ProviderCallbacksOptions, type ProviderName, type UnknownEventName, type UnknownVoximplantEvent, type VoximplantCallback,
   type VoximplantCallbackType, type VoximplantEvents, type VoximplantUnknownCallback,
-  type BalanceIsChanged, type CardPaymentCallback, type InboundSmsCallback, type MinBalanceCallback, voximplantPayloads
+  type BalanceIsChanged, type CardPaymentCallback, type HandlerContext, type InboundSmsCallback, type MinBalanceCallback, voximplantPayloads
 } from '../../lib/index.js'
 import type { Static } from '@sinclair/typebox'
 import { type All, type Equal, expectType } from './assert.js'
@@ -123,7 +123,8 @@ expectType<Equal<UnknownVoximplantEvent, ProviderCallbackEvent<UnknownEventName,
 // An unknown type's name is a string all the same, and no known name is one.
 expectType<Equal<UnknownEventName extends string ? true : false, true>>()
 expectType<Equal<Extract<ProviderCallbackEventName, UnknownEventName>, never>>()
-expectType<Equal<ProviderCallbackHandler, (event: AnyProviderCallbackEvent, request: FastifyRequest) => void | Promise<void>>>()
+expectType<Equal<ProviderCallbackHandler, (event: AnyProviderCallbackEvent, request: FastifyRequest, context: HandlerContext) => void | Promise<void>>>()
+expectType<Equal<HandlerContext, { readonly signal: AbortSignal }>>()
 app.providerCallbacks.onAny((event, request) => {
   expectType<Equal<typeof event, AnyProviderCallbackEvent>>()
   expectType<Equal<typeof request, FastifyRequest>>()
@@ -174,8 +175,12 @@ app.providerCallbacks.on('wire-transfer', async (event, request) => { request.lo
 app.providerCallbacks.on('wire-transfer', () => undefined)
 // @ts-expect-error a handler is a function
 app.providerCallbacks.on('wire-transfer', 'handler')
-// @ts-expect-error a handler gets the event and the request, nothing more
-app.providerCallbacks.on('wire-transfer', (_event, _request, _extra: string) => {})
+// A handler's third argument is the context: its signal.
+app.providerCallbacks.on('wire-transfer', (_event, _request, { signal }) => { expectType<Equal<typeof signal, AbortSignal>>() })
+// @ts-expect-error a handler gets the event, the request and the context, nothing more
+app.providerCallbacks.on('wire-transfer', (_event, _request, _context, _extra: string) => {})
+// @ts-expect-error the context is not a string
+app.providerCallbacks.on('wire-transfer', (_event, _request, _context: string) => {})
 // @ts-expect-error not public: delivering is the routes' business
 app.providerCallbacks.hasListeners('min-balance')
 
