@@ -82,8 +82,8 @@ Options:
   --salt SALT           the webhook's security salt (env VOX_SALT; default none); never printed
   --count N             how many callbacks (default 1)
   --batch N             callbacks per request (default 1)
-  --callback-id N       callback_id of the first callback, counted up from there (default: ids
-                        from the current time, fresh in every run)
+  --callback-id N       callback_id of the first callback, counted up from there (default: a
+                        random first id, fresh in every run)
   --timeout MS          how long to wait for each answer (default 10000)
   -h, --help            this help
 

@@ -1,9 +1,10 @@
 // fastify-provider-callbacks/testing: make the deliveries providers make, for your own tests.
 // A separate entry point, so an app that does not import it loads none of it.
+import { randomInt } from 'node:crypto'
 import type { FastifyInstance } from 'fastify'
 // For the types of app.providerCallbacks, which index.ts declares on FastifyInstance.
 import type {} from './index.js'
-import type { AnyProviderCallbackEvent } from './events.js'
+import { observeDeliveries, type AnyProviderCallbackEvent } from './events.js'
 import { voximplantHash as hash } from './voximplant/hash.js'
 import { voximplantPayloads } from './voximplant/payloads.js'
 import type { VoximplantCallback, VoximplantCallbackType } from './voximplant/schema.js'
@@ -19,9 +20,10 @@ export function voximplantHash ({ salt, accountId, apiKey, callbackId }: { salt?
   return hash({ apiKey, salt }, accountId, callbackId)
 }
 
-// Fresh ids for every callback built in a process, and unlike another run's (a store such as Redis
-// outlives a test run): seconds since the epoch, times a thousand, counted up.
-let nextCallbackId = Math.floor(Date.now() / 1000) * 1000
+// Fresh ids for every callback built in a process, and unlike any other process's or run's (a store
+// such as Redis outlives a test run, and two runs may start in the same second): a random start,
+// counted up. Ids stay exact numbers (below 2^53) however many are built.
+let nextCallbackId = randomInt(2 ** 40, 2 ** 47)
 
 const accountDefaults = {
   account_name: 'myaccount',
@@ -104,7 +106,7 @@ export interface Delivered {
   headers: Record<string, unknown>
   /** The JSON answer: `{ status: 'success', message }` or `{ status: 'error', message, code, errors? }`. */
   body: { status: 'success' | 'error', message: string, code?: string, errors?: Array<{ path: string, message: string }> }
-  /** The events this delivery emitted, in order (one delivery at a time per app). */
+  /** The events this delivery handed to the app's handlers, in order (one delivery at a time per app). */
   events: AnyProviderCallbackEvent[]
 }
 
@@ -121,9 +123,9 @@ export async function deliver (app: FastifyInstance, payload: string | { callbac
     headers.authorization = 'Basic ' + Buffer.from(`${options.basicAuth.username}:${options.basicAuth.password}`).toString('base64')
   }
   if (method === 'POST') headers['content-type'] ??= edis ? 'application/x-www-form-urlencoded' : 'application/json'
+  // Watched, not listened to: an event the app has no handler for is left alone, as in production.
   const events: AnyProviderCallbackEvent[] = []
-  const record = (event: AnyProviderCallbackEvent): void => { events.push(event) }
-  app.providerCallbacks.onAny(record)
+  const stop = observeDeliveries(app.providerCallbacks, event => { events.push(event) })
   try {
     const response = await app.inject({
       method,
@@ -133,6 +135,6 @@ export async function deliver (app: FastifyInstance, payload: string | { callbac
     })
     return { statusCode: response.statusCode, headers: response.headers, body: response.json(), events }
   } finally {
-    app.providerCallbacks.offAny(record)
+    stop()
   }
 }

@@ -7,9 +7,11 @@ import { EDIS_BODIES } from './helpers.js'
 const secret = { apiKey: 'eec36d6c-a0eb-46b5-a006-1c2b65343bac', salt: 'mySecretSalt' }
 const credentials = { username: 'hook', password: 'hook-password' }
 
+// An app that handles every event, as the app under test would.
 async function app () {
   const instance = Fastify()
   await instance.register(providerCallbacks, { edis: { credentials }, voximplant: { secret } })
+  instance.providerCallbacks.onAny(() => {})
   return instance
 }
 
@@ -82,4 +84,33 @@ t.test('deliver records only its own delivery\'s events, and leaves no listener 
   instance.providerCallbacks.onAny(() => { after++ })
   await deliver(instance, voximplantBatch([voximplantCallback('min_balance', secret)]))
   t.equal(after, 1)
+})
+
+t.test('deliver watches, it does not listen: an event the app has no handler for is left alone, as in production', async t => {
+  const instance = Fastify()
+  t.teardown(() => instance.close())
+  await instance.register(providerCallbacks, { voximplant: { secret } })
+  const handled: string[] = []
+  instance.providerCallbacks.on('card-payment', event => { handled.push(event.id) })
+  const minBalance = voximplantCallback('min_balance', secret)
+  const cardPayment = voximplantCallback('card_payment', secret)
+  const result = await deliver(instance, voximplantBatch([minBalance, cardPayment]))
+  t.equal(result.statusCode, 200)
+  t.same(result.events.map(e => e.name), ['card-payment'], 'only what the app\'s handlers got')
+  t.same(handled, [`voximplant:1234567:${cardPayment.callback_id}`])
+  // Nobody listened to min-balance, so nothing was claimed or recorded: a handler added now gets it.
+  instance.providerCallbacks.on('min-balance', event => { handled.push(event.id) })
+  const again = await deliver(instance, voximplantBatch([minBalance, cardPayment]))
+  t.same(again.events.map(e => e.name), ['min-balance'], 'card-payment is done; min-balance was never claimed')
+  t.same(handled.slice(1), [`voximplant:1234567:${minBalance.callback_id}`])
+})
+
+t.test('callback ids are fresh in every process, even two started in the same second', async t => {
+  // A second instance of the kit's module, as another process would load it.
+  const other = await import(`../lib/testing.js?instance=${Date.now()}`) as typeof import('../lib/testing.js')
+  const ours = voximplantCallback('min_balance', secret).callback_id
+  const theirs = other.voximplantCallback('min_balance', secret).callback_id
+  t.not(ours, theirs)
+  t.ok(Math.abs(ours - theirs) > 1_000_000, 'far apart, so that runs of many ids do not meet either')
+  t.ok(Number.isSafeInteger(ours) && Number.isSafeInteger(theirs), 'exact numbers')
 })
