@@ -17,3 +17,28 @@ t.test('lib/voximplant/payload-types.ts has a type per payload, named by its sch
   t.match(payloadTypesSource(), "export type MinBalanceCallback = Payload<'min_balance'>")
   t.match(payloadTypesSource(), "export type InboundSmsCallback = Payload<'sms_inbound'>")
 })
+
+// The examples themselves compile and run in test:package (scripts/check-readme.mjs, against the
+// packed package); here, only that each one is marked for a check there, which needs no build.
+interface Block { lang: string, id: string | undefined, fenceLine: number, code: string }
+const { readmeBlocks, markerProblems } = await import('../scripts/check-readme.mjs' as string) as {
+  readmeBlocks: (text: string) => Block[]
+  markerProblems: (blocks: Block[]) => string[]
+}
+
+t.test('every ts and js block in README.md is marked for a check in scripts/check-readme.mjs, and every check has its block', async t => {
+  const blocks = readmeBlocks(readFileSync(new URL('../README.md', import.meta.url), 'utf8'))
+  t.same(markerProblems(blocks), [])
+  t.ok(blocks.some(block => block.id === 'usage' && block.lang === 'ts'), 'the Usage example is one of them')
+})
+
+t.test('a block without a marker, or a marker without a check, is reported at its README line', async t => {
+  const text = ['# x', '', '```ts', 'const a = 1', '```', '<!-- readme-check: nowhere -->', '```js', 'b()', '```', '```sh', 'npm test', '```'].join('\n')
+  const blocks = readmeBlocks(text)
+  t.same(blocks.map(block => [block.lang, block.id, block.fenceLine]), [['ts', undefined, 3], ['js', 'nowhere', 7], ['sh', undefined, 10]])
+  const problems = markerProblems(blocks).join('\n')
+  t.match(problems, 'README.md:3: a ```ts block without a <!-- readme-check: ID --> marker')
+  t.match(problems, "README.md:7: readme-check 'nowhere' has no check")
+  t.match(problems, "check 'usage' has no block in README.md")
+  t.notMatch(problems, 'README.md:10', 'an unmarked sh block is not a problem')
+})

@@ -1,0 +1,537 @@
+// Checks that every example in README.md compiles and does what README says, against the package as
+// users install it: `checkReadme({ consumerDir, report })` is given a project into which the packed
+// tarball is installed with fastify@5, typescript@5.9, @types/node@20 and ioredis@5 (check-package.mjs
+// makes one); `node scripts/check-readme.mjs <consumerDir>` runs it by hand.
+//
+// The conventions README follows:
+// - Every ```ts and ```js block has `<!-- readme-check: ID -->` on the line before its fence, and ID
+//   names its check in CHECKS below. A ts or js block without a marker, a marker without a check and
+//   a check without its block all fail, so that a new example cannot go unchecked.
+// - A ```sh block is run only when marked; the unmarked ones are for this repository (npm test).
+// - A block is self-contained: what it uses, it imports or defines. A block that is only a listing
+//   (an interface) compiles with an epilogue of its check's, which compares it with the package's type.
+// - Every ts and js block is written as readme/ID.mts and compiled in one tsc program: strict,
+//   noUncheckedIndexedAccess, exactOptionalPropertyTypes, module and moduleResolution nodenext. A ts
+//   block runs as tsc emitted it (readme/out/ID.mjs); a js block runs as its own text (readme/ID.mjs),
+//   so that it is valid JavaScript as well as type-correct TypeScript.
+// - A server listens on `Number(process.env.PORT ?? 3000)`: the check sets PORT=0 and reads the port
+//   from Fastify's "Server listening at" log line. In a sh block, `localhost:3000` and
+//   `https://your.host` become that server's address, and `NAME=…` (a secret the reader fills in)
+//   becomes NAME set in the command's environment to what that server expects.
+// A failure names the block's line in README.md, and tsc's errors are given at README's lines.
+import assert from 'node:assert/strict'
+import { execFile, spawn } from 'node:child_process'
+import { existsSync, mkdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs'
+import { createRequire } from 'node:module'
+import { createServer } from 'node:net'
+import { dirname, join, resolve } from 'node:path'
+import { fileURLToPath } from 'node:url'
+
+const README = join(dirname(fileURLToPath(import.meta.url)), '..', 'README.md')
+// A guard against a hang, not a measure of speed: a server that has not logged what it was sent by
+// then never will.
+const PATIENCE = 60_000
+// The made-up secrets of README's "Try it locally" app (readme-check: local).
+const LOCAL = { EDIS_CALLBACK_PW: 'local-pw', VOX_API_KEY: 'local-key', VOX_SALT: 'local-salt' }
+// The CLI lists each answer up to this many requests (README's table says so).
+const CLI_LISTS_UP_TO = 20
+
+/** README's fenced blocks, each with its language, marker id, the README line of its fence and its code. */
+export function readmeBlocks (text) {
+  const lines = text.split('\n')
+  const blocks = []
+  for (let i = 0; i < lines.length; i++) {
+    const open = /^```(\w*)\s*$/.exec(lines[i])
+    if (open === null) continue
+    const end = lines.findIndex((line, j) => j > i && /^```\s*$/.test(line))
+    if (end === -1) throw new Error(`README.md:${i + 1}: a code block that is never closed`)
+    const marker = /^<!-- readme-check: ([\w-]+) -->$/.exec(lines[i - 1] ?? '')
+    blocks.push({ lang: open[1], id: marker?.[1], fenceLine: i + 1, code: lines.slice(i + 1, end).join('\n') + '\n' })
+    i = end
+  }
+  return blocks
+}
+
+/** What is wrong with README's markers: a ts/js block without one, an id twice, an id without a check or the reverse. */
+export function markerProblems (blocks, checks = CHECKS) {
+  const problems = []
+  const seen = new Set()
+  for (const block of blocks) {
+    if (block.id === undefined) {
+      if (block.lang === 'ts' || block.lang === 'js') problems.push(`README.md:${block.fenceLine}: a \`\`\`${block.lang} block without a <!-- readme-check: ID --> marker on the line before it`)
+      continue
+    }
+    if (seen.has(block.id)) problems.push(`README.md:${block.fenceLine}: readme-check id '${block.id}' is used twice`)
+    seen.add(block.id)
+    if (!Object.hasOwn(checks, block.id)) problems.push(`README.md:${block.fenceLine}: readme-check '${block.id}' has no check in scripts/check-readme.mjs`)
+    else if (checks[block.id].lang !== block.lang) problems.push(`README.md:${block.fenceLine}: readme-check '${block.id}' is for a \`\`\`${checks[block.id].lang} block, not \`\`\`${block.lang}`)
+  }
+  for (const id of Object.keys(checks)) {
+    if (!seen.has(id)) problems.push(`scripts/check-readme.mjs: check '${id}' has no block in README.md`)
+  }
+  return problems
+}
+
+// ---- running things ------------------------------------------------------------------------------
+
+// Without npm's variables (a run under `npm test` has them, pointing at this repository) and never
+// online: an npx that does not find the package's bin must fail, not fetch something.
+function childEnv (extra = {}) {
+  const env = Object.fromEntries(Object.entries(process.env).filter(([key]) => !key.toLowerCase().startsWith('npm_')))
+  return { ...env, NO_COLOR: '1', FORCE_COLOR: '0', npm_config_offline: 'true', npm_config_update_notifier: 'false', ...extra }
+}
+
+/** Runs a command to its end; resolves with its exit code and output, never rejects. */
+function run (command, args, { cwd, env }) {
+  return new Promise(resolve => {
+    execFile(command, args, { cwd, env: childEnv(env), maxBuffer: 64 * 1024 * 1024, timeout: PATIENCE * 2 }, (error, stdout, stderr) => {
+      resolve({ code: error === null ? 0 : typeof error.code === 'number' ? error.code : 1, stdout, stderr })
+    })
+  })
+}
+
+/**
+ * Starts `node file` with PORT=0 and waits for Fastify's "Server listening at" line. The server's
+ * JSON log lines are collected in `logs`, its stderr in `stderr`; `waitFor(condition)` resolves to
+ * what `condition()` gives once that is truthy.
+ */
+function startServer (file, { cwd, env }) {
+  const child = spawn(process.execPath, [file], { cwd, env: childEnv({ PORT: '0', ...env }), stdio: ['ignore', 'pipe', 'pipe'] })
+  const server = { logs: [], stdout: '', stderr: '', exit: undefined, waiters: [], child }
+  const settle = () => {
+    server.waiters = server.waiters.filter(waiter => {
+      const found = waiter.condition()
+      if (found) waiter.resolve(found)
+      else if (server.exit !== undefined) waiter.reject(new Error(`the server exited (${server.exit}) first\n${server.output()}`))
+      else return true
+      clearTimeout(waiter.timer)
+      return false
+    })
+  }
+  let pending = ''
+  child.stdout.on('data', chunk => {
+    server.stdout += chunk
+    const lines = (pending + chunk).split('\n')
+    pending = lines.pop()
+    for (const line of lines) {
+      try { server.logs.push(JSON.parse(line)) } catch { /* not a log line: kept in stdout */ }
+    }
+    settle()
+  })
+  child.stderr.on('data', chunk => { server.stderr += chunk; settle() })
+  const exited = new Promise(resolve => child.on('close', (code, signal) => { server.exit = code ?? signal; settle(); resolve() }))
+  server.output = () => `stdout:\n${tail(server.stdout)}\nstderr:\n${tail(server.stderr)}`
+  server.waitFor = (condition, what) => new Promise((resolve, reject) => {
+    const waiter = { condition, resolve, reject }
+    waiter.timer = setTimeout(() => {
+      server.waiters = server.waiters.filter(w => w !== waiter)
+      reject(new Error(`no ${what} within ${PATIENCE / 1000} s\n${server.output()}`))
+    }, PATIENCE)
+    server.waiters.push(waiter)
+    settle()
+  })
+  server.stop = async () => {
+    if (server.exit === undefined) child.kill('SIGTERM')
+    await exited
+  }
+  return server.waitFor(() => server.logs.find(line => /^Server listening at /.test(line.msg ?? '')), '"Server listening at" line').then(line => {
+    const port = Number(new URL(line.msg.slice('Server listening at '.length)).port)
+    return Object.assign(server, { port, url: `http://127.0.0.1:${port}` })
+  }, async error => { await server.stop(); throw error })
+}
+
+function tail (text, lines = 30) {
+  const all = text.trimEnd().split('\n')
+  return (all.length > lines ? [`… ${all.length - lines} lines before`, ...all.slice(-lines)] : all).join('\n')
+}
+
+/** Starts a server, gives it to `use`, and stops it whatever happens. */
+async function withServer (file, options, use) {
+  const server = await startServer(file, options)
+  try {
+    return await use(server)
+  } finally {
+    await server.stop()
+  }
+}
+
+async function post (url, body, headers) {
+  const response = await fetch(url, { method: 'POST', body, headers })
+  return { status: response.status, text: await response.text() }
+}
+
+const postJson = (url, value) => post(url, JSON.stringify(value), { 'content-type': 'application/json' })
+
+function basic (username, password) {
+  return 'Basic ' + Buffer.from(`${username}:${password}`).toString('base64')
+}
+
+/** Sends again after a 503 STORE_UNAVAILABLE, as a provider would (sooner: it is the same machine). */
+async function untilStored (send) {
+  const until = Date.now() + PATIENCE
+  for (;;) {
+    const answer = await send()
+    if (answer.status !== 503 || !answer.text.includes('FST_PROVIDER_CALLBACKS_STORE_UNAVAILABLE') || Date.now() > until) return answer
+    await new Promise(resolve => setTimeout(resolve, 50))
+  }
+}
+
+/** A port nothing listens on, for a Redis that is down. */
+function closedPort () {
+  return new Promise((resolve, reject) => {
+    const probe = createServer().listen(0, '127.0.0.1', () => {
+      const { port } = probe.address()
+      probe.close(() => resolve(port))
+    }).on('error', reject)
+  })
+}
+
+/** A Voximplant item of a type the package does not know, signed as Voximplant would sign it. */
+function unknownItem (kit, secret, type) {
+  const item = kit.voximplantCallback('min_balance', secret)
+  const { min_balance: _, ...common } = item
+  return { ...common, type, [type]: { anything: 'new' } }
+}
+
+/** A sh block's commands: `\` continuations joined, comments and blank lines left out, each with the comment above it. */
+function shCommands (code) {
+  const commands = []
+  let comment = ''
+  let current = ''
+  for (const line of code.split('\n')) {
+    if (current === '' && /^\s*(#|$)/.test(line)) {
+      comment += line.replace(/^\s*#\s?/, '') + '\n'
+      continue
+    }
+    current += line.endsWith('\\') ? line.slice(0, -1) : line
+    if (line.endsWith('\\')) continue
+    commands.push({ text: current.trim(), comment })
+    current = ''
+    comment = ''
+  }
+  return commands
+}
+
+/**
+ * A README command as it runs against `server`: its address instead of README's, and every
+ * `NAME=…` left to the environment, which must know NAME.
+ */
+function localCommand (text, server, env) {
+  const missing = [...text.matchAll(/\b([A-Z_]+)=…\s+/g)].map(m => m[1]).filter(name => !Object.hasOwn(env, name))
+  assert.deepEqual(missing, [], `the check knows no value for ${missing.join(', ')}`)
+  return text
+    .replace(/\b[A-Z_]+=…\s+/g, '')
+    .replaceAll('https://your.host', `http://localhost:${server.port}`)
+    .replaceAll('localhost:3000', `localhost:${server.port}`)
+}
+
+/** The events a server of README's logged, one line each: `app.log.info({ event }, event.name)`. */
+const eventLines = server => server.logs.filter(line => line.event !== undefined && line.msg === line.event.name)
+
+// ---- one check per block: what README says the block does ---------------------------------------
+
+/**
+ * Each check runs its block (or what the block describes) and resolves to what it showed, or
+ * throws. `lang` is the block's language; `epilogue`, code compiled after the block's own.
+ */
+const CHECKS = {
+  usage: {
+    lang: 'ts',
+    async run ({ dir, kit, out }) {
+      // The secrets from the environment; without them the registration fails, naming the option.
+      const bare = await run(process.execPath, [out], { cwd: dir, env: { EDIS_CALLBACK_PW: '', VOX_API_KEY: '', VOX_SALT: '' } })
+      assert.notEqual(bare.code, 0, 'without secrets the app must not start')
+      assert.match(bare.stderr, /FST_PROVIDER_CALLBACKS_INVALID_OPTION/, bare.stderr)
+      assert.match(bare.stderr, /edis\.credentials\[0\]\.password must be a non-empty string/, bare.stderr)
+
+      const secret = { apiKey: 'readme-api-key', salt: 'readme-salt' }
+      return await withServer(out, { cwd: dir, env: { EDIS_CALLBACK_PW: 'readme-pw', VOX_API_KEY: secret.apiKey, VOX_SALT: secret.salt } }, async server => {
+        const edis = await post(`${server.url}/callbacks/edis`, kit.edisTrafficBody(), {
+          'content-type': 'application/x-www-form-urlencoded', authorization: basic('hook', 'readme-pw')
+        })
+        assert.equal(edis.status, 403, `EDIS from 127.0.0.1 is outside allowedIps: ${edis.text}`)
+        const items = [
+          kit.voximplantCallback('min_balance', { balance: 0.42 }, secret),
+          kit.voximplantCallback('sms_inbound', secret),
+          unknownItem(kit, secret, 'brand_new_type')
+        ]
+        const answer = await postJson(`${server.url}/callbacks/voximplant`, kit.voximplantBatch(items))
+        assert.equal(answer.status, 200, answer.text)
+        await server.waitFor(() => server.logs.some(line => line.msg === 'callback audited' && line.name === 'brand-new-type'), 'audit of the unknown type')
+        assert.deepEqual(server.logs.filter(line => line.msg === 'callback audited').map(line => [line.name, line.id]),
+          items.map(item => [item.type.replaceAll('_', '-'), `voximplant:${item.account_id}:${item.callback_id}`]))
+        assert.deepEqual(server.logs.filter(line => line.msg === 'balance low').map(({ accountId, balance }) => ({ accountId, balance })),
+          [{ accountId: items[0].account_id, balance: 0.42 }])
+        const sms = items[1].sms_inbound.sms_inbound
+        assert.deepEqual(server.logs.filter(line => line.msg === 'SMS stored').map(({ from, text }) => ({ from, text })),
+          [{ from: sms.source_number, text: sms.sms_body }])
+        assert.deepEqual(server.logs.filter(line => /does not know/.test(line.msg)).map(line => line.type), ['brand_new_type'])
+        return 'without its secrets it fails to start (INVALID_OPTION, edis.credentials); with them it listens, EDIS from 127.0.0.1 -> 403 (allowedIps), ' +
+          'a signed batch of min_balance, sms_inbound and an unknown type -> 200: alertFinance, inbox.store, audit.log for all three in order, the unknown type warned'
+      })
+    }
+  },
+
+  local: {
+    lang: 'js',
+    async run ({ dir, kit }) {
+      return await withServer('local.mjs', { cwd: dir }, async server => {
+        const edis = await post(`${server.url}/callbacks/edis`, kit.edisTrafficBody({ trigger_value: 90 }), {
+          'content-type': 'application/x-www-form-urlencoded', authorization: basic('hook', LOCAL.EDIS_CALLBACK_PW)
+        })
+        assert.equal(edis.status, 200, edis.text)
+        const item = kit.voximplantCallback('min_balance', { apiKey: LOCAL.VOX_API_KEY, salt: LOCAL.VOX_SALT })
+        const vox = await postJson(`${server.url}/callbacks/voximplant`, kit.voximplantBatch([item]))
+        assert.equal(vox.status, 200, vox.text)
+        await server.waitFor(() => eventLines(server).length >= 2, 'log line of each event')
+        assert.deepEqual(eventLines(server).map(line => [line.event.name, line.event.payload.kvm ?? line.event.payload.callback_id]),
+          [['traffic-threshold', 'kvm_123456_789012'], ['min-balance', item.callback_id]])
+        return 'runs as plain JavaScript (node local.mjs): EDIS from 127.0.0.1 with its credentials -> 200, a Voximplant callback signed with its secret -> 200, each event logged'
+      })
+    }
+  },
+
+  'local-sh': {
+    lang: 'sh',
+    async run ({ dir, block }) {
+      const [start, ...commands] = shCommands(block.code)
+      const file = /^node (\S+)/.exec(start?.text ?? '')?.[1]
+      assert.ok(file !== undefined && existsSync(join(dir, file)), `the block starts with \`node <a file README gives>\`, not ${start?.text}`)
+      return await withServer(file, { cwd: dir }, async server => {
+        for (const [i, { text }] of commands.entries()) {
+          const result = await run('bash', ['-c', localCommand(text, server, {})], { cwd: dir })
+          assert.equal(result.code, 0, `${text}\n${result.stdout}${result.stderr}`)
+          assert.match(result.stdout, /-> 2\d\d |"status":"success"/, `${text}: ${result.stdout}`)
+          await server.waitFor(() => eventLines(server).length >= i + 1, `event logged for \`${text}\``)
+        }
+        assert.equal(eventLines(server).length, commands.length, server.output())
+        return `\`node ${file}\`, then ${commands.length} commands (provider-callbacks, curl) -> success, an event logged for each`
+      })
+    }
+  },
+
+  redis: {
+    lang: 'ts',
+    async run ({ dir, kit, out, consumerRequire }) {
+      const secret = { apiKey: 'readme-api-key', salt: 'readme-salt' }
+      const env = { VOX_API_KEY: secret.apiKey, VOX_SALT: secret.salt }
+      const shown = []
+
+      // Up: a callback delivered twice runs once, and Redis holds it as done.
+      const url = process.env.REDIS_URL ?? 'redis://127.0.0.1:6379'
+      const { Redis } = consumerRequire('ioredis')
+      const redis = new Redis(url, { lazyConnect: true, maxRetriesPerRequest: 0, enableOfflineQueue: false, retryStrategy: () => null })
+      redis.on('error', () => {})
+      const up = await redis.connect().then(() => true, () => false)
+      if (up) {
+        const item = kit.voximplantCallback('min_balance', secret)
+        const key = `myapp:callbacks:voximplant:${item.account_id}:${item.callback_id}`
+        try {
+          await withServer(out, { cwd: dir, env: { ...env, REDIS_URL: url } }, async server => {
+            // Until the app's client has connected, 503s (its offline queue is off): the provider retries.
+            const first = await untilStored(() => postJson(`${server.url}/callbacks/voximplant`, kit.voximplantBatch([item])))
+            assert.equal(first.status, 200, first.text)
+            const again = await postJson(`${server.url}/callbacks/voximplant`, kit.voximplantBatch([item]))
+            assert.equal(again.status, 200, again.text)
+            assert.deepEqual(server.logs.filter(line => line.msg === 'low balance, once').map(line => line.id), [`voximplant:${item.account_id}:${item.callback_id}`])
+            assert.equal(await redis.get(key), 'done')
+          })
+        } finally {
+          await redis.del(key)
+          redis.disconnect()
+        }
+        shown.push(`with Redis at ${url}: a callback delivered twice -> 200, 200, its handler ran once, ${key.replace(/\d+$/, '<id>')} is done`)
+      } else {
+        redis.disconnect()
+        if (process.env.CI !== undefined) throw new Error(`no Redis at ${url}, and CI is set`)
+        shown.push(`SKIPPED with Redis: no Redis at ${url} (set REDIS_URL; where CI is set this fails)`)
+      }
+
+      // Down: 503s, no handler, the reconnections' errors handled, the process alive.
+      const down = `redis://127.0.0.1:${await closedPort()}`
+      await withServer(out, { cwd: dir, env: { ...env, REDIS_URL: down } }, async server => {
+        const answer = await postJson(`${server.url}/callbacks/voximplant`, kit.voximplantBatch([kit.voximplantCallback('min_balance', secret)]))
+        assert.equal(answer.status, 503, answer.text)
+        assert.equal(JSON.parse(answer.text).code, 'FST_PROVIDER_CALLBACKS_STORE_UNAVAILABLE')
+        // Two errors logged: a reconnection failed after the first, and was handled as well.
+        await server.waitFor(() => server.logs.filter(line => line.msg === 'Redis').length >= 2 || /Unhandled error event/.test(server.stderr),
+          'second Redis error, logged or not')
+        assert.equal(server.exit, undefined, 'the app is still running')
+        assert.doesNotMatch(server.stderr, /Unhandled error event/, `ioredis had no error listener:\n${tail(server.stderr)}`)
+        assert.deepEqual(server.logs.filter(line => line.msg === 'low balance, once'), [])
+      })
+      shown.push('with Redis down: -> 503 STORE_UNAVAILABLE, no handler ran, each failed reconnection logged, no "Unhandled error event", still serving')
+      return shown.join('; ')
+    }
+  },
+
+  'own-store': {
+    lang: 'ts',
+    // The listing is the package's types, to the letter of their signatures.
+    epilogue: `
+import type * as Package from 'fastify-provider-callbacks'
+type Equal<A, B> = (<T>() => T extends A ? 1 : 2) extends (<T>() => T extends B ? 1 : 2) ? true : false
+export const sameStore: Equal<IdempotencyStore, Package.IdempotencyStore> = true
+export const sameMaybePromise: Equal<MaybePromise<string>, Package.MaybePromise<string>> = true
+`,
+    async run () {
+      return 'a listing: compiles, and its IdempotencyStore and MaybePromise are exactly the package\'s (an Equal type assertion)'
+    }
+  },
+
+  'test-kit': {
+    lang: 'ts',
+    async run ({ dir, block, out }) {
+      const tests = block.code.match(/^test\(/gm)?.length ?? 0
+      const result = await run(process.execPath, ['--test', '--test-reporter=tap', out], { cwd: dir })
+      const output = result.stdout + result.stderr
+      assert.equal(result.code, 0, output)
+      assert.match(output, new RegExp(`^# pass ${tests}$`, 'm'), output)
+      assert.match(output, /^# fail 0$/m, output)
+      return `its node:test file runs: ${tests} of ${tests} tests pass`
+    }
+  },
+
+  cli: {
+    lang: 'sh',
+    async run ({ dir, block }) {
+      return await withServer('local.mjs', { cwd: dir }, async server => {
+        const shown = []
+        for (const { text, comment } of shCommands(block.code)) {
+          const result = await run('bash', ['-c', localCommand(text, server, LOCAL)], { cwd: dir, env: LOCAL })
+          const output = `${text}\n${result.stdout}${result.stderr}`
+          assert.equal(result.code, 0, output)
+          // What the comment above a command quotes, the command prints.
+          for (const [, quoted] of comment.matchAll(/"([^"]+)"/g)) assert.ok(result.stdout.includes(quoted), `prints "${quoted}"\n${output}`)
+          const count = Number(/--count (\d+)/.exec(text)?.[1] ?? 1)
+          const requests = Math.ceil(count / Number(/--batch (\d+)/.exec(text)?.[1] ?? 1))
+          const listed = result.stdout.split('\n').filter(line => / -> \d{3} /.test(line))
+          if (requests > CLI_LISTS_UP_TO) {
+            assert.deepEqual(listed, [], `above ${CLI_LISTS_UP_TO} requests, only failures are listed\n${output}`)
+            assert.equal(result.stderr.split('\n').filter(line => /^sent \d+\/\d+ callbacks/.test(line)).length, 10, `a progress line at each tenth\n${output}`)
+            assert.ok(result.stderr.includes(`sent ${count}/${count} callbacks (100%)`), output)
+            shown.push(`${count} callbacks in ${requests} requests: no answer listed, 10 progress lines, the summary`)
+          } else {
+            assert.equal(listed.length, requests, output)
+            assert.ok(listed.every(line => / -> 2\d\d /.test(line)), output)
+            shown.push(`${requests} answer${requests === 1 ? '' : 's'} listed, 2xx`)
+          }
+        }
+        return `against README's local app: ${shown.join('; ')}`
+      })
+    }
+  }
+}
+
+// ---- the whole check -----------------------------------------------------------------------------
+
+function tsconfig (files) {
+  return JSON.stringify({
+    compilerOptions: {
+      module: 'nodenext',
+      moduleResolution: 'nodenext',
+      target: 'es2022',
+      strict: true,
+      noUncheckedIndexedAccess: true,
+      exactOptionalPropertyTypes: true,
+      // The package's own declarations are checked by check-package.mjs; here, README's code.
+      skipLibCheck: true,
+      types: ['node'],
+      outDir: 'out',
+      rootDir: '.'
+    },
+    files
+  }, null, 2)
+}
+
+/** tsc's errors, by block id, each at its README line (or the epilogue's line it is on), with its continuation lines. */
+function compileErrors (output, blocks) {
+  const byId = new Map()
+  const other = []
+  let last
+  for (const line of output.split('\n')) {
+    const m = /^(?:readme\/)?([\w-]+)\.mts\((\d+),(\d+)\): (.*)$/.exec(line)
+    const block = m && blocks.find(b => b.id === m[1])
+    if (!block) {
+      if (/^\s/.test(line) && last !== undefined) last.push(line)
+      else if (line.trim() !== '') other.push(line)
+      continue
+    }
+    const codeLines = block.code.split('\n').length - 1
+    const where = Number(m[2]) <= codeLines
+      ? `README.md:${block.fenceLine + Number(m[2])}:${m[3]}`
+      : `the check's epilogue, at \`${(CHECKS[block.id].epilogue ?? '').split('\n')[Number(m[2]) - codeLines - 1]?.trim()}\``
+    last = byId.get(block.id) ?? []
+    last.push(`${where}: ${m[4]}`)
+    byId.set(block.id, last)
+  }
+  return { byId, other }
+}
+
+/**
+ * Checks README.md's examples in `consumerDir` (where the package's tarball, fastify@5,
+ * typescript@5.9, @types/node@20 and ioredis@5 are installed), in consumerDir/readme/. Calls
+ * `report(ok, what, output?)` once per block, and for what concerns no one block; resolves to the
+ * number of failures.
+ */
+export async function checkReadme ({ consumerDir, report, readmePath = README }) {
+  let failures = 0
+  const fail = (what, output) => { failures++; report(false, what, output) }
+  const blocks = readmeBlocks(readFileSync(readmePath, 'utf8'))
+  const problems = markerProblems(blocks)
+  if (problems.length > 0) fail('README: every ts and js block has a readme-check marker, and every marker its check', problems.join('\n'))
+  const checked = blocks.filter(block => block.id !== undefined && Object.hasOwn(CHECKS, block.id) && CHECKS[block.id].lang === block.lang)
+  const compiled = checked.filter(block => block.lang !== 'sh')
+
+  const dir = join(consumerDir, 'readme')
+  rmSync(dir, { recursive: true, force: true })
+  mkdirSync(dir)
+  for (const block of compiled) {
+    // `export {}`: a module even if the block imports nothing, so that blocks do not share globals.
+    writeFileSync(join(dir, `${block.id}.mts`), block.code + (CHECKS[block.id].epilogue ?? '') + '\nexport {}\n')
+    if (block.lang === 'js') writeFileSync(join(dir, `${block.id}.mjs`), block.code)
+  }
+  writeFileSync(join(dir, 'tsconfig.json'), tsconfig(compiled.map(block => `${block.id}.mts`)))
+  const tsc = await run(process.execPath, [join(consumerDir, 'node_modules', 'typescript', 'bin', 'tsc'), '-p', 'tsconfig.json', '--pretty', 'false'], { cwd: dir })
+  const { byId, other } = compileErrors(tsc.stdout + tsc.stderr, compiled)
+  if (tsc.code !== 0 && byId.size === 0) fail('README: tsc over the blocks', other.join('\n'))
+
+  const consumerRequire = createRequire(join(consumerDir, 'package.json'))
+  const kit = consumerRequire('fastify-provider-callbacks/testing')
+  const compiledNote = block => block.lang === 'sh' ? '' : 'compiles (strict, nodenext); '
+  await Promise.all(checked.map(async block => {
+    const name = `README.md:${block.fenceLine} (readme-check: ${block.id})`
+    if (byId.has(block.id)) {
+      fail(`${name}: does not compile`, byId.get(block.id).join('\n'))
+      return
+    }
+    try {
+      const shown = await CHECKS[block.id].run({ dir, block, kit, consumerRequire, out: join('out', `${block.id}.mjs`) })
+      report(true, `${name}: ${compiledNote(block)}${shown}`)
+    } catch (error) {
+      fail(`${name}: ${compiledNote(block)}but its run fails`, error.stack ?? String(error))
+    }
+  }))
+  return failures
+}
+
+// By hand: node scripts/check-readme.mjs <consumerDir>
+if (process.argv[1] !== undefined && resolve(process.argv[1]) === fileURLToPath(import.meta.url)) {
+  const consumerDir = process.argv[2]
+  if (consumerDir === undefined || !existsSync(join(consumerDir, 'node_modules', 'fastify-provider-callbacks'))) {
+    console.error('Usage: node scripts/check-readme.mjs <consumerDir>\n  a project with the packed package, fastify@5, typescript@5.9, @types/node@20 and ioredis@5 installed')
+    process.exitCode = 2
+  } else {
+    const started = Date.now()
+    const failures = await checkReadme({
+      consumerDir: resolve(consumerDir),
+      report (ok, what, output) {
+        console.log(`${ok ? 'ok  ' : 'FAIL'} ${what}`)
+        if (output !== undefined && output.trim() !== '') console.log(output.trim().split('\n').map(line => `    ${line}`).join('\n'))
+      }
+    })
+    const seconds = ((Date.now() - started) / 1000).toFixed(1)
+    console.log(failures === 0 ? `check-readme: every block passed in ${seconds}s` : `check-readme: ${failures} failed in ${seconds}s`)
+    process.exitCode = failures === 0 ? 0 : 1
+  }
+}
