@@ -25,10 +25,6 @@ export class DeliveryContext implements HandlerContext {
     return this.#controller.signal
   }
 
-  get aborted (): boolean {
-    return this.#reason !== undefined
-  }
-
   abort (reason: Error): void {
     if (this.#reason !== undefined) return
     this.#reason = reason

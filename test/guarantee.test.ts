@@ -237,3 +237,19 @@ t.test('a success the store does not take is retried while the claim is refreshe
   t.equal((await postEdis(app)).statusCode, 200)
   t.equal(runs, 1)
 })
+
+t.test('memoryStore drops claims that expired unseen once they outnumber max, and never a live one', async t => {
+  const store = memoryStore({ max: 2 })
+  store.claim('stale-1', 'o', 1)
+  store.claim('stale-2', 'o', 1)
+  const expiredAt = Date.now() + 1
+  await until(() => Date.now() > expiredAt)
+  t.equal(store.size, 2, 'expired, but not looked at: still kept')
+  store.claim('live-1', 'o', 60_000)
+  t.equal(store.size, 1, 'the third claim outnumbered max: the expired ones went')
+  store.claim('live-2', 'o', 60_000)
+  store.claim('live-3', 'o', 60_000)
+  t.equal(store.size, 3, 'live claims are never swept, however many')
+  t.equal(store.claim('live-1', 'another', 60_000), 'in-flight')
+  t.equal(store.claim('live-3', 'another', 60_000), 'in-flight')
+})
