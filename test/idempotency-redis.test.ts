@@ -13,6 +13,9 @@ import { FORM, signedItem, TYPESCRIPT_NODE_ARGS, VOX } from './helpers.js'
 import { connect, freePort, OwnRedis, REDIS_URL, redisAvailable, seededRandom } from './redis-helpers.js'
 
 const secret = { apiKey: VOX.apiKey, salt: VOX.salt }
+// About 11 s on a quiet 2-core machine (a replica process among them); this budget lets it finish
+// with other work on the CPU, and still ends a run that hangs.
+t.setTimeout(90_000)
 const SEED = Number(process.env.SEED ?? Date.now() % 1_000_000)
 
 interface Replica { app: FastifyInstance, close: () => Promise<void> }
