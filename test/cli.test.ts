@@ -1,5 +1,9 @@
-// The provider-callbacks CLI, as a child process, against real listening servers: the plugin in a
-// Fastify app (what a user points it at), and a bare node:http server that records the bytes.
+// The provider-callbacks CLI against real listening servers: the plugin in a Fastify app (what a
+// user points it at), and a bare node:http server that records the bytes. Four runs are child
+// processes, for what only a process shows (the exit code the entry script sets, stdout and stderr
+// as the process's streams, the environment read from process.env); the rest call main() in this
+// process, which is the same code without a process's start-up (the TypeScript loader's, most of a
+// second each: twenty of them made this file the suite's slowest).
 import { spawn } from 'node:child_process'
 import { once } from 'node:events'
 import { readFileSync } from 'node:fs'
@@ -11,6 +15,10 @@ import { main } from '../lib/cli.js'
 import providerCallbacks, { type AnyProviderCallbackEvent } from '../lib/index.js'
 import { voximplantHash } from '../lib/testing.js'
 import { TYPESCRIPT_NODE_ARGS } from './helpers.js'
+
+// The four child processes each start the TypeScript loader: a few seconds of CPU, which with
+// other work on the machine can take most of tap's 30 s default. This budget still ends a hang.
+t.setTimeout(120_000)
 
 const VERSION = (JSON.parse(readFileSync('package.json', 'utf8')) as { version: string }).version
 const EDIS_PW = 'pa$$ word:with colon'
@@ -75,6 +83,15 @@ t.teardown(async () => {
 const eventsOf = (predicate: (payload: Record<string, unknown>) => boolean): AnyProviderCallbackEvent[] =>
   events.filter(event => predicate(event.payload as Record<string, unknown>))
 
+// The runs in a process, started together so that their start-ups overlap; awaited where they are tested.
+const EDIS_ENV = { EDIS_CALLBACK_USER: 'hook', EDIS_CALLBACK_PW: EDIS_PW }
+const processes = {
+  help: cli([]),
+  unknownCommand: cli(['frobnicate']),
+  wrongPassword: cli(['send', 'edis', '--url', `${base}/edis`, '--kvm', 'kvm_1_2', '--user', 'hook', '--password', 'guess']),
+  credentialsFromEnv: cli(['send', 'edis', '--url', `${base}/edis`, '--kvm', 'kvm_1_3', '--trigger', '100', '--raw'], EDIS_ENV)
+}
+
 // In the test's own process: the same code as the CLI runs, without a process's start-up time.
 async function inProcess (args: string[], env: Record<string, string> = {}): Promise<Run> {
   let stdout = ''
@@ -83,11 +100,9 @@ async function inProcess (args: string[], env: Record<string, string> = {}): Pro
   return { code, stdout, stderr }
 }
 
-// A child takes most of a second to start, so each subtest starts its children together.
-
 t.test('--help: the top level, and each command with every flag, its default and env var', async t => {
   const [none, long, short, send, edis, voximplant, version] = await Promise.all([
-    cli([]), inProcess(['--help']), inProcess(['-h']), inProcess(['send', '--help']),
+    processes.help, inProcess(['--help']), inProcess(['-h']), inProcess(['send', '--help']),
     inProcess(['send', 'edis', '--help']), inProcess(['send', 'voximplant', '-h']), inProcess(['--version'])
   ])
   for (const run of [none, long, short, send, edis, voximplant, version]) {
@@ -122,7 +137,6 @@ t.test('usage errors: the problem and the usage on stderr, exit 2', async t => {
   const edis = ['send', 'edis', '--url', `${base}/edis`]
   const vox = ['send', 'voximplant', '--url', `${base}/voximplant`, '--type', 'min_balance', '--api-key', 'k']
   const TYPES = /: one of min_balance, account_is_frozen, .*, /
-  // The first two run as processes, the rest in this one.
   const cases: Array<[string, string[], string | RegExp, 'top' | 'edis' | 'voximplant', Record<string, string>?]> = [
     ['unknown command', ['frobnicate'], "unknown command 'frobnicate'", 'top'],
     ['unknown --type', [...vox, '--type', 'min_balanse'], new RegExp(`unknown --type 'min_balanse'${TYPES.source}`), 'voximplant'],
@@ -152,7 +166,8 @@ t.test('usage errors: the problem and the usage on stderr, exit 2', async t => {
     ['empty API key', [...vox, '--api-key', ''], 'missing the API key: pass --api-key or set VOX_API_KEY', 'voximplant']
   ]
   const usage = { top: 'Usage: provider-callbacks <command>', edis: 'Usage: provider-callbacks send edis ', voximplant: 'Usage: provider-callbacks send voximplant ' }
-  const runs = await Promise.all(cases.map(([, args, , , env], i) => (i < 2 ? cli : inProcess)(args, env)))
+  const runs = await Promise.all(cases.map(([, args, , , env]) => inProcess(args, env)))
+  t.same(await processes.unknownCommand, runs[0], 'a process gets the same: exit 2, the usage on stderr, nothing on stdout')
   cases.forEach(([name, , message, kind], i) => {
     const { code, stdout, stderr } = runs[i]!
     t.equal(code, 2, `${name}: exit 2`)
@@ -165,12 +180,11 @@ t.test('usage errors: the problem and the usage on stderr, exit 2', async t => {
 })
 
 t.test('edis, to the plugin', async t => {
-  const env = { EDIS_CALLBACK_USER: 'hook', EDIS_CALLBACK_PW: EDIS_PW }
   const [basic, wrong, fromEnv, get] = await Promise.all([
-    cli(['send', 'edis', '--url', `${base}/edis`, '--kvm', 'kvm_1_1', '--user', 'hook', '--password', EDIS_PW]),
-    cli(['send', 'edis', '--url', `${base}/edis`, '--kvm', 'kvm_1_2', '--user', 'hook', '--password', 'guess']),
-    cli(['send', 'edis', '--url', `${base}/edis`, '--kvm', 'kvm_1_3', '--trigger', '100', '--raw'], env),
-    cli(['send', 'edis', '--url', `${base}/edis`, '--kvm', 'kvm_1_4', '--trigger', 'demo', '--details', 'Test 1%', '--method', 'GET', '--credentials', 'fields'], env)
+    inProcess(['send', 'edis', '--url', `${base}/edis`, '--kvm', 'kvm_1_1', '--user', 'hook', '--password', EDIS_PW]),
+    processes.wrongPassword,
+    processes.credentialsFromEnv,
+    inProcess(['send', 'edis', '--url', `${base}/edis`, '--kvm', 'kvm_1_4', '--trigger', 'demo', '--details', 'Test 1%', '--method', 'GET', '--credentials', 'fields'], EDIS_ENV)
   ])
 
   t.test('a form POST with Basic credentials', async t => {
@@ -212,9 +226,9 @@ t.test('edis, to the plugin', async t => {
 
 t.test('edis, on the wire: exactly what EDIS sends', async t => {
   const [raw, fields, rawGet] = await Promise.all([
-    cli(['send', 'edis', '--url', `${wireBase}/raw`, '--trigger', '100', '--raw', '--user', 'hook', '--password', EDIS_PW]),
-    cli(['send', 'edis', '--url', `${wireBase}/fields`, '--credentials', 'fields', '--user', 'hook', '--password', EDIS_PW]),
-    cli(['send', 'edis', '--url', `${wireBase}/raw-get?token=a%20b`, '--method', 'get', '--raw', '--details', 'Über 90% & more'])
+    inProcess(['send', 'edis', '--url', `${wireBase}/raw`, '--trigger', '100', '--raw', '--user', 'hook', '--password', EDIS_PW]),
+    inProcess(['send', 'edis', '--url', `${wireBase}/fields`, '--credentials', 'fields', '--user', 'hook', '--password', EDIS_PW]),
+    inProcess(['send', 'edis', '--url', `${wireBase}/raw-get?token=a%20b`, '--method', 'get', '--raw', '--details', 'Über 90% & more'])
   ])
   t.same([raw.code, fields.code, rawGet.code], [0, 0, 0])
   t.equal(raw.stdout.split('\n')[1], `POST ${wireBase}/raw -> 200 {"status":"success"}`)
@@ -250,13 +264,13 @@ t.test('voximplant', async t => {
   const env = { VOX_API_KEY: VOX.apiKey, VOX_SALT: VOX.salt }
   const url = `${base}/voximplant`
   const [one, flags, wrong, many, flaky, wired] = await Promise.all([
-    cli(['send', 'voximplant', '--url', url, '--type', 'min_balance'], { ...env, VOX_ACCOUNT_ID: '1001' }),
-    cli(['send', 'voximplant', '--url', url, '--type', 'sms_inbound', '--account', '1002', '--api-key', VOX.apiKey, '--salt', VOX.salt,
+    inProcess(['send', 'voximplant', '--url', url, '--type', 'min_balance'], { ...env, VOX_ACCOUNT_ID: '1001' }),
+    inProcess(['send', 'voximplant', '--url', url, '--type', 'sms_inbound', '--account', '1002', '--api-key', VOX.apiKey, '--salt', VOX.salt,
       '--callback-id', '5000', '--count', '3', '--batch', '2']),
-    cli(['send', 'voximplant', '--url', url, '--type', 'min_balance', '--account', '1003', '--api-key', 'not-the-key']),
-    cli(['send', 'voximplant', '--url', url, '--type', 'min_balance', '--account', '1004', '--count', '250', '--batch', '10'], env),
-    cli(['send', 'voximplant', '--url', url, '--type', 'min_balance', '--account', String(FLAKY_ACCOUNT), '--callback-id', '1', '--count', '30'], env),
-    cli(['send', 'voximplant', '--url', `${wireBase}/vox`, '--type', 'account_is_frozen', '--callback-id', '7', '--count', '2', '--batch', '2'],
+    inProcess(['send', 'voximplant', '--url', url, '--type', 'min_balance', '--account', '1003', '--api-key', 'not-the-key']),
+    inProcess(['send', 'voximplant', '--url', url, '--type', 'min_balance', '--account', '1004', '--count', '250', '--batch', '10'], env),
+    inProcess(['send', 'voximplant', '--url', url, '--type', 'min_balance', '--account', String(FLAKY_ACCOUNT), '--callback-id', '1', '--count', '30'], env),
+    inProcess(['send', 'voximplant', '--url', `${wireBase}/vox`, '--type', 'account_is_frozen', '--callback-id', '7', '--count', '2', '--batch', '2'],
       { VOX_API_KEY: VOX.apiKey })
   ])
 
@@ -341,9 +355,9 @@ t.test('voximplant', async t => {
 
 t.test('an unreachable or silent URL: a clear message, exit 1', async t => {
   const [refused, tls, silent] = await Promise.all([
-    cli(['send', 'edis', '--url', 'http://127.0.0.1:1/callbacks/edis']),
-    cli(['send', 'voximplant', '--url', 'https://127.0.0.1:1/callbacks/voximplant', '--type', 'min_balance', '--api-key', 'k', '--count', '2']),
-    cli(['send', 'edis', '--url', `${wireBase}/hang`, '--timeout', '300'])
+    inProcess(['send', 'edis', '--url', 'http://127.0.0.1:1/callbacks/edis']),
+    inProcess(['send', 'voximplant', '--url', 'https://127.0.0.1:1/callbacks/voximplant', '--type', 'min_balance', '--api-key', 'k', '--count', '2']),
+    inProcess(['send', 'edis', '--url', `${wireBase}/hang`, '--timeout', '300'])
   ])
   t.same([refused.code, tls.code, silent.code], [1, 1, 1])
   t.equal(refused.stderr, 'cannot reach http://127.0.0.1:1/callbacks/edis: ECONNREFUSED\n')

@@ -16,6 +16,9 @@ import {
 import { basic, CREDENTIALS, FORM } from './helpers.js'
 
 announceSeed(t)
+// 2,620 cases take about 7 s on a quiet 2-core machine; this budget lets them finish with other
+// work on the CPU, and still ends a run that hangs.
+t.setTimeout(60_000)
 
 const URL = '/callbacks/edis'
 /** The default body limit (README: 16384). */

@@ -1,4 +1,6 @@
+import { mock } from 'node:test'
 import Fastify, { type FastifyInstance, type FastifyServerOptions } from 'fastify'
+import type { Test } from 'tap'
 import providerCallbacks, { type AnyProviderCallbackEvent, type ProviderCallbacksOptions, voximplantPayloads } from '../lib/index.js'
 import { voximplantHash } from '../lib/voximplant/hash.js'
 
@@ -80,3 +82,35 @@ export function postBatch (app: FastifyInstance, callbacks: unknown[], headers: 
 // read through the other's source map. Outside tap, tsx.
 const tapLoader = process.execArgv.filter(arg => arg.includes('@tapjs/typescript'))
 export const TYPESCRIPT_NODE_ARGS = tapLoader.length > 0 ? tapLoader : ['--import', 'tsx']
+
+/**
+ * A wait a handler holds until the test ends it, so that "while it runs" is a state the test
+ * controls rather than a time it hopes is long enough: the handler awaits `pass()`; `reached`
+ * resolves once it does; `open()` or `fail(error)` ends its wait.
+ */
+export function gate (): { pass: () => Promise<void>, reached: Promise<void>, open: () => void, fail: (error: Error) => void } {
+  let arrive = (): void => {}
+  const reached = new Promise<void>(resolve => { arrive = resolve })
+  let open = (): void => {}
+  let fail = (_error: Error): void => {}
+  const opened = new Promise<void>((resolve, reject) => { open = resolve; fail = reject })
+  return { pass: () => { arrive(); return opened }, reached, open, fail }
+}
+
+/**
+ * Resolves after everything already queued as a promise continuation has run. With the memory
+ * store and handlers that are done, a delivery's bookkeeping (complete, release) is such
+ * continuations: after this, it is recorded, however slow the machine.
+ */
+export const nextTurn = async (): Promise<void> => { await new Promise(resolve => setImmediate(resolve)) }
+
+/**
+ * Node's fake clock for `apis`, from the real time, until `t` ends: a timeout or an expiry then
+ * happens when the test moves the clock, exactly, never because the machine was slow. Enable it
+ * after the app is ready (Fastify's start-up has timers of its own).
+ */
+export function fakeClock (t: Test, apis: Array<'setTimeout' | 'setInterval' | 'Date'>): typeof mock.timers {
+  mock.timers.enable({ apis, now: Date.now() })
+  t.teardown(() => { mock.timers.reset() })
+  return mock.timers
+}

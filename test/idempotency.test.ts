@@ -1,7 +1,6 @@
-import { setTimeout as sleep } from 'node:timers/promises'
 import t from 'tap'
 import { memoryStore, type IdempotencyStore } from '../lib/index.js'
-import { appWith, EDIS_BODIES, FORM, postBatch, signedItem, VOX } from './helpers.js'
+import { appWith, EDIS_BODIES, fakeClock, FORM, gate, nextTurn, postBatch, signedItem, VOX } from './helpers.js'
 
 const secret = { apiKey: VOX.apiKey, salt: VOX.salt }
 type StoreMode = 'async' | 'sync'
@@ -10,16 +9,21 @@ const postEdis = (app: Awaited<ReturnType<typeof appWith>>['app'], body = EDIS_B
   app.inject({ method: 'POST', url: '/callbacks/edis', headers: { 'content-type': FORM }, payload: body })
 
 /**
- * A memory store whose every call is counted, and made to fail while `failing` names the method:
- * async (a promise, rejected on failure) as a networked store, or synchronous (it throws).
+ * A memory store whose every call is counted, and whose method fails for as many more calls as
+ * `failing` gives it (Infinity: it is down): async (a promise, rejected on failure) as a networked
+ * store, or synchronous (it throws).
  */
 function instrumented (inner: IdempotencyStore = memoryStore(), mode: StoreMode = 'async') {
   const calls: string[] = []
-  const failing = new Set<string>()
+  const failing = new Map<string, number>()
   const wrap = <A extends unknown[], R>(name: string, fn: (...args: A) => R | Promise<R>) => {
     const call = (...args: A): R | Promise<R> => {
       calls.push(name)
-      if (failing.has(name)) throw new Error(`store down (${name})`)
+      const failures = failing.get(name) ?? 0
+      if (failures > 0) {
+        failing.set(name, failures - 1)
+        throw new Error(`store down (${name})`)
+      }
       return fn(...args)
     }
     return mode === 'sync' ? call : async (...args: A): Promise<R> => await call(...args)
@@ -71,19 +75,19 @@ t.test('a failed handler releases its claim: the redelivery runs it, and only it
 t.test('a delivery of an event another delivery is running gets a 409 with Retry-After', async t => {
   const { app } = await appWith({ edis: {}, idempotency: { claimTtl: 5000 } })
   t.teardown(() => app.close())
-  let finish = (): void => {}
+  const running = gate()
   let runs = 0
   app.providerCallbacks.on('traffic-threshold', async () => {
     runs++
-    await new Promise<void>(resolve => { finish = resolve })
+    await running.pass()
   })
   const first = postEdis(app)
-  await sleep(20)
+  await running.reached
   const second = await postEdis(app)
   t.equal(second.statusCode, 409)
   t.equal(second.headers['retry-after'], '5')
   t.same(second.json(), { status: 'error', message: 'The callback is being processed by another delivery; retry later.', code: 'FST_PROVIDER_CALLBACKS_IN_FLIGHT' })
-  finish()
+  running.open()
   t.equal((await first).statusCode, 200)
   t.equal((await postEdis(app)).statusCode, 200)
   t.equal(runs, 1)
@@ -92,18 +96,18 @@ t.test('a delivery of an event another delivery is running gets a 409 with Retry
 t.test('in a batch, a busy item makes a 409, after the others ran', async t => {
   const { app } = await appWith({ voximplant: { secret }, idempotency: {} })
   t.teardown(() => app.close())
-  let finish = (): void => {}
+  const running = gate()
   const runs: number[] = []
   app.providerCallbacks.onAny(async event => {
     const id = (event.payload as { callback_id: number }).callback_id
     runs.push(id)
-    if (id === 1) await new Promise<void>(resolve => { finish = resolve })
+    if (id === 1) await running.pass()
   })
   const slow = postBatch(app, [signedItem('card_payment', 1)])
-  await sleep(20)
+  await running.reached
   const busy = await postBatch(app, [signedItem('card_payment', 1), signedItem('card_payment', 2)])
   t.equal(busy.statusCode, 409)
-  finish()
+  running.open()
   t.equal((await slow).statusCode, 200)
   t.same(runs, [1, 2])
 })
@@ -113,16 +117,25 @@ t.test('a slow handler keeps its claim: it is refreshed while it runs', async t 
   const { app } = await appWith({ edis: {}, idempotency: { store, claimTtl: 90 } })
   t.teardown(() => app.close())
   let runs = 0
+  const running = gate()
   app.providerCallbacks.on('traffic-threshold', async () => {
     runs++
-    await sleep(400)
+    await running.pass()
   })
+  // The refresh timer and the claim's expiry on one fake clock: ten thirds of the ttl go by.
+  const clock = fakeClock(t, ['setInterval', 'Date'])
   const first = postEdis(app)
-  await sleep(250)
-  t.equal((await postEdis(app)).statusCode, 409, 'long after the claim\'s first ttl, it is still held')
+  await running.reached
+  // A turn of the loop after each, for the refresh to be answered before the next is due.
+  for (let third = 0; third < 10; third++) {
+    clock.tick(30)
+    await nextTurn()
+  }
+  t.equal(calls.filter(c => c === 'refresh').length, 10, 'refreshed every third of the ttl')
+  t.equal((await postEdis(app)).statusCode, 409, 'three ttls after the claim, it is still held')
+  running.open()
   t.equal((await first).statusCode, 200)
   t.equal(runs, 1)
-  t.ok(calls.filter(c => c === 'refresh').length >= 3, 'refreshed every third of the ttl')
 })
 
 for (const mode of MODES) {
@@ -133,7 +146,7 @@ for (const mode of MODES) {
       t.teardown(() => app.close())
       const runs: string[] = []
       app.providerCallbacks.onAny(event => { runs.push(event.id) })
-      failing.add('claim')
+      failing.set('claim', Infinity)
       const edis = await postEdis(app)
       const vox = await postBatch(app, [signedItem('min_balance', 1), signedItem('min_balance', 2)])
       if (failOpen) {
@@ -156,7 +169,7 @@ t.test('failOpen still answers 500 when an unguarded handler fails', async t => 
   const { store, failing } = instrumented()
   const { app } = await appWith({ edis: {}, idempotency: { store, failOpen: true }, handlers: { 'traffic-threshold': () => { throw new Error('x') } } })
   t.teardown(() => app.close())
-  failing.add('claim')
+  failing.set('claim', Infinity)
   t.equal((await postEdis(app)).statusCode, 500)
 })
 
@@ -167,16 +180,15 @@ for (const mode of MODES) {
     t.teardown(() => app.close())
     let runs = 0
     app.providerCallbacks.on('traffic-threshold', () => { runs++ })
-    failing.add('complete')
-    setTimeout(() => failing.delete('complete'), 150)
-    t.equal((await postEdis(app)).statusCode, 200, 'complete was retried until the store came back')
-    t.ok(calls.filter(c => c === 'complete').length > 1)
+    failing.set('complete', 1)
+    t.equal((await postEdis(app)).statusCode, 200, 'complete was retried once the store came back')
+    t.equal(calls.filter(c => c === 'complete').length, 2)
     t.equal((await postEdis(app)).statusCode, 200)
     t.equal(runs, 1, 'and the redelivery found it done')
 
     // The store goes away whole: the claim cannot be refreshed either, so it is lost at its expiry.
-    failing.add('complete')
-    failing.add('refresh')
+    failing.set('complete', Infinity)
+    failing.set('refresh', Infinity)
     const down = await postEdis(app, EDIS_BODIES.percentTwenty)
     t.equal(down.statusCode, 503, 'no record while the claim lasted: the provider must retry')
     t.equal(down.json().code, 'FST_PROVIDER_CALLBACKS_CLAIM_LOST')
@@ -195,12 +207,14 @@ for (const mode of MODES) {
       runs++
       if (fail) throw new Error('x')
     })
-    failing.add('release')
+    const clock = fakeClock(t, ['Date'])
+    failing.set('release', Infinity)
     t.equal((await postEdis(app)).statusCode, 500)
     failing.clear()
     fail = false
-    t.equal((await postEdis(app)).statusCode, 409, 'the claim is still there')
-    await sleep(150)
+    clock.tick(99)
+    t.equal((await postEdis(app)).statusCode, 409, 'the claim is still there until its ttl')
+    clock.tick(1)
     t.equal((await postEdis(app)).statusCode, 200, 'expired: the redelivery runs')
     t.equal(runs, 2)
   })
@@ -247,12 +261,14 @@ t.test('the windows: a done event is forgotten after its provider\'s window', as
   t.teardown(() => app.close())
   const runs: string[] = []
   app.providerCallbacks.onAny(event => { runs.push(event.id) })
+  const clock = fakeClock(t, ['Date'])
   await postEdis(app)
   await postBatch(app, [signedItem('min_balance', 1)])
+  clock.tick(59)
   await postEdis(app)
   await postBatch(app, [signedItem('min_balance', 1)])
   t.equal(runs.length, 2, 'within the window: once')
-  await sleep(80)
+  clock.tick(1)
   await postEdis(app)
   await postBatch(app, [signedItem('min_balance', 1)])
   t.equal(runs.length, 4, 'after it: again (EDIS: the same threshold next month)')
@@ -276,13 +292,14 @@ t.test('memoryStore stays bounded: past max, the oldest done keys go first, and 
 })
 
 t.test('memoryStore: claims expire, owners are respected, ttl caps what is kept', async t => {
+  const clock = fakeClock(t, ['Date'])
   const store = memoryStore({ ttl: 50 })
   t.equal(await store.claim('a', 'one', 10_000), 'claimed')
   t.equal(await store.claim('a', 'two', 10_000), 'in-flight')
   await store.release('a', 'two')
   t.equal(await store.claim('a', 'two', 10_000), 'in-flight', 'another owner cannot release it')
   await store.refresh!('a', 'two', 10_000)
-  await sleep(70)
+  clock.tick(50)
   t.equal(await store.claim('a', 'two', 10_000), 'claimed', 'expired at the cap, and another owner\'s refresh did not extend it')
   await store.refresh!('b', 'one', 10_000)
   t.equal(store.size, 1, 'refreshing an unknown key creates nothing')

@@ -75,7 +75,8 @@ export class OwnRedis {
       '--port', String(this.port), '--bind', '127.0.0.1', '--save', '', '--appendonly', 'yes',
       '--appendfsync', 'always', '--dir', this.dir, '--daemonize', 'no', '--logfile', ''
     ], { stdio: 'ignore' })
-    const deadline = Date.now() + 5000
+    // Only a redis-server that cannot start runs out of this; a busy machine must not.
+    const deadline = Date.now() + 30_000
     while (Date.now() < deadline) {
       const client = new Redis(this.url, { ...CLIENT_OPTIONS, retryStrategy: () => null })
       client.on('error', () => {})
