@@ -10,6 +10,9 @@ import providerCallbacks, { redisStore } from '../lib/index.js'
 import { EDIS_BODIES, FORM } from './helpers.js'
 import { CLIENT_OPTIONS, REDIS_URL, redisAvailable } from './redis-helpers.js'
 
+// About 5 s quiet, most of it the partition's own waits: room for a busy machine.
+t.setTimeout(60_000)
+
 const EDIS_ID = 'edis:kvm_123456_789012:80'
 const postEdis = (app: FastifyInstance) => app.inject({ method: 'POST', url: '/callbacks/edis', headers: { 'content-type': FORM }, payload: EDIS_BODIES.canonical })
 
