@@ -3,7 +3,7 @@
 // processes, for what only a process shows (the exit code the entry script sets, stdout and stderr
 // as the process's streams, the environment read from process.env); the rest call main() in this
 // process, which is the same code without a process's start-up (the TypeScript loader's, most of a
-// second each: twenty of them made this file the suite's slowest).
+// second each: nineteen of them made this file the suite's slowest).
 import { spawn } from 'node:child_process'
 import { once } from 'node:events'
 import { readFileSync } from 'node:fs'
