@@ -1,6 +1,8 @@
 // The multi-replica guarantee, against a real Redis (127.0.0.1:6379, or REDIS_URL): every event's
 // handlers succeed exactly once, whatever the concurrency, redeliveries, failures, a replica that
-// dies mid-handler, or Redis itself going away for a while.
+// dies mid-handler, or Redis itself going away for a while. Replicas run ioredis 5 and 6 side by
+// side (as in a rolling upgrade from one to the other), so every scenario drives both majors; the
+// store's own protocol is checked on each of them alone.
 import { spawn } from 'node:child_process'
 import { randomUUID } from 'node:crypto'
 import { once } from 'node:events'
@@ -10,7 +12,7 @@ import Fastify, { type FastifyInstance } from 'fastify'
 import t from 'tap'
 import providerCallbacks, { redisStore, type IdempotencyOptions } from '../lib/index.js'
 import { FORM, signedItem, TYPESCRIPT_NODE_ARGS, VOX } from './helpers.js'
-import { connect, freePort, OwnRedis, REDIS_URL, redisAvailable, seededRandom } from './redis-helpers.js'
+import { connect, freePort, IOREDIS_MAJORS, type IoredisMajor, OwnRedis, REDIS_URL, redisAvailable, seededRandom } from './redis-helpers.js'
 
 const secret = { apiKey: VOX.apiKey, salt: VOX.salt }
 // About 11 s on a quiet 2-core machine (a replica process among them); this budget lets it finish
@@ -20,9 +22,9 @@ const SEED = Number(process.env.SEED ?? Date.now() % 1_000_000)
 
 interface Replica { app: FastifyInstance, close: () => Promise<void> }
 
-/** A replica: an app with the plugin on a Redis store of its own client, sharing `prefix`. */
-async function replica (url: string, prefix: string, idempotency: IdempotencyOptions, onEvent: (id: string) => Promise<void>): Promise<Replica> {
-  const client = await connect(url)
+/** A replica: an app with the plugin on a Redis store of its own client (of that ioredis major), sharing `prefix`. */
+async function replica (major: IoredisMajor, url: string, prefix: string, idempotency: IdempotencyOptions, onEvent: (id: string) => Promise<void>): Promise<Replica> {
+  const client = await connect(url, major)
   const app = Fastify()
   await app.register(providerCallbacks, {
     edis: {},
@@ -72,14 +74,14 @@ function batches (random: () => number, events: number, firstId: number, largest
   return result
 }
 
-t.test('two replicas, one Redis: hundreds of concurrent redeliveries, each event succeeds once', async t => {
+t.test('two replicas (ioredis 5 and 6), one Redis: hundreds of concurrent redeliveries, each event succeeds once', async t => {
   if (!await redisAvailable(t)) return
   t.comment(`seed ${SEED} (SEED=${SEED} repeats this run)`)
   const random = seededRandom(SEED)
   const prefix = `test:${randomUUID()}:`
   const { successes, handler } = flakyHandler(random, 0.25)
   const idempotency = { claimTtl: 2000, edisWindow: 60_000, voximplantWindow: 60_000 }
-  const replicas = [await replica(REDIS_URL, prefix, idempotency, handler), await replica(REDIS_URL, prefix, idempotency, handler)]
+  const replicas = await Promise.all(IOREDIS_MAJORS.map(major => replica(major, REDIS_URL, prefix, idempotency, handler)))
   t.teardown(async () => { for (const r of replicas) await r.close() })
 
   const voxBatches = batches(random, 240, 1, 8)
@@ -104,11 +106,12 @@ t.test('two replicas, one Redis: hundreds of concurrent redeliveries, each event
   t.comment(`${statuses.length} answers: ${[200, 409, 500].map(s => `${statuses.filter(x => x === s).length}x${s}`).join(', ')}`)
 })
 
-t.test('a replica that dies mid-handler: after its claim expires, the redelivery runs once elsewhere', async t => {
+t.test('a replica (ioredis 5) that dies mid-handler: after its claim expires, the redelivery runs once elsewhere (ioredis 6)', async t => {
   if (!await redisAvailable(t)) return
   const prefix = `test:${randomUUID()}:`
   // Long enough that the living replica's refreshes (every ttl / 3) survive a stall of a second.
   const claimTtl = 1500
+  // The fixture connects with redis-helpers' default client, ioredis 5; the survivor runs ioredis 6.
   const child = spawn(process.execPath, [...TYPESCRIPT_NODE_ARGS, 'test/fixtures/replica.ts'], {
     env: { ...process.env, REDIS_URL, PREFIX: prefix, CLAIM_TTL: String(claimTtl), VOX_API_KEY: secret.apiKey, VOX_SALT: secret.salt },
     stdio: ['ignore', 'pipe', 'inherit']
@@ -118,7 +121,7 @@ t.test('a replica that dies mid-handler: after its claim expires, the redelivery
   const port = Number((await lines.next()).value.split(' ')[1])
 
   const runs: string[] = []
-  const survivor = await replica(REDIS_URL, prefix, { claimTtl }, async id => { runs.push(id) })
+  const survivor = await replica(6, REDIS_URL, prefix, { claimTtl }, async id => { runs.push(id) })
   t.teardown(() => survivor.close())
   const client = await connect()
   t.teardown(() => client.disconnect())
@@ -149,7 +152,7 @@ t.test('a replica that dies mid-handler: after its claim expires, the redelivery
   t.equal(runs.length, 1, 'and never again')
 })
 
-t.test('Redis stopped mid-run: 503s meanwhile, and once it is back nothing is lost or doubled', async t => {
+t.test('Redis stopped mid-run under replicas on ioredis 5 and 6: 503s meanwhile, and once it is back nothing is lost or doubled', async t => {
   if (!await redisAvailable(t)) return
   const own = new OwnRedis(await freePort())
   t.teardown(() => own.destroy())
@@ -158,7 +161,7 @@ t.test('Redis stopped mid-run: 503s meanwhile, and once it is back nothing is lo
   const prefix = 'test:'
   const { successes, handler } = flakyHandler(random, 0.1)
   const idempotency = { claimTtl: 5000, voximplantWindow: 60_000 }
-  const replicas = [await replica(own.url, prefix, idempotency, handler), await replica(own.url, prefix, idempotency, handler)]
+  const replicas = await Promise.all(IOREDIS_MAJORS.map(major => replica(major, own.url, prefix, idempotency, handler)))
   t.teardown(async () => { for (const r of replicas) await r.close() })
 
   const voxBatches = batches(random, 150, 10_000, 5)
@@ -182,30 +185,36 @@ t.test('Redis stopped mid-run: 503s meanwhile, and once it is back nothing is lo
   t.equal(successes.size, ids.length)
 })
 
-t.test('redisStore keeps the protocol: SET NX PX claims, owners, done, expiry', async t => {
-  if (!await redisAvailable(t)) return
-  const client = await connect()
-  t.teardown(() => client.disconnect())
-  const prefix = `test:${randomUUID()}:`
-  const store = redisStore(client, { prefix })
-  t.equal(await store.claim('e', 'one', 60_000), 'claimed')
-  t.equal(await store.claim('e', 'two', 60_000), 'in-flight')
-  t.equal(await client.get(`${prefix}e`), 'claim:one', 'keys carry the prefix')
-  await store.release('e', 'two')
-  t.equal(await store.claim('e', 'two', 60_000), 'in-flight', 'another owner cannot release it')
-  await store.refresh!('e', 'one', 120_000)
-  t.ok(await client.pttl(`${prefix}e`) > 60_000, 'the owner\'s refresh extends it')
-  await store.refresh!('e', 'two', 1)
-  t.ok(await client.pttl(`${prefix}e`) > 60_000, 'another owner\'s does not')
-  await store.release('e', 'one')
-  t.equal(await store.claim('e', 'two', 200), 'claimed', 'released by its owner: free')
-  await sleep(250)
-  t.equal(await store.claim('e', 'three', 200), 'claimed', 'an expired claim is free')
-  await store.complete('e', 'three', 60_000)
-  t.equal(await store.claim('e', 'four', 200), 'done')
-  t.ok(await client.pttl(`${prefix}e`) > 50_000, 'done is kept for the window')
-  const defaults = redisStore(client)
-  t.equal(await defaults.claim(`${prefix}x`, 'o', 1000), 'claimed')
-  t.equal(await client.get(`provider-callbacks:${prefix}x`), 'claim:o', 'the default prefix')
-  await client.del(`provider-callbacks:${prefix}x`, `${prefix}e`)
-})
+for (const major of IOREDIS_MAJORS) {
+  t.test(`redisStore keeps the protocol on ioredis ${major}: SET NX PX claims, owners, done, expiry`, async t => {
+    if (!await redisAvailable(t)) return
+    const client = await connect(REDIS_URL, major)
+    t.teardown(() => client.disconnect())
+    // ioredis 6 negotiates RESP3, in which a SET NX that finds the key answers RESP3's null.
+    const resp = major === 6 ? 3 : 2
+    t.match(await client.call('CLIENT', 'INFO'), new RegExp(`\\bresp=${resp}\\b`), `ioredis ${major} speaks RESP${resp}`)
+    const prefix = `test:${randomUUID()}:`
+    const store = redisStore(client, { prefix })
+    t.equal(await store.claim('e', 'one', 60_000), 'claimed')
+    t.equal(await store.claim('e', 'two', 60_000), 'in-flight')
+    t.equal(await client.get(`${prefix}e`), 'claim:one', 'keys carry the prefix')
+    await store.release('e', 'two')
+    t.equal(await store.claim('e', 'two', 60_000), 'in-flight', 'another owner cannot release it')
+    // refresh's answer is the script's integer as the client decodes it (RESP2 or RESP3).
+    t.equal(await store.refresh!('e', 'one', 120_000), true, 'the owner\'s refresh says it still holds the claim')
+    t.ok(await client.pttl(`${prefix}e`) > 60_000, 'and extends it')
+    t.equal(await store.refresh!('e', 'two', 1), false, 'another owner\'s says it does not')
+    t.ok(await client.pttl(`${prefix}e`) > 60_000, 'and leaves it alone')
+    await store.release('e', 'one')
+    t.equal(await store.claim('e', 'two', 200), 'claimed', 'released by its owner: free')
+    await sleep(250)
+    t.equal(await store.claim('e', 'three', 200), 'claimed', 'an expired claim is free')
+    await store.complete('e', 'three', 60_000)
+    t.equal(await store.claim('e', 'four', 200), 'done')
+    t.ok(await client.pttl(`${prefix}e`) > 50_000, 'done is kept for the window')
+    const defaults = redisStore(client)
+    t.equal(await defaults.claim(`${prefix}x`, 'o', 1000), 'claimed')
+    t.equal(await client.get(`provider-callbacks:${prefix}x`), 'claim:o', 'the default prefix')
+    await client.del(`provider-callbacks:${prefix}x`, `${prefix}e`)
+  })
+}

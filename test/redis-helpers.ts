@@ -5,6 +5,7 @@ import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { setTimeout as sleep } from 'node:timers/promises'
 import { Redis, type RedisOptions } from 'ioredis'
+import { Redis as Redis6, type RedisOptions as Redis6Options } from 'ioredis6'
 import type { Test } from 'tap'
 
 export const REDIS_URL = process.env.REDIS_URL ?? 'redis://127.0.0.1:6379'
@@ -13,16 +14,26 @@ export const REDIS_URL = process.env.REDIS_URL ?? 'redis://127.0.0.1:6379'
  * As the README tells hosts to configure it: a Redis that is down makes commands fail at once
  * (the plugin answers 503) instead of queueing them until it is back.
  */
-export const CLIENT_OPTIONS: RedisOptions = {
+export const CLIENT_OPTIONS = {
   enableOfflineQueue: false,
   maxRetriesPerRequest: 0,
   commandTimeout: 1000,
   retryStrategy: () => 50,
   lazyConnect: true
-}
+} satisfies RedisOptions & Redis6Options
 
-export async function connect (url = REDIS_URL): Promise<Redis> {
-  const client = new Redis(url, CLIENT_OPTIONS)
+/**
+ * The ioredis majors redisStore is tested with: 5, and 6, which `npm i ioredis` installs since
+ * 2026-07 and which speaks RESP3 unless told otherwise.
+ */
+export const IOREDIS_MAJORS = [5, 6] as const
+export type IoredisMajor = typeof IOREDIS_MAJORS[number]
+
+/** What the tests do with a client of either major, besides handing it to redisStore. */
+export type TestClient = Pick<Redis, 'set' | 'get' | 'eval' | 'pttl' | 'del' | 'call' | 'disconnect'>
+
+export async function connect (url = REDIS_URL, major: IoredisMajor = 5): Promise<TestClient> {
+  const client = major === 6 ? new Redis6(url, CLIENT_OPTIONS) : new Redis(url, CLIENT_OPTIONS)
   client.on('error', () => {}) // reconnects are expected in these tests; commands report failures
   await client.connect()
   return client

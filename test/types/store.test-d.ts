@@ -3,6 +3,7 @@
 // answers 'ok'; here a store is written as users write one: a class that implements the interface.
 import Fastify from 'fastify'
 import { Cluster, Redis } from 'ioredis'
+import { Cluster as Cluster6, Redis as Redis6 } from 'ioredis6'
 import providerCallbacks, {
   type ClaimResult, type IdempotencyStore, type MaybePromise, type MemoryStoreOptions, type RedisClientLike, type RedisStoreOptions,
   memoryStore, redisStore
@@ -113,7 +114,8 @@ memoryStore({ max: '10000' })
 // @ts-expect-error an unknown option
 memoryStore({ maxKeys: 10 })
 
-// redisStore: over an ioredis client (or cluster) the host creates; any compatible client works.
+// redisStore: over an ioredis client (or cluster) the host creates, of major 5 or 6; any compatible
+// client works.
 expectType<Equal<typeof redisStore, (client: RedisClientLike, options?: RedisStoreOptions) => IdempotencyStore>>()
 expectType<Equal<RedisStoreOptions, { prefix?: string }>>()
 declare const redis: Redis
@@ -122,6 +124,14 @@ const fromIoredis: IdempotencyStore = redisStore(redis)
 redisStore(cluster, { prefix: 'app:idempotency:' })
 redisStore(new Redis({ lazyConnect: true, enableOfflineQueue: false, commandTimeout: 500 }))
 const asLike: RedisClientLike = redis
+declare const redis6: Redis6
+declare const cluster6: Cluster6
+const fromIoredis6: IdempotencyStore = redisStore(redis6)
+redisStore(cluster6, { prefix: 'app:idempotency:' })
+redisStore(new Redis6({ lazyConnect: true, enableOfflineQueue: false, commandTimeout: 500 }))
+// Its RESP3 reply mapping (maps as objects, doubles as numbers) types the client differently.
+redisStore(new Redis6({ lazyConnect: true, replyMapping: 'resp3' }))
+const asLike6: RedisClientLike = cluster6
 // A minimal compatible client.
 const compatible: RedisClientLike = {
   set: async (_key: string, _value: string, _px: 'PX', _ttl: number, _nx?: 'NX') => 'OK' as const,
@@ -136,4 +146,4 @@ redisStore(redis, { prefix: 1 })
 // @ts-expect-error the client comes first
 redisStore({ prefix: 'app:' })
 
-export { asStore, fromIoredis, asLike, MissingRelease, MissingClaim, WrongClaimResult, WrongClaimString, WrongComplete, WrongKey, ExtraParameter, WrongRefresh, SyncWrongClaim }
+export { asStore, fromIoredis, asLike, fromIoredis6, asLike6, MissingRelease, MissingClaim, WrongClaimResult, WrongClaimString, WrongComplete, WrongKey, ExtraParameter, WrongRefresh, SyncWrongClaim }
