@@ -1,8 +1,10 @@
-// Checks the package as users get it, after `npm run build`: packs it, runs @arethetypeswrong/cli and
-// publint on the tarball, installs the tarball in an empty project and uses it from ESM, from CJS
-// and from TypeScript (nodenext, .mts and .cts). Prints a line per check; exits 1 if any fails.
+// Checks the package as users get it: copies the repository's files as a fresh clone has them (no
+// dist/), packs that copy with nothing built beforehand (so the package's own scripts must build it,
+// as they must for `npm publish` and for an install from git), runs @arethetypeswrong/cli and publint
+// on the tarball, installs the tarball in an empty project and uses it from ESM, from CJS, from
+// TypeScript (nodenext, .mts and .cts) and through `npx`. Prints a line per check; exits 1 if any fails.
 import { execFile } from 'node:child_process'
-import { existsSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs'
+import { existsSync, mkdtempSync, readFileSync, rmSync, symlinkSync, writeFileSync } from 'node:fs'
 import { tmpdir } from 'node:os'
 import { dirname, join } from 'node:path'
 import { fileURLToPath } from 'node:url'
@@ -12,9 +14,9 @@ const root = join(dirname(fileURLToPath(import.meta.url)), '..')
 const failed = []
 
 /** Runs a command; resolves with its exit code and output, never rejects. */
-function run (command, args, cwd) {
+function run (command, args, cwd, env = {}) {
   return new Promise(resolve => {
-    execFile(command, args, { cwd, maxBuffer: 64 * 1024 * 1024, env: { ...process.env, NO_COLOR: '1', FORCE_COLOR: '0' } },
+    execFile(command, args, { cwd, maxBuffer: 64 * 1024 * 1024, env: { ...process.env, NO_COLOR: '1', FORCE_COLOR: '0', ...env } },
       (error, stdout, stderr) => {
         const code = error === null ? 0 : typeof error.code === 'number' ? error.code : 1
         resolve({ code, stdout, stderr, output: `${stdout}${stderr}${error !== null && typeof error.code !== 'number' ? error.message : ''}` })
@@ -220,17 +222,46 @@ function tempDir (name) {
   return dir
 }
 
-async function main () {
-  if (!existsSync(join(root, 'dist', 'esm', 'index.js')) || !existsSync(join(root, 'dist', 'cjs', 'index.js'))) {
-    report(false, 'dist/ is built (run `npm run build` first)')
-    return
+/**
+ * The files a clone gets, in a folder of their own: HEAD's, or, when the working tree differs from
+ * it, the tree `git add -A` would commit (tracked changes and new files .gitignore lets in), so a
+ * developer's `npm test` checks what they are about to commit; CI's clean checkout is HEAD itself.
+ * Written from a throwaway index, so the repository's own index is not touched.
+ */
+async function cleanCopy () {
+  const git = async (args, env) => {
+    const result = await run('git', args, root, env)
+    if (result.code !== 0) throw new Error(`git ${args.join(' ')}: ${result.output}`)
+    return result.stdout.trim()
   }
+  const index = { GIT_INDEX_FILE: join(tempDir('index'), 'index') }
+  await git(['read-tree', 'HEAD'], index)
+  await git(['add', '--all'], index)
+  const tree = await git(['write-tree'], index)
+  const head = await git(['rev-parse', '--short', 'HEAD'])
+  const changed = tree === await git(['rev-parse', 'HEAD^{tree}']) ? '' : await git(['diff-tree', '-r', '--name-status', 'HEAD', tree])
+  const copy = tempDir('clone')
+  await git(['checkout-index', '--all', `--prefix=${copy}/`], index)
+  // The devDependencies the build needs, as installed here from the same lockfile: `npm ci` in the
+  // copy would take longer than the rest of the check.
+  symlinkSync(join(root, 'node_modules'), join(copy, 'node_modules'), 'junction')
+  return { copy, head, changed }
+}
 
-  // npm pack, and what the tarball holds
+async function main () {
+  const { copy, head, changed } = await cleanCopy()
+  const built = existsSync(join(copy, 'dist'))
+  report(!built, changed === ''
+    ? `a fresh copy of HEAD (${head}), without dist/`
+    : `a fresh copy of the working tree as \`git add -A\` would commit it, without dist/; it differs from HEAD (${head}) in`,
+  built ? 'dist/ is in git: the check would not show that packing builds it' : changed)
+  if (built) return
+
+  // npm pack in the copy, and what the tarball holds
   const packDir = tempDir('pack')
-  const pack = await run(npm[0], [...npm.slice(1), 'pack', '--json', '--pack-destination', packDir], root)
+  const pack = await run(npm[0], [...npm.slice(1), 'pack', '--json', '--pack-destination', packDir], copy)
   if (pack.code !== 0) {
-    report(false, 'npm pack', pack.output)
+    report(false, 'npm pack in the copy (its prepare script builds dist/)', pack.output)
     return
   }
   const [{ filename, files }] = JSON.parse(pack.stdout.slice(pack.stdout.indexOf('[')))
@@ -239,9 +270,12 @@ async function main () {
   const unexpected = paths.filter(path => !/^(dist\/.+|bin\/provider-callbacks\.js|testing\/package\.json|package\.json|README\.md|LICENSE)$/.test(path) || /\.(map|tsbuildinfo)$/.test(path))
   const required = ['package.json', 'LICENSE', 'dist/esm/index.js', 'dist/esm/index.d.ts', 'dist/cjs/index.js', 'dist/cjs/index.d.ts', 'dist/cjs/package.json', 'dist/esm/testing.js', 'dist/cjs/testing.js', 'testing/package.json', 'bin/provider-callbacks.js']
   const absent = required.filter(path => !paths.includes(path))
+  const noDist = !paths.some(path => path.startsWith('dist/'))
   report(unexpected.length === 0 && absent.length === 0,
-    `npm pack: ${filename}, ${paths.length} files (dist/, package.json, LICENSE${paths.includes('README.md') ? ', README.md' : '; no README.md yet'})`,
-    [unexpected.length > 0 ? `unexpected: ${unexpected.join(', ')}` : '', absent.length > 0 ? `missing: ${absent.join(', ')}` : ''].join('\n'))
+    `npm pack: ${filename}, ${paths.length} files (${noDist ? 'no dist/' : 'dist/ built by packing'}, package.json, LICENSE${paths.includes('README.md') ? ', README.md' : '; no README.md yet'})`,
+    [noDist ? 'no dist/ at all: packing a clone did not build it (the prepare script)' : '',
+      unexpected.length > 0 ? `unexpected: ${unexpected.join(', ')}` : '', absent.length > 0 ? `missing: ${absent.join(', ')}` : ''].filter(Boolean).join('\n'))
+  if (noDist) return
 
   // attw, publint and the consumer project's install run side by side
   const consumer = tempDir('consumer')
@@ -289,11 +323,15 @@ async function main () {
     run(process.execPath, [join('out', 'types-esm.mjs')], consumer),
     run(process.execPath, [join('out', 'types-cjs.cjs')], consumer)
   ])
-  // The command-line tool, installed through the package's bin
-  const bin = join(consumer, 'node_modules', '.bin', 'provider-callbacks')
-  const [help, cliVersion] = await Promise.all([run(bin, ['send', 'voximplant', '--help'], consumer), run(bin, ['--version'], consumer)])
-  report(help.code === 0 && help.stdout.includes('--api-key') && cliVersion.stdout.trim() === JSON.parse(readFileSync(join(root, 'package.json'), 'utf8')).version,
-    'bin: `provider-callbacks send voximplant --help` and `--version` run from node_modules/.bin', help.output + cliVersion.output)
+  // The command-line tool, installed through the package's bin; `--yes=false`: never one from the registry
+  const npx = [...npm, 'exec', '--yes=false', '--', 'provider-callbacks']
+  const [help, cliVersion] = await Promise.all([
+    run(npx[0], [...npx.slice(1), 'send', 'voximplant', '--help'], consumer),
+    run(npx[0], [...npx.slice(1), '--version'], consumer)
+  ])
+  report(help.code === 0 && help.stdout.includes('--api-key') && cliVersion.stdout.trim() === JSON.parse(readFileSync(join(copy, 'package.json'), 'utf8')).version,
+    'bin: `npx provider-callbacks send voximplant --help` and `npx provider-callbacks --version` run the installed package\'s bin',
+    help.code === 0 && cliVersion.code === 0 ? cliVersion.output : (help.output + cliVersion.output).replace(npmEnvNoise, ''))
 
   report(esmTs.code === 0, 'TypeScript .mts compiled by tsc runs: register, POST -> 200, typed handler called', esmTs.output)
   report(cjsTs.code === 0, 'TypeScript .cts compiled by tsc runs: default import and import = require register, POST -> 200', cjsTs.output)
