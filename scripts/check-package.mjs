@@ -8,6 +8,7 @@ import { existsSync, mkdtempSync, readFileSync, rmSync, symlinkSync, writeFileSy
 import { tmpdir } from 'node:os'
 import { dirname, join } from 'node:path'
 import { fileURLToPath } from 'node:url'
+import { checkReadme } from './check-readme.mjs'
 
 const started = Date.now()
 const root = join(dirname(fileURLToPath(import.meta.url)), '..')
@@ -285,14 +286,14 @@ async function main () {
   const [attw, publint, install] = await Promise.all([
     run(attwBin[0], [attwBin[1], tarball, '--format', 'table', '--no-color', '--no-emoji'], root),
     run(publintBin[0], [publintBin[1], 'run', tarball], root),
-    run(npm[0], [...npm.slice(1), 'install', tarball, 'fastify@5', 'typescript@5.9', '@types/node@20',
+    run(npm[0], [...npm.slice(1), 'install', tarball, 'fastify@5', 'typescript@5.9', '@types/node@20', 'ioredis@5',
       '--no-audit', '--no-fund', '--prefer-offline', '--loglevel=error'], consumer)
   ])
   report(attw.code === 0, 'attw: no problems for node10, node16 (CJS), node16 (ESM) and bundler', attw.output)
   const publintText = publint.output.replace(/^(Running publint|Unpacking tarball|Linting).*\n/gm, '')
   report(publint.code === 0, `publint: ${publintText.trim() === 'All good!' ? 'all good' : 'no errors'}`,
     publintText.trim() === 'All good!' ? undefined : publintText)
-  report(install.code === 0, 'npm install <tarball> fastify@5 typescript@5.9 @types/node@20 in an empty project',
+  report(install.code === 0, 'npm install <tarball> fastify@5 typescript@5.9 @types/node@20 ioredis@5 in an empty project',
     install.code === 0 ? undefined : install.output.replace(npmEnvNoise, ''))
   if (install.code !== 0) return
 
@@ -335,6 +336,9 @@ async function main () {
 
   report(esmTs.code === 0, 'TypeScript .mts compiled by tsc runs: register, POST -> 200, typed handler called', esmTs.output)
   report(cjsTs.code === 0, 'TypeScript .cts compiled by tsc runs: default import and import = require register, POST -> 200', cjsTs.output)
+
+  // Every code block of README.md, compiled (strict, nodenext) against the installed package and run.
+  await checkReadme({ consumerDir: consumer, report })
 }
 
 try {
