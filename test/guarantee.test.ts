@@ -253,3 +253,72 @@ t.test('memoryStore drops claims that expired unseen once they outnumber max, an
   t.equal(store.claim('live-1', 'another', 60_000), 'in-flight')
   t.equal(store.claim('live-3', 'another', 60_000), 'in-flight')
 })
+
+t.test('a synchronous store\'s refresh keeps a slow handler\'s claim past its ttl', async t => {
+  const memory = memoryStore()
+  let refreshes = 0
+  const store: IdempotencyStore = { ...memory, refresh: (key, owner, ttl) => { refreshes++; return memory.refresh(key, owner, ttl) } }
+  const app = await appWithStore(store, { idempotency: { claimTtl: 300 } })
+  t.teardown(() => app.close())
+  const slow = gate()
+  let runs = 0
+  app.providerCallbacks.on('traffic-threshold', async () => {
+    runs++
+    await slow.opened
+  })
+  const first = postEdis(app)
+  // Four refreshes: more than a ttl since the claim.
+  await until(() => refreshes >= 4)
+  t.equal((await postEdis(app)).statusCode, 409)
+  slow.open()
+  t.equal((await first).statusCode, 200)
+  t.equal(runs, 1)
+})
+
+t.test('a store without refresh: a handler that outlives the claim\'s ttl loses it, and is told', async t => {
+  const memory = memoryStore()
+  const store: IdempotencyStore = { claim: memory.claim, complete: memory.complete, release: memory.release }
+  const { app, lines } = await loggedApp(store, { idempotency: { claimTtl: 150 } })
+  t.teardown(() => app.close())
+  let reason: unknown
+  app.providerCallbacks.on('traffic-threshold', async (_event, _request, { signal }) => {
+    await new Promise(resolve => signal.addEventListener('abort', resolve))
+    reason = signal.reason
+  })
+  const res = await postEdis(app)
+  t.equal(res.json().code, 'FST_PROVIDER_CALLBACKS_CLAIM_LOST')
+  t.match(reason, { code: 'FST_PROVIDER_CALLBACKS_CLAIM_LOST' })
+  t.ok(lines.some(line => line.level === 50 && line.event === EDIS_ID && String(line.msg).includes('the store has no refresh')))
+})
+
+t.test('a refresh answered, or retried, after its handlers finished changes nothing: the event is done, once', async t => {
+  const memory = memoryStore()
+  const pending: Array<{ resolve: (extended: boolean) => void, reject: (error: Error) => void }> = []
+  const store: IdempotencyStore = {
+    ...memory,
+    claim: async (key, owner, ttl) => memory.claim(key, owner, ttl),
+    refresh: async () => await new Promise<boolean>((resolve, reject) => { pending.push({ resolve, reject }) })
+  }
+  const app = await appWithStore(store, { idempotency: { claimTtl: 60 } })
+  t.teardown(() => app.close())
+  for (const [kvm, late] of [['kvm_1', 'failed'], ['kvm_2', 'retry'], ['kvm_3', 'answered']] as const) {
+    const finish = gate()
+    let runs = 0
+    app.providerCallbacks.on('traffic-threshold', async event => {
+      if (event.payload.kvm !== kvm) return
+      runs++
+      await finish.opened
+    })
+    pending.length = 0
+    const answer = app.inject({ method: 'POST', url: '/callbacks/edis', headers: { 'content-type': FORM }, payload: `kvm=${kvm}&trigger_value=80` })
+    await until(() => pending.length > 0)
+    if (late === 'retry') pending[0]!.reject(new Error('store down'))
+    finish.open()
+    t.equal((await answer).statusCode, 200, late)
+    if (late === 'failed') pending[0]!.reject(new Error('store down'))
+    if (late === 'answered') pending[0]!.resolve(false)
+    await new Promise(resolve => setTimeout(resolve, 5))
+    t.equal(memory.claim(`edis:${kvm}:80`, 'probe', 1000), 'done', `${late}: recorded as done, once`)
+    t.equal(runs, 1)
+  }
+})
