@@ -57,7 +57,8 @@ export function deliveries (events: CallbackEvents, settings: IdempotencySetting
     work.finally(() => { running.delete(work) }).catch(() => {})
     return work
   }
-  const claims = settings === undefined ? undefined : new HeldClaims(settings.store, settings.claimTtl, log)
+  // The drain gives up the claims still held; there are none without idempotency.
+  let heldClaims: HeldClaims | undefined
 
   const runUnguarded: Deliver = (event, request) => {
     const context = new DeliveryContext()
@@ -76,14 +77,15 @@ export function deliveries (events: CallbackEvents, settings: IdempotencySetting
       log.warn({ events: running.size, grace }, 'closing with callback handlers still running; their signals are aborted')
       for (const context of running.values()) context.abort(new ClosingError())
     }
-    claims?.abandonAll(new ClosingError())
+    heldClaims?.abandonAll(new ClosingError())
   }
 
-  if (settings === undefined || claims === undefined) {
+  if (settings === undefined) {
     // Nothing listens: nothing to run.
     return { withWindow: () => (event, request) => events.hasListeners(event) ? runUnguarded(event, request) : 'delivered', drain }
   }
   const { store, claimTtl, failOpen } = settings
+  const claims = heldClaims = new HeldClaims(store, claimTtl, log)
 
   const unreachable = (error: unknown, event: AnyProviderCallbackEvent, request: FastifyRequest): MaybePromise<Outcome> => {
     request.log.error({ err: error, event: event.id }, 'the idempotency store cannot be reached')
