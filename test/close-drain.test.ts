@@ -5,17 +5,11 @@ import Fastify, { type FastifyInstance } from 'fastify'
 import { Redis } from 'ioredis'
 import t from 'tap'
 import providerCallbacks, { memoryStore, redisStore, type IdempotencyStore } from '../lib/index.js'
-import { EDIS_BODIES, FORM } from './helpers.js'
+import { EDIS_BODIES, FORM, gate } from './helpers.js'
 import { REDIS_URL, redisAvailable } from './redis-helpers.js'
 
 const EDIS_ID = 'edis:kvm_123456_789012:80'
 const postEdis = (app: FastifyInstance) => app.inject({ method: 'POST', url: '/callbacks/edis', headers: { 'content-type': FORM }, payload: EDIS_BODIES.canonical })
-
-function gate (): { opened: Promise<void>, open: () => void } {
-  let open!: () => void
-  const opened = new Promise<void>(resolve => { open = resolve })
-  return { opened, open }
-}
 
 t.test('close waits for a handler past handlerTimeout and records it, before a host onClose hook closes the store', async t => {
   const inner = memoryStore()
@@ -32,7 +26,7 @@ t.test('close waits for a handler past handlerTimeout and records it, before a h
   const slow = gate()
   const order: string[] = []
   app.providerCallbacks.on('traffic-threshold', async () => {
-    await slow.opened
+    await slow.pass()
     order.push('handler done')
   })
   const res = await postEdis(app)
@@ -67,7 +61,7 @@ t.test('without idempotency too, close waits for running handlers', async t => {
   const slow = gate()
   let done = false
   app.providerCallbacks.on('traffic-threshold', async () => {
-    await slow.opened
+    await slow.pass()
     done = true
   })
   t.equal((await postEdis(app)).statusCode, 503)
@@ -87,7 +81,7 @@ t.test('README\'s Redis setup: a handler past handlerTimeout is recorded in Redi
   app.addHook('onClose', async () => { redis.disconnect() })
   await app.register(providerCallbacks, { edis: {}, idempotency: { store: redisStore(redis, { prefix }) }, handlerTimeout: 50 })
   const slow = gate()
-  app.providerCallbacks.on('traffic-threshold', async () => { await slow.opened })
+  app.providerCallbacks.on('traffic-threshold', async () => { await slow.pass() })
   t.equal((await postEdis(app)).statusCode, 503)
   const closed = app.close()
   setImmediate(slow.open)

@@ -3,7 +3,7 @@
 import Fastify, { type FastifyInstance } from 'fastify'
 import t from 'tap'
 import providerCallbacks, { memoryStore, type IdempotencyStore, type ProviderCallbacksOptions } from '../lib/index.js'
-import { EDIS_BODIES, FORM } from './helpers.js'
+import { EDIS_BODIES, FORM, gate } from './helpers.js'
 
 const EDIS_ID = 'edis:kvm_123456_789012:80'
 
@@ -15,22 +15,14 @@ async function appWithStore (store: IdempotencyStore, options: Partial<ProviderC
 }
 const postEdis = (app: FastifyInstance) => app.inject({ method: 'POST', url: '/callbacks/edis', headers: { 'content-type': FORM }, payload: EDIS_BODIES.canonical })
 
-/** A promise and the function that settles it, for steps a test takes in an order of its own. */
-function gate (): { opened: Promise<void>, open: () => void } {
-  let open!: () => void
-  const opened = new Promise<void>(resolve => { open = resolve })
-  return { opened, open }
-}
-
 t.test('a handler removed with off() while the claim is on its way: nothing ran, so nothing is recorded as done', async t => {
   const memory = memoryStore()
-  const claimSent = gate()
+  // Reached when the claim is sent; opened when the test lets the store answer it.
   const claimMayAnswer = gate()
   const store: IdempotencyStore = {
     ...memory,
     claim: async (key, owner, ttl) => {
-      claimSent.open()
-      await claimMayAnswer.opened
+      await claimMayAnswer.pass()
       return memory.claim(key, owner, ttl)
     }
   }
@@ -40,7 +32,7 @@ t.test('a handler removed with off() while the claim is on its way: nothing ran,
   const handler = (event: { id: string }): void => { runs.push(event.id) }
   app.providerCallbacks.on('traffic-threshold', handler)
   const answer = postEdis(app)
-  await claimSent.opened
+  await claimMayAnswer.reached
   app.providerCallbacks.off('traffic-threshold', handler)
   claimMayAnswer.open()
   t.equal((await answer).statusCode, 200, 'acknowledged, as an event nobody listens to is')
@@ -126,7 +118,7 @@ t.test('memoryStore never drops the claim of a running handler, however many eve
   const runs: string[] = []
   app.providerCallbacks.on('traffic-threshold', async event => {
     runs.push(event.id)
-    if (event.payload.kvm === 'kvm_123456_789012') await slow.opened
+    if (event.payload.kvm === 'kvm_123456_789012') await slow.pass()
   })
   const first = postEdis(app)
   await until(() => runs.length === 1)
@@ -165,7 +157,7 @@ t.test('a refresh that fails is retried at once and until the claim\'s expiry: a
   let runs = 0
   app.providerCallbacks.on('traffic-threshold', async () => {
     runs++
-    await slow.opened
+    await slow.pass()
   })
   const first = postEdis(app)
   await until(() => calls.refresh >= 8)
@@ -189,7 +181,7 @@ t.test('an outage that outlasts the claim: the claim is lost, logged at error le
       reason = signal.reason
       aborted.open()
     })
-    await aborted.opened
+    await aborted.pass()
   })
   const res = await postEdis(app)
   t.equal(res.statusCode, 503)
@@ -264,7 +256,7 @@ t.test('a synchronous store\'s refresh keeps a slow handler\'s claim past its tt
   let runs = 0
   app.providerCallbacks.on('traffic-threshold', async () => {
     runs++
-    await slow.opened
+    await slow.pass()
   })
   const first = postEdis(app)
   // Four refreshes: more than a ttl since the claim.
@@ -307,7 +299,7 @@ t.test('a refresh answered, or retried, after its handlers finished changes noth
     app.providerCallbacks.on('traffic-threshold', async event => {
       if (event.payload.kvm !== kvm) return
       runs++
-      await finish.opened
+      await finish.pass()
     })
     pending.length = 0
     const answer = app.inject({ method: 'POST', url: '/callbacks/edis', headers: { 'content-type': FORM }, payload: `kvm=${kvm}&trigger_value=80` })
