@@ -91,3 +91,26 @@ t.test('README\'s Redis setup: a handler past handlerTimeout is recorded in Redi
   t.equal(await check.get(prefix + EDIS_ID), 'done', 'recorded: a rolling restart does not run it again')
   await check.del(prefix + EDIS_ID)
 })
+
+t.test('close waits for the record of a handler that finished at once, while the store is retried', async t => {
+  const inner = memoryStore()
+  let completeFails = true
+  let clientClosed = false
+  const store: IdempotencyStore = {
+    ...inner,
+    complete: (key, owner, ttl) => {
+      if (clientClosed) throw new Error('the client is closed')
+      if (completeFails) throw new Error('store blinked')
+      inner.complete(key, owner, ttl)
+    }
+  }
+  const app = Fastify()
+  await app.register(providerCallbacks, { edis: {}, idempotency: { store }, handlerTimeout: 50 })
+  app.addHook('onClose', async () => { clientClosed = true })
+  app.providerCallbacks.on('traffic-threshold', () => {})
+  t.equal((await postEdis(app)).statusCode, 503, 'the record outlived handlerTimeout')
+  const closed = app.close()
+  setImmediate(() => { completeFails = false })
+  await closed
+  t.equal(inner.claim(EDIS_ID, 'probe', 1000), 'done', 'recorded before the client closed')
+})

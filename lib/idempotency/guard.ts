@@ -153,7 +153,11 @@ export function deliveries (events: CallbackEvents, settings: IdempotencySetting
     const context = new DeliveryContext()
     const ran = events.deliver(event, request, context)
     // Handlers that finished at once cannot have outlived their claim; only pending ones are held.
-    if (!isPromiseLike(ran)) return afterRun(ran, event, owner, sentAt, undefined, window, request, context)
+    // Their record may still be pending (the store did not take it at once): the drain waits for it.
+    if (!isPromiseLike(ran)) {
+      const outcome = afterRun(ran, event, owner, sentAt, undefined, window, request, context)
+      return isPromiseLike(outcome) ? track(Promise.resolve(outcome), context) : outcome
+    }
     const held = claims.hold(event.id, owner, sentAt, context)
     return track(ran.then(succeeded => afterRun(succeeded, event, owner, sentAt, held, window, request, context)), context)
   }
