@@ -3,7 +3,7 @@
 import Fastify, { type FastifyInstance } from 'fastify'
 import t from 'tap'
 import providerCallbacks, { memoryStore, type IdempotencyStore, type ProviderCallbacksOptions } from '../lib/index.js'
-import { EDIS_BODIES, FORM, gate } from './helpers.js'
+import { EDIS_BODIES, fakeClock, FORM, gate, nextTurn } from './helpers.js'
 
 const EDIS_ID = 'edis:kvm_123456_789012:80'
 
@@ -313,4 +313,28 @@ t.test('a refresh answered, or retried, after its handlers finished changes noth
     t.equal(memory.claim(`edis:${kvm}:80`, 'probe', 1000), 'done', `${late}: recorded as done, once`)
     t.equal(runs, 1)
   }
+})
+
+t.test('once no claim is held, the refresh timer refreshes nothing', async t => {
+  const memory = memoryStore()
+  let refreshes = 0
+  const store: IdempotencyStore = { ...memory, claim: async (k, o, ttl) => memory.claim(k, o, ttl), refresh: (k, o, ttl) => { refreshes++; return memory.refresh(k, o, ttl) } }
+  const app = await appWithStore(store, { idempotency: { claimTtl: 300 } })
+  t.teardown(() => app.close())
+  const clock = fakeClock(t, ['setInterval'])
+  const kvm = 'kvm_1'
+  const slow = gate()
+  app.providerCallbacks.on('traffic-threshold', async event => { if (event.payload.kvm === kvm) await slow.pass() })
+  const answer = app.inject({ method: 'POST', url: '/callbacks/edis', headers: { 'content-type': FORM }, payload: `kvm=${kvm}&trigger_value=80` })
+  await slow.reached
+  const before = refreshes
+  clock.tick(100)
+  t.equal(refreshes, before + 1, `${kvm}: refreshed while held`)
+  slow.open()
+  t.equal((await answer).statusCode, 200)
+  const after = refreshes
+  clock.tick(100)
+  clock.tick(100)
+  await nextTurn()
+  t.equal(refreshes, after, `${kvm}: nothing refreshed once it was released`)
 })
