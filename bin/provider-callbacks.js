@@ -1,4 +1,4 @@
 #!/usr/bin/env node
-import { main } from '../dist/esm/cli.js'
+import { main } from '../dist/esm/cli/index.js'
 
 process.exitCode = await main(process.argv.slice(2))
