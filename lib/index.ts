@@ -75,3 +75,10 @@ export {
 export { voximplantPayloads } from './voximplant/payloads.js'
 // MinBalanceCallback, InboundSmsCallback, …: a type per payload, named as the Voximplant SDKs name it.
 export * from './voximplant/payload-types.js'
+// Setting the providers up to call the routes: EDIS hooks, Voximplant's webhook.
+export { edisHooks, type EdisHook, type EdisHooks, type EdisHookSettings, type EdisHooksOptions } from './provision/edis.js'
+export { ProvisionError, type ProvisionHttpOptions } from './provision/http.js'
+export {
+  VoximplantKeyFileSchema, voximplantWebhook,
+  type VoximplantKeyFile, type VoximplantWebhook, type VoximplantWebhookOptions, type VoximplantWebhookState
+} from './provision/voximplant.js'
