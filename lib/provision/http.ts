@@ -47,10 +47,12 @@ export async function callApi (request: ApiCall, options: ProvisionHttpOptions):
   let status: number
   let text: string
   try {
+    // A form as the docs' curl sends it: fetch would add ;charset=UTF-8 to the type.
+    const form = request.body instanceof URLSearchParams
     const response = await (options.fetch ?? globalThis.fetch)(request.url, {
       method: 'POST',
-      body: request.body,
-      headers: request.headers,
+      body: form ? request.body.toString() : request.body,
+      headers: form ? { ...request.headers, 'Content-Type': 'application/x-www-form-urlencoded' } : request.headers,
       redirect: 'error',
       signal: AbortSignal.timeout(timeout)
     })
