@@ -175,3 +175,14 @@ function decode (token: string, publicKey: KeyObject): Jwt | undefined {
   const verified = verify('sha256', Buffer.from(`${header}.${claims}`), publicKey, Buffer.from(signature, 'base64url'))
   return { header: json(header), claims: json(claims), verified }
 }
+
+/** A port nothing listens on (one just closed): a connection to it is refused. */
+export async function closedPort (): Promise<number> {
+  const server = createServer()
+  server.listen(0, '127.0.0.1')
+  await once(server, 'listening')
+  const { port } = server.address() as AddressInfo
+  server.close()
+  await once(server, 'close')
+  return port
+}

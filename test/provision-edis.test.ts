@@ -1,11 +1,8 @@
 // edisHooks against a fake EDIS Management API over real HTTP: the exact documented requests, the
 // AUTH session per KVM and its renewal, and every kind of failure, secrets cut out.
-import { once } from 'node:events'
-import { createServer } from 'node:http'
-import type { AddressInfo } from 'node:net'
 import t, { type Test } from 'tap'
 import { edisHooks, ProvisionError, type EdisHooksOptions } from '../lib/index.js'
-import { FakeEdis } from './fake-providers.js'
+import { closedPort, FakeEdis } from './fake-providers.js'
 import { fakeClock } from './helpers.js'
 
 const ACCOUNT = { email: 'ops@example.com', password: 'p+w&=rd secret', kvms: ['kvm_123456_789012', 'kvm_234567_890123'] }
@@ -173,14 +170,31 @@ t.test('failures: a clear message naming the call, never a secret; a failed AUTH
   const slow = edisHooks({ email: ACCOUNT.email, password: ACCOUNT.password, sessionUrl: fake.base, apiUrl: fake.apiUrl, timeout: 150 })
   t.match(await failed(slow.set({ kvm: KVM, url: URL_, trigger: 80 })), { status: undefined, message: `EDIS hooks/set (${KVM}): no answer within 150 ms` })
 
-  const closed = createServer()
-  closed.listen(0, '127.0.0.1')
-  await once(closed, 'listening')
-  const port = (closed.address() as AddressInfo).port
-  closed.close()
-  await once(closed, 'close')
+  const port = await closedPort()
   const unreachable = edisHooks({ email: ACCOUNT.email, password: ACCOUNT.password, sessionUrl: `http://127.0.0.1:${port}/` })
   const refused = await failed(unreachable.kvms())
   t.equal(refused.message, `EDIS AUTH: cannot reach http://127.0.0.1:${port}: ECONNREFUSED`)
-  t.type(refused.cause, Error)
+  t.match(refused.cause, { message: 'connect ECONNREFUSED 127.0.0.1:' + port })
+})
+
+t.test('the documented hosts by default: session.edisglobal.com, then https://<api_host>; a fetch of one\'s own', async t => {
+  const urls: string[] = []
+  const fetch: typeof globalThis.fetch = async input => {
+    urls.push(String(input))
+    const body = urls.length === 1
+      ? { status: 'success', data: { [KVM]: { api_host: '123456.edisglobal.com', kvm_id: KVM, valid_until: String(Math.floor(Date.now() / 1000) + 3600), signature: 's' }, broken: { api_host: 1 } } }
+      : { status: 'success', hook_id: '7' }
+    return new Response(JSON.stringify(body), { headers: { 'content-type': 'application/json' } })
+  }
+  const hooks = edisHooks({ email: ACCOUNT.email, password: ACCOUNT.password, fetch })
+  t.same(await hooks.kvms(), [KVM], 'an entry without a session\'s fields is left out')
+  t.same(await hooks.set({ kvm: KVM, url: URL_, trigger: 80 }), { kvm: KVM, hookId: 7 })
+  await hooks.set({ kvm: KVM, url: URL_, trigger: 90 })
+  t.same(urls, ['https://session.edisglobal.com/kvm/v2/get/auth', 'https://123456.edisglobal.com/kvm/v2/hooks/set', 'https://123456.edisglobal.com/kvm/v2/hooks/set'],
+    'valid_until as a string of digits is a Unix time: no second AUTH')
+
+  const failing = edisHooks({ email: ACCOUNT.email, password: ACCOUNT.password, fetch: async () => { throw new Error(`boom ${ACCOUNT.password}`) } })
+  await t.rejects(failing.kvms(), { message: 'EDIS AUTH: cannot reach https://session.edisglobal.com: boom [REDACTED]' })
+  const nulls = edisHooks({ email: ACCOUNT.email, password: ACCOUNT.password, fetch: async () => new Response('{"status":"success","data":null}') })
+  t.same(await nulls.kvms(), [], 'data null: no KVMs')
 })

@@ -85,8 +85,10 @@ export function edisHooks (options: EdisHooksOptions): EdisHooks {
     return new Map(Object.entries(data).filter((entry): entry is [string, Session] => Value.Check(SessionSchema, entry[1])))
   }
 
-  // One AUTH answers for every KVM of the account, and calls at once share it.
-  function renew (): Promise<Map<string, Session>> {
+  // One AUTH answers for every KVM of the account, and calls at once share it: the sessions known,
+  // or new ones unless they replace `stale` and another call has already replaced it.
+  function current (stale?: Promise<Map<string, Session>>): Promise<Map<string, Session>> {
+    if (cached !== undefined && cached !== stale) return cached
     const pending = cached = authenticate()
     pending.catch(() => { if (cached === pending) cached = undefined })
     return pending
@@ -96,12 +98,11 @@ export function edisHooks (options: EdisHooksOptions): EdisHooks {
   // created since). A session just created serves once, whatever its valid_until says.
   async function session (kvm: string): Promise<Session> {
     const fresh = cached === undefined
-    const pending = cached ?? renew()
+    const pending = current()
     let sessions = await pending
     let found = sessions.get(kvm)
     if (!fresh && (found === undefined || !(expiry(found.valid_until) - RENEW_BEFORE > Date.now()))) {
-      if (cached === pending) renew()
-      sessions = await (cached ?? renew())
+      sessions = await current(pending)
       found = sessions.get(kvm)
     }
     if (found === undefined) {
@@ -151,7 +152,7 @@ export function edisHooks (options: EdisHooksOptions): EdisHooks {
       return { kvm: settings.kvm, hookId: await create(settings, 'demo') }
     },
     async kvms () {
-      return [...(await (cached ?? renew())).keys()]
+      return [...(await current()).keys()]
     }
   }
 }

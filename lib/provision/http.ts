@@ -42,8 +42,8 @@ const REDACTED = '[REDACTED]'
 
 export async function callApi (request: ApiCall, options: ProvisionHttpOptions): Promise<Record<string, unknown>> {
   const timeout = options.timeout ?? DEFAULT_TIMEOUT
-  const fail = (problem: string, status?: number, cause?: unknown): ProvisionError =>
-    new ProvisionError(redact(`${request.call}: ${problem}`, request.secrets), request.call, status, cause === undefined ? undefined : { cause: new Error(redact(String(cause), request.secrets)) })
+  const fail = (problem: string, status?: number, cause?: string): ProvisionError =>
+    new ProvisionError(redact(`${request.call}: ${problem}`, request.secrets), request.call, status, cause === undefined ? undefined : { cause: new Error(redact(cause, request.secrets)) })
   let status: number
   let text: string
   try {
@@ -61,7 +61,8 @@ export async function callApi (request: ApiCall, options: ProvisionHttpOptions):
   } catch (error) {
     const { name, cause } = error as Error & { cause?: NodeJS.ErrnoException }
     if (name === 'TimeoutError') throw fail(`no answer within ${timeout} ms`)
-    throw fail(`cannot reach ${new URL(request.url).origin}: ${cause?.code ?? cause?.message ?? (error as Error).message}`, undefined, error)
+    const reason = cause?.message ?? (error as Error).message
+    throw fail(`cannot reach ${new URL(request.url).origin}: ${cause?.code ?? reason}`, undefined, reason)
   }
   const answer = parse(text)
   if (status < 200 || status > 299) throw fail(`HTTP ${status}: ${shown(text)}`, status)
