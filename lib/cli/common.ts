@@ -1,5 +1,5 @@
 // What every command shares: the I/O it is given, usage errors (exit 2), and the parsing of flags.
-import { realpathSync } from 'node:fs'
+import { readFileSync, realpathSync } from 'node:fs'
 import { createRequire } from 'node:module'
 
 /** Where the CLI writes and what environment it reads: the process's own unless a test says otherwise. */
@@ -83,4 +83,20 @@ export function plural (count: number, word: string): string {
 /** The URL as printed: no fragment (it is not sent). */
 export function address (url: URL): string {
   return url.origin + url.pathname + url.search
+}
+
+/**
+ * A secret from its flag, else the file its -file flag names (one trailing newline dropped), else
+ * the environment: undefined when none has it. An unreadable file is a usage error naming the file.
+ */
+export function secret (flag: string | undefined, file: string | undefined, env: string | undefined, label: string, usage: string): string | undefined {
+  if (flag !== undefined) return flag
+  if (file !== undefined) {
+    try {
+      return readFileSync(file, 'utf8').replace(/\r?\n$/, '')
+    } catch (error) {
+      throw new UsageError(`cannot read ${label} from ${file}: ${String((error as NodeJS.ErrnoException).code)}`, usage)
+    }
+  }
+  return env === '' ? undefined : env
 }
