@@ -92,6 +92,9 @@ t.test('edis hooks set twice, then remove: the state file across processes', asy
   t.same(hooksOnEdis(), [], 'EDIS has none left')
   t.same((JSON.parse(readFileSync(join(cwd, 'edis-hooks.json'), 'utf8')) as { hooks: unknown[] }).hooks, [])
   const none = await inProcess(['edis', 'hooks', 'remove', '--state', join(cwd, 'edis-hooks.json')], EDIS_ENV)
+  writeFileSync(join(cwd, 'other.json'), JSON.stringify({ version: 1, hooks: [{ kvm: KVM1, trigger: 80, hookId: 1, url: ROUTE, method: 'post', setAt: '2026-01-01T00:00:00.000Z' }] }))
+  const notThose = await inProcess(['edis', 'hooks', 'remove', '--state', join(cwd, 'other.json'), '--kvm', KVM2], EDIS_ENV)
+  t.equal(notThose.stdout.split('\n')[0], `edis: no hooks to remove: ${join(cwd, 'other.json')} records none of those`)
   t.equal(none.stdout, `edis: no hooks to remove: ${join(cwd, 'edis-hooks.json')} records none\nstate: ${join(cwd, 'edis-hooks.json')} (0 hooks)\n`)
   noSecrets(t, first, again, removed, all)
 })
@@ -136,9 +139,11 @@ t.test('edis hooks demo, remove --id, and failures', async t => {
   t.equal(byId.stdout.split('\n')[0], `removed ${KVM2}: hook ${String(id)}`)
   t.same(hooksOnEdis(), [])
   edisFake.hookIdAs = 'none'
-  const noId = await inProcess(['edis', 'hooks', 'demo', '--url', ROUTE, '--kvm', KVM1], EDIS_ENV)
+  const noId = await inProcess(['edis', 'hooks', 'demo', '--url', ROUTE, '--kvm', KVM1, '--callback-user', 'hook', '--callback-password', CALLBACK_PW], EDIS_ENV)
   edisFake.hookIdAs = 'string'
-  t.equal(noId.stdout.split('\n')[1], `asked ${KVM1}: EDIS calls ${ROUTE} with trigger_value=demo`)
+  t.equal(noId.stdout, `edis: a demo call of ${KVM1} to ${ROUTE} (POST, as hook:****)\nasked ${KVM1}: EDIS calls ${ROUTE} with trigger_value=demo\n`)
+  t.match([...edisFake.hooks.values()].at(-1)?.fields, { trigger_value: 'demo', callback_user: 'hook', callback_pw: CALLBACK_PW })
+  noSecrets(t, demo, noId)
 
   const wrong = await inProcess(['edis', 'hooks', 'demo', '--url', ROUTE], { ...EDIS_ENV, EDIS_PASSWORD: 'wrong pw' })
   t.equal(wrong.code, 1)
@@ -150,9 +155,19 @@ t.test('edis hooks demo, remove --id, and failures', async t => {
   edisFake.answer('/kvm/v2/get/auth', { hang: true })
   const slow = await inProcess(['edis', 'hooks', 'demo', '--url', ROUTE, '--timeout', '150'], EDIS_ENV)
   t.same([slow.code, slow.stderr], [1, 'EDIS AUTH: no answer within 150 ms\n'])
+
+  // No host named: the documented one, which this machine need not reach within a millisecond.
+  const documented = await inProcess(['edis', 'hooks', 'demo', '--url', ROUTE, '--timeout', '1'], { EDIS_EMAIL: ACCOUNT.email, EDIS_PASSWORD: ACCOUNT.password })
+  t.equal(documented.code, 1)
+  t.match(documented.stderr, /^EDIS AUTH: (no answer within 1 ms|cannot reach https:\/\/session\.edisglobal\.com: \w+)\n$/)
+  const voxDocumented = await inProcess(['voximplant', 'webhook', 'show', '--timeout', '1'], { VOX_CREDENTIALS: KEY_FILE })
+  t.equal(voxDocumented.code, 1)
+  t.match(voxDocumented.stderr, /^Voximplant GetAccountInfo: (no answer within 1 ms|cannot reach https:\/\/api\.voximplant\.com: \w+)\n$/)
 })
 
 t.test('voximplant webhook show and set: the salt kept, given, or new and printed once', async t => {
+  const before = await inProcess(['voximplant', 'webhook', 'show'], VOX_ENV)
+  t.equal(before.stdout, 'voximplant: account 7654321\ncallback_url: none\ncallback_salt: none\n')
   const spawned = await cli(['voximplant', 'webhook', 'set', '--url', 'https://example.com/callbacks/voximplant'], { VOX_API_URL: voxFake.base, VOX_CREDENTIALS: KEY_FILE }, dir)
   t.equal(spawned.code, 0, spawned.stderr)
   const salt = String(voxFake.account.callback_salt)
@@ -218,12 +233,13 @@ t.test('help for every command, and usage errors: exit 2, the usage on stderr', 
     [[...set_, '--id', '3'], EDIS_ENV, "--id does not go with 'edis hooks set'", 'edis hooks set '],
     [['edis', 'hooks', 'demo', '--url', ROUTE, '--state', 'x.json'], EDIS_ENV, "--state does not go with 'edis hooks demo'", 'edis hooks demo '],
     [set_, { ...EDIS_ENV, EDIS_EMAIL: '' }, 'missing the account: pass --email or set EDIS_EMAIL', 'edis hooks set '],
-    [set_, { EDIS_EMAIL: 'a@b' }, 'missing the password: pass --password or --password-file, or set EDIS_PASSWORD', 'edis hooks set '],
+    [set_, { EDIS_EMAIL: 'a@b', EDIS_PASSWORD: '' }, 'missing the password: pass --password or --password-file, or set EDIS_PASSWORD', 'edis hooks set '],
     [[...set_, '--password-file', join(dir, 'nope')], { EDIS_EMAIL: 'a@b' }, `cannot read the password from ${join(dir, 'nope')}: ENOENT`, 'edis hooks set '],
     [[...set_, '--callback-user', 'hook'], EDIS_ENV, '--callback-user and --callback-password go together', 'edis hooks set '],
     [[...set_, '--method', 'put'], EDIS_ENV, "--method must be post or get, got 'put'", 'edis hooks set '],
     [[...set_, '--timeout', '0'], EDIS_ENV, "--timeout must be an integer of at least 1, got '0'", 'edis hooks set '],
     [[...set_, '--state', KEY_FILE], EDIS_ENV, `${KEY_FILE} is not a state file of edis hooks (version 1)`, 'edis hooks set '],
+    [[...set_, '--state', join(dir, 'salt')], EDIS_ENV, `${join(dir, 'salt')} is not a state file of edis hooks (version 1)`, 'edis hooks set '],
     [[...set_, '--state', dir], EDIS_ENV, `cannot read the state file ${dir}: EISDIR`, 'edis hooks set '],
     [['edis', 'hooks', 'remove', '--id', '3'], EDIS_ENV, '--id goes with one --kvm', 'edis hooks remove '],
     [['edis', 'hooks', 'remove', '--id', '3', '--kvm', KVM1, '--trigger', '80'], EDIS_ENV, '--id and --trigger do not go together', 'edis hooks remove '],

@@ -143,22 +143,20 @@ function client (values: Values, io: CliIO, usage: string): EdisHooks {
   if (email === undefined || email === '') throw new UsageError('missing the account: pass --email or set EDIS_EMAIL', usage)
   const password = secret(values.password, values['password-file'], io.env.EDIS_PASSWORD, 'the password', usage)
   if (password === undefined) throw new UsageError('missing the password: pass --password or --password-file, or set EDIS_PASSWORD', usage)
-  const sessionUrl = values['session-url'] ?? io.env.EDIS_SESSION_URL
-  const apiUrl = values['api-url'] ?? io.env.EDIS_API_URL
+  // The documented hosts unless a flag or the environment names others (a proxy, a test's fake).
+  const sessionUrl = targetUrl(values['session-url'] ?? io.env.EDIS_SESSION_URL ?? 'https://session.edisglobal.com', usage).href
+  const apiUrl = values['api-url'] ?? io.env.EDIS_API_URL ?? 'https://{api_host}'
   return edisHooks({
     email,
     password,
     timeout: integer(values.timeout ?? '30000', '--timeout', 1, usage),
-    ...(sessionUrl === undefined ? {} : { sessionUrl: targetUrl(sessionUrl, usage).href }),
-    ...(apiUrl === undefined ? {} : { apiUrl: (apiHost: string) => apiUrl.replaceAll('{api_host}', apiHost) })
+    sessionUrl,
+    apiUrl: apiHost => apiUrl.replaceAll('{api_host}', apiHost)
   })
 }
 
-function triggers (values: Values, usage: string, required: boolean): number[] | undefined {
-  if (values.trigger === undefined) {
-    if (required) throw new UsageError('missing --trigger: the percentages, e.g. 80,90,100', usage)
-    return undefined
-  }
+function triggers (values: Values, usage: string): number[] | undefined {
+  if (values.trigger === undefined) return undefined
   const all = values.trigger.flatMap(text => text.split(',')).map(text => text.trim())
   return [...new Set(all.map(text => {
     if (!/^\d{1,3}$/.test(text)) throw new UsageError(`--trigger must be percentages (integers), got '${text}'`, usage)
@@ -188,7 +186,8 @@ async function kvmsOf (values: Values, hooks: EdisHooks): Promise<string[]> {
 }
 
 async function set (values: Values, io: CliIO, usage: string): Promise<number> {
-  const wanted = triggers(values, usage, true) ?? []
+  const wanted = triggers(values, usage)
+  if (wanted === undefined) throw new UsageError('missing --trigger: the percentages, e.g. 80,90,100', usage)
   const target = hookTarget(values, io, usage)
   const statePath = values.state ?? DEFAULT_STATE
   let state = readState(statePath, usage)
@@ -226,7 +225,7 @@ async function set (values: Values, io: CliIO, usage: string): Promise<number> {
 async function remove (values: Values, io: CliIO, usage: string): Promise<number> {
   const statePath = values.state ?? DEFAULT_STATE
   let state = readState(statePath, usage)
-  const only = triggers(values, usage, false)
+  const only = triggers(values, usage)
   let targets: Array<{ kvm: string, hookId: number, trigger?: number }>
   if (values.id !== undefined) {
     const [kvm, ...more] = values.kvm ?? []

@@ -97,13 +97,12 @@ type Values = ReturnType<typeof args>
 function client (values: Values, io: CliIO, usage: string): VoximplantWebhook {
   const credentials = values.credentials ?? io.env.VOX_CREDENTIALS
   if (credentials === undefined || credentials === '') throw new UsageError('missing the key file: pass --credentials FILE or set VOX_CREDENTIALS', usage)
-  const apiUrl = values['api-url'] ?? io.env.VOX_API_URL
+  const apiUrl = targetUrl(values['api-url'] ?? io.env.VOX_API_URL ?? 'https://api.voximplant.com', usage).href
   const timeout = integer(values.timeout ?? '30000', '--timeout', 1, usage)
   try {
-    return voximplantWebhook({ credentials, timeout, ...(apiUrl === undefined ? {} : { apiUrl: targetUrl(apiUrl, usage).href }) })
+    return voximplantWebhook({ credentials, timeout, apiUrl })
   } catch (error) {
     // The key file unreadable or not one: the command line named the wrong file.
-    if (error instanceof UsageError) throw error
     throw new UsageError((error as Error).message, usage)
   }
 }
