@@ -369,6 +369,15 @@ export const sameMaybePromise: Equal<MaybePromise<string>, Package.MaybePromise<
     }
   },
 
+  provision: {
+    lang: 'ts',
+    async run () {
+      // Run, it would call the real EDIS and Voximplant: the same calls run against fake APIs in
+      // test/provision-*.test.ts, and the section's sh commands in test/readme-setup.test.ts.
+      return 'compiles against the package\'s types; not run (it calls the real providers; test/readme-setup.test.ts runs the section\'s commands against fake APIs)'
+    }
+  },
+
   'test-kit': {
     lang: 'ts',
     async run ({ dir, block, out }) {

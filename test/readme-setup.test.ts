@@ -1,0 +1,92 @@
+// README's "Setting up the providers": every command of its sh blocks marked <!-- readme-setup -->,
+// run as written (in this process, through main()) against the fake EDIS and Voximplant APIs, in a
+// folder of its own (the state file and the key file are the working folder's). A `NAME=…` is a
+// secret the reader fills in: here, the fake account's. Only the hosts differ from what a reader
+// runs: EDIS_SESSION_URL, EDIS_API_URL and VOX_API_URL name the fakes.
+import { generateKeyPairSync } from 'node:crypto'
+import { mkdtempSync, readFileSync, writeFileSync } from 'node:fs'
+import { tmpdir } from 'node:os'
+import { join } from 'node:path'
+import t from 'tap'
+import { main } from '../lib/cli/index.js'
+import { FakeEdis, FakeVoximplant } from './fake-providers.js'
+
+const readme = readFileSync(new URL('../README.md', import.meta.url), 'utf8')
+const section = /^## Setting up the providers\n([\s\S]*?)^## /m.exec(readme)?.[1] ?? ''
+
+/** The section's marked sh blocks' commands: `\` continuations joined, comments and blank lines left out. */
+function commands (text: string): string[] {
+  const blocks = [...text.matchAll(/^<!-- readme-setup -->\n```sh\n([\s\S]*?)^```$/gm)].map(match => String(match[1]))
+  return blocks.flatMap(block => block.replace(/\\\n\s*/g, ' ').split('\n'))
+    .map(line => line.replace(/(^|\s)#.*$/, '').trim())
+    .filter(line => line !== '')
+}
+
+/** A command's words, split as sh splits these (no quotes or expansions are used in README's). */
+function words (line: string): string[] {
+  if (/["'`$\\|;&<>()]/.test(line)) throw new Error(`README's command needs more of a shell than this test has: ${line}`)
+  return line.split(/\s+/)
+}
+
+const ACCOUNT = { email: 'you@example.com', password: 'the edis pw', kvms: ['kvm_123456_789012', 'kvm_234567_890123'] }
+const SECRETS: Record<string, string> = { EDIS_PASSWORD: ACCOUNT.password, EDIS_CALLBACK_PW: 'the callback pw' }
+
+t.test('README\'s setup commands, top to bottom, against the fake APIs', async t => {
+  const lines = commands(section)
+  t.ok(lines.length >= 5, 'the section has its commands')
+  const edis = await new FakeEdis(ACCOUNT).start(t)
+  const { privateKey, publicKey } = generateKeyPairSync('rsa', { modulusLength: 2048 })
+  const voximplant = await new FakeVoximplant(publicKey, 1234567).start(t)
+  const dir = mkdtempSync(join(tmpdir(), 'readme-setup-'))
+  writeFileSync(join(dir, 'voximplant-key.json'), JSON.stringify({
+    account_email: 'svc@example.voximplant.com', account_id: 1234567, key_id: 'key-1', private_key: privateKey.export({ type: 'pkcs8', format: 'pem' }).toString()
+  }))
+  const before = process.cwd()
+  process.chdir(dir)
+  t.teardown(() => { process.chdir(before) })
+
+  const shell: Record<string, string> = { EDIS_SESSION_URL: edis.base, EDIS_API_URL: `${edis.base}/host/{api_host}`, VOX_API_URL: voximplant.base }
+  for (const line of lines) {
+    const parts = words(line)
+    const exported = parts[0] === 'export'
+    const env = exported ? shell : { ...shell }
+    if (exported) parts.shift()
+    while (/^[A-Z_]+=/.test(parts[0] ?? '')) {
+      const [name = '', value = ''] = String(parts.shift()).split(/=(.*)/)
+      env[name] = value === '…' ? String(SECRETS[name]) : value
+    }
+    if (exported) {
+      t.same(parts, [], `${line}: only exports`)
+      continue
+    }
+    t.same(parts.slice(0, 2), ['npx', 'provider-callbacks'], `${line}: runs the command line`)
+    let stdout = ''
+    let stderr = ''
+    const code = await main(parts.slice(2), { stdout: { write: text => { stdout += text } }, stderr: { write: text => { stderr += text } }, env })
+    if (code !== 0) t.comment(stdout + stderr)
+    t.equal(code, 0, `${line}: exit 0`)
+    t.equal(stderr, '', `${line}: nothing on stderr`)
+    for (const secret of Object.values(SECRETS)) t.notMatch(stdout, secret, `${line}: no secret printed`)
+
+    const [provider, group, command] = parts.slice(2)
+    const url = parts[parts.indexOf('--url') + 1]
+    const hooks = [...edis.hooks.values()]
+    if (`${provider} ${group} ${command}` === 'edis hooks set') {
+      const triggers = String(parts[parts.indexOf('--trigger') + 1]).split(',')
+      t.same(hooks.map(h => `${h.kvm}@${h.fields.trigger_value}`).sort(), ACCOUNT.kvms.flatMap(kvm => triggers.map(p => `${kvm}@${p}`)).sort(), 'a hook per KVM and trigger')
+      t.ok(hooks.every(h => h.fields.callback_url === url && h.fields.callback_user === 'hook' && h.fields.callback_pw === SECRETS.EDIS_CALLBACK_PW), 'to the URL, with the credentials')
+      t.equal((JSON.parse(readFileSync('edis-hooks.json', 'utf8')) as { hooks: unknown[] }).hooks.length, hooks.length, 'recorded in edis-hooks.json')
+    } else if (`${provider} ${group} ${command}` === 'edis hooks demo') {
+      t.equal(hooks.filter(h => h.fields.trigger_value === 'demo').length, ACCOUNT.kvms.length, 'a demo call asked for each KVM')
+    } else if (`${provider} ${group} ${command}` === 'edis hooks remove') {
+      t.same(hooks.filter(h => h.fields.trigger_value !== 'demo'), [], 'the recorded hooks are gone')
+      t.same((JSON.parse(readFileSync('edis-hooks.json', 'utf8')) as { hooks: unknown[] }).hooks, [])
+    } else if (`${provider} ${group} ${command}` === 'voximplant webhook set') {
+      t.equal(voximplant.account.callback_url, url, 'the callback URL set')
+      t.match(stdout, `salt: ${String(voximplant.account.callback_salt)}\n`, 'the new salt printed, once')
+    } else {
+      t.same(`${provider} ${group} ${command}`, 'voximplant webhook show', 'a command this test knows')
+      t.match(stdout, `callback_url: ${String(voximplant.account.callback_url)}\ncallback_salt: set\n`)
+    }
+  }
+})
