@@ -6,7 +6,8 @@
  *
  * Environment: PORT (default 3000; a free port if that one is busy), EDIS_CALLBACK_PW (the hook's
  * password), VOX_API_KEY and VOX_SALT (the Voximplant account's API key and the webhook's security
- * salt); built-in demo values for the three otherwise.
+ * salt); built-in demo values for the three otherwise. PUBLIC_URL: the address the providers reach
+ * the demo at (a tunnel's), for the setup commands it prints; the local one otherwise.
  */
 import Fastify, { type FastifyInstance } from 'fastify'
 import providerCallbacks, { VoximplantCallbackSchemas, type VoximplantCallbackType } from '../lib/index.js'
@@ -375,6 +376,21 @@ function printCurlLines (base: string): void {
   const signedWith = secretFromEnvironment ? 'the API key and salt the demo was started with' : 'the built-in demo API key and salt'
   console.log(`\n  # Voximplant: a one-item min_balance batch (#${callbackId}), its hash made with ${signedWith}`)
   console.log(`  curl -i -H 'content-type: application/json' --data '${body}' ${base}${ROUTES.voximplant}`)
+}
+
+/**
+ * The commands that make the providers call this app (README, "Setting up the providers"). They
+ * must reach it: PUBLIC_URL (a tunnel's or the deployment's address) replaces the local one.
+ */
+function printSetupCommands (base: string): void {
+  const publicBase = (process.env.PUBLIC_URL ?? base).replace(/\/+$/, '')
+  console.log(`\nTo have EDIS and Voximplant call ${publicBase} (${process.env.PUBLIC_URL === undefined ? 'which they cannot reach from outside: set PUBLIC_URL to the address they can' : 'PUBLIC_URL'}):`)
+  console.log('\n  export EDIS_EMAIL=you@example.com EDIS_PASSWORD=...   # your EDIS client-area login')
+  console.log(`  EDIS_CALLBACK_PW=... npx provider-callbacks edis hooks set --url ${publicBase}${ROUTES.edis} --trigger 80,90,100 --callback-user ${USERNAME}`)
+  console.log(`  EDIS_CALLBACK_PW=... npx provider-callbacks edis hooks demo --url ${publicBase}${ROUTES.edis} --callback-user ${USERNAME}`)
+  console.log('  npx provider-callbacks edis hooks remove   # when done: removes the hooks edis-hooks.json records')
+  console.log(`\n  npx provider-callbacks voximplant webhook set --credentials voximplant-key.json --url ${publicBase}${ROUTES.voximplant}`)
+  console.log('  # prints a new salt once: start the app with it as VOX_SALT, and VOX_API_KEY the account\'s API key')
   console.log('\nCtrl-C to stop.')
 }
 
@@ -412,6 +428,7 @@ async function main (): Promise<void> {
   }
 
   printCurlLines(base)
+  printSetupCommands(base)
   const stop = (): void => {
     console.log('\nStopping.')
     app.close().then(() => process.exit(0), (error: unknown) => {
