@@ -37,6 +37,8 @@ await webhook.set({ url: 'https://x/cb', salt: true })
 // @ts-expect-error the key file needs its key_id
 voximplantWebhook({ credentials: { account_id: 1, private_key: 'k' } })
 
-const error = new ProvisionError('m', 'EDIS AUTH', 500)
-expectType<Equal<typeof error.call, string>>()
-expectType<Equal<typeof error.status, number | undefined>>()
+const error: Error = new ProvisionError('m', 'EDIS AUTH', 500)
+if (error instanceof ProvisionError) {
+  expectType<Equal<typeof error.call, string>>()
+  expectType<Equal<typeof error.status, number | undefined>>()
+}
