@@ -156,6 +156,11 @@ t.test('edis hooks demo, remove --id, and failures', async t => {
   const slow = await inProcess(['edis', 'hooks', 'demo', '--url', ROUTE, '--timeout', '150'], EDIS_ENV)
   t.same([slow.code, slow.stderr], [1, 'EDIS AUTH: no answer within 150 ms\n'])
 
+  const empty = await new FakeEdis({ ...ACCOUNT, kvms: [] }).start(t)
+  const noKvm = await inProcess(['edis', 'hooks', 'set', '--url', ROUTE, '--trigger', '80', '--state', join(dir, 'empty.json')],
+    { ...EDIS_ENV, EDIS_SESSION_URL: empty.base })
+  t.same([noKvm.code, noKvm.stdout, noKvm.stderr], [1, '', 'EDIS AUTH: the session lists no KVM: the account has none, or its API access is off\n'])
+
   // No host named: the documented one, which this machine need not reach within a millisecond.
   const documented = await inProcess(['edis', 'hooks', 'demo', '--url', ROUTE, '--timeout', '1'], { EDIS_EMAIL: ACCOUNT.email, EDIS_PASSWORD: ACCOUNT.password })
   t.equal(documented.code, 1)

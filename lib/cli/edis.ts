@@ -182,7 +182,10 @@ function describe (target: HookTarget): string {
 }
 
 async function kvmsOf (values: Values, hooks: EdisHooks): Promise<string[]> {
-  return values.kvm === undefined ? await hooks.kvms() : [...new Set(values.kvm)]
+  if (values.kvm !== undefined) return [...new Set(values.kvm)]
+  const all = await hooks.kvms()
+  if (all.length === 0) throw new ProvisionError('EDIS AUTH: the session lists no KVM: the account has none, or its API access is off', 'EDIS AUTH')
+  return all
 }
 
 async function set (values: Values, io: CliIO, usage: string): Promise<number> {

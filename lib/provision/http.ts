@@ -53,6 +53,7 @@ export async function callApi (request: ApiCall, options: ProvisionHttpOptions):
       method: 'POST',
       body: form ? request.body.toString() : request.body,
       headers: form ? { ...request.headers, 'Content-Type': 'application/x-www-form-urlencoded' } : request.headers,
+      // A redirect would carry the form (a password) to wherever it points.
       redirect: 'error',
       signal: AbortSignal.timeout(timeout)
     })
