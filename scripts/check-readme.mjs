@@ -372,9 +372,9 @@ export const sameMaybePromise: Equal<MaybePromise<string>, Package.MaybePromise<
   provision: {
     lang: 'ts',
     async run () {
-      // Run, it would call the real EDIS and Voximplant: the same calls run against fake APIs in
-      // test/provision-*.test.ts, and the section's sh commands in test/readme-setup.test.ts.
-      return 'compiles against the package\'s types; not run (it calls the real providers; test/readme-setup.test.ts runs the section\'s commands against fake APIs)'
+      // Run here, it would call the real EDIS and Voximplant: test/readme-setup.test.ts runs it, and
+      // the section's sh commands, against fake APIs.
+      return 'compiles against the package\'s types; run against fake APIs by test/readme-setup.test.ts'
     }
   },
 

@@ -1,12 +1,14 @@
 // README's "Setting up the providers": every command of its sh blocks marked <!-- readme-setup -->,
 // run as written (in this process, through main()) against the fake EDIS and Voximplant APIs, in a
-// folder of its own (the state file and the key file are the working folder's). A `NAME=…` is a
-// secret the reader fills in: here, the fake account's. Only the hosts differ from what a reader
-// runs: EDIS_SESSION_URL, EDIS_API_URL and VOX_API_URL name the fakes.
+// folder of its own (the state file and the key file are the working folder's), and its ts block
+// likewise. A `NAME=…` is a secret the reader fills in: here, the fake account's. Only the hosts
+// differ from what a reader runs: EDIS_SESSION_URL, EDIS_API_URL and VOX_API_URL name the fakes,
+// and the code's fetch is routed to them.
 import { generateKeyPairSync } from 'node:crypto'
 import { mkdtempSync, readFileSync, writeFileSync } from 'node:fs'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
+import { pathToFileURL } from 'node:url'
 import t from 'tap'
 import { main } from '../lib/cli/index.js'
 import { FakeEdis, FakeVoximplant } from './fake-providers.js'
@@ -89,4 +91,38 @@ t.test('README\'s setup commands, top to bottom, against the fake APIs', async t
       t.match(stdout, `callback_url: ${String(voximplant.account.callback_url)}\ncallback_salt: set\n`)
     }
   }
+})
+
+t.test('README\'s setup code, run as written against the fake APIs (the documented hosts routed to them)', async t => {
+  const block = /<!-- readme-check: provision -->\n```ts\n([\s\S]*?)^```$/m.exec(section)?.[1]
+  t.ok(block, 'the section has its code')
+  const edis = await new FakeEdis(ACCOUNT).start(t)
+  const { privateKey, publicKey } = generateKeyPairSync('rsa', { modulusLength: 2048 })
+  const voximplant = await new FakeVoximplant(publicKey, 1234567).start(t)
+  const dir = mkdtempSync(join(tmpdir(), 'readme-setup-code-'))
+  writeFileSync(join(dir, 'voximplant-key.json'), JSON.stringify({ account_id: 1234567, key_id: 'key-1', private_key: privateKey.export({ type: 'pkcs8', format: 'pem' }).toString() }))
+  const file = join(dir, 'provision.mts')
+  writeFileSync(file, String(block).replace("from 'fastify-provider-callbacks'", `from ${JSON.stringify(pathToFileURL(join(process.cwd(), 'lib/index.ts')).href)}`))
+
+  // What the block reads, and where its calls go: the hosts it does not name, routed to the fakes.
+  const saved = { fetch: globalThis.fetch, log: console.log, cwd: process.cwd(), env: { ...process.env } }
+  const printed: unknown[][] = []
+  globalThis.fetch = async (input, init) => await saved.fetch(String(input)
+    .replace(/^https:\/\/session\.edisglobal\.com\//, `${edis.base}/`)
+    .replace(/^https:\/\/(\d+\.edisglobal\.com)\//, `${edis.base}/host/$1/`)
+    .replace(/^https:\/\/api\.voximplant\.com\//, `${voximplant.base}/`), init)
+  console.log = (...args: unknown[]) => { printed.push(args) }
+  Object.assign(process.env, { EDIS_EMAIL: ACCOUNT.email, EDIS_PASSWORD: ACCOUNT.password, EDIS_CALLBACK_PW: SECRETS.EDIS_CALLBACK_PW })
+  process.chdir(dir)
+  try {
+    await import(pathToFileURL(file).href)
+  } finally {
+    globalThis.fetch = saved.fetch
+    console.log = saved.log
+    process.chdir(saved.cwd)
+    process.env = saved.env
+  }
+  t.same([...edis.hooks.values()].map(h => `${h.kvm}@${h.fields.trigger_value}`).sort(), ACCOUNT.kvms.flatMap(kvm => ['80', '90', '100'].map(p => `${kvm}@${p}`)).sort(), 'a hook per KVM and percentage')
+  t.match(voximplant.account, { callback_url: 'https://your.host/callbacks/voximplant', callback_salt: /^[\w-]{32}$/ })
+  t.same(printed, [[6, true, { accountId: 1234567, callbackUrl: 'https://your.host/callbacks/voximplant', saltSet: true }]], 'what it prints')
 })
