@@ -294,7 +294,7 @@ async function main () {
   const publintText = publint.output.replace(/^(Running publint|Unpacking tarball|Linting).*\n/gm, '')
   report(publint.code === 0, `publint: ${publintText.trim() === 'All good!' ? 'all good' : 'no errors'}`,
     publintText.trim() === 'All good!' ? undefined : publintText)
-  report(install.code === 0, 'npm install <tarball> fastify@5 typescript@5.9 @types/node@20 ioredis@5 in an empty project',
+  report(install.code === 0, `npm install <tarball> fastify@5 typescript@5.9 @types/node@20 ioredis@5 in an empty project, on Node ${process.version}`,
     install.code === 0 ? undefined : install.output.replace(npmEnvNoise, ''))
   if (install.code !== 0) return
 
