@@ -43,7 +43,7 @@ const plugin: FastifyPluginAsync<ProviderCallbacksOptions> = async (fastify, opt
       await scope.register(edisRoutes, { settings: edis, deliver: delivery.withWindow(windows.edis), retryAfter, handlerTimeout })
     }
     if (voximplant !== undefined) {
-      await scope.register(voximplantRoutes, { settings: voximplant, deliver: delivery.withWindow(windows.voximplant), retryAfter, handlerTimeout })
+      await scope.register(voximplantRoutes, { settings: voximplant, deliver: delivery.batchWithWindow(windows.voximplant), retryAfter, handlerTimeout })
     }
   }, { prefix: resolved.prefix })
 }
