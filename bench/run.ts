@@ -5,22 +5,28 @@
 // rotated), and the medians over the rounds are reported, with the plugin's ratios. Any answer but
 // a 2xx with the seed's success body, or any socket error, ends the bench with exit code 1.
 import autocannon from 'autocannon'
-import { fork } from 'node:child_process'
-import { writeFileSync } from 'node:fs'
+import { fork, spawn, spawnSync } from 'node:child_process'
+import { mkdtempSync, rmSync, writeFileSync } from 'node:fs'
+import { tmpdir } from 'node:os'
+import { join } from 'node:path'
+import { setTimeout as sleep } from 'node:timers/promises'
 import { fileURLToPath } from 'node:url'
 import { parseArgs } from 'node:util'
+import Fastify from 'fastify'
 import { Redis } from 'ioredis'
+import providerCallbacks, { redisStore } from '../lib/index.js'
+import { countCommands, freePort } from '../test/redis-helpers.js'
 import { EdisForms, SCENARIOS, VOX_1000, VoximplantItems, type Scenario } from './bodies.js'
 import type { HeapResult } from './extras/heap.js'
-import { SUCCESS_JSON, type WindowUsage } from './protocol.js'
+import { SECRET, SUCCESS_JSON, type WindowUsage } from './protocol.js'
 import {
-  fmt, machine, markdownTable, median, ms, ratios, ratiosSvg, ratiosTable, resultsTable, summarise, type Sample
+  fmt, machine, markdownTable, median, ms, ratios, ratiosSvg, ratiosTable, resultsTable, summarise, type Sample, type Summary
 } from './report.js'
 import { BenchError, killAll, ServerProcess } from './server-process.js'
 
-const SERVERS = ['plugin', 'plugin-no-idempotency', 'fastify-bare', 'express', 'node-http']
+const SERVERS = ['plugin', 'plugin-redis', 'plugin-no-idempotency', 'fastify-bare', 'express', 'node-http']
 const EXTRAS = 'extras'
-const REDIS_URL = process.env.REDIS_URL ?? 'redis://127.0.0.1:6379'
+const SHARED_REDIS_URL = process.env.REDIS_URL ?? 'redis://127.0.0.1:6379'
 const HERE = new URL('.', import.meta.url)
 // Per measured run, beyond warm-up and duration: starting the window, filling the hash pool.
 const RUN_OVERHEAD_S = 0.6
@@ -208,8 +214,8 @@ async function heapExtra (): Promise<HeapResult> {
   })
 }
 
-async function redisClient (): Promise<Redis | undefined> {
-  const client = new Redis(REDIS_URL, { lazyConnect: true, connectTimeout: 1000, maxRetriesPerRequest: 0, retryStrategy: () => null, enableOfflineQueue: false })
+async function redisClient (url: string): Promise<Redis | undefined> {
+  const client = new Redis(url, { lazyConnect: true, connectTimeout: 1000, maxRetriesPerRequest: 0, retryStrategy: () => null, enableOfflineQueue: false })
   client.on('error', () => {})
   try {
     await client.connect()
@@ -219,6 +225,56 @@ async function redisClient (): Promise<Redis | undefined> {
     client.disconnect()
     return undefined
   }
+}
+
+/**
+ * The Redis plugin-redis runs against: a redis-server of the bench's own (no persistence, a port
+ * of its own), so that its CPU time is the plugin's load alone; else REDIS_URL's, shared.
+ */
+async function benchRedis (): Promise<{ url: string, client: Redis, own: boolean, stop: () => Promise<void> } | undefined> {
+  if (process.env.REDIS_URL === undefined && spawnSync('redis-server', ['--version']).status === 0) {
+    const port = await freePort()
+    const dir = mkdtempSync(join(tmpdir(), 'provider-callbacks-bench-redis-'))
+    const child = spawn('redis-server', ['--port', String(port), '--bind', '127.0.0.1', '--save', '', '--appendonly', 'no', '--dir', dir, '--logfile', ''], { stdio: 'ignore' })
+    const url = `redis://127.0.0.1:${port}`
+    const stop = async (): Promise<void> => {
+      if (child.exitCode === null) await new Promise(resolve => { child.once('exit', resolve); child.kill('SIGTERM') })
+      rmSync(dir, { recursive: true, force: true })
+    }
+    for (let tries = 0; tries < 100; tries++) {
+      const client = await redisClient(url)
+      if (client !== undefined) return { url, client, own: true, stop }
+      await sleep(50)
+    }
+    await stop()
+  }
+  const client = await redisClient(SHARED_REDIS_URL)
+  return client === undefined ? undefined : { url: SHARED_REDIS_URL, client, own: false, stop: async () => {} }
+}
+
+/** Round trips and commands of one request of each scenario, in this process, through a counted client. */
+async function roundTripsPerRequest (url: string, prefix: string): Promise<Map<string, { roundTrips: number, commands: number }>> {
+  const raw = new Redis(url, { lazyConnect: true, enableOfflineQueue: false, maxRetriesPerRequest: 0, commandTimeout: 1000 })
+  await raw.connect()
+  const { client, count } = countCommands(raw)
+  const app = Fastify({ logger: false })
+  await app.register(providerCallbacks, { edis: {}, voximplant: { secret: SECRET }, idempotency: { store: redisStore(client, { prefix }) } })
+  app.providerCallbacks.onAny(() => {})
+  const found = new Map<string, { roundTrips: number, commands: number }>()
+  const forms = new EdisForms()
+  const items = new VoximplantItems()
+  try {
+    for (const scenario of SCENARIOS) {
+      count.reset()
+      const res = await app.inject({ method: 'POST', url: scenario.path, headers: { 'content-type': scenario.contentType }, payload: scenario.path.endsWith('/edis') ? forms.form() : items.batch(scenario.batch) })
+      if (res.statusCode !== 200) throw new BenchError(`bench FAILED: counting round trips, ${scenario.name}: HTTP ${res.statusCode} ${res.body}`)
+      found.set(scenario.name, { roundTrips: count.roundTrips, commands: count.commands.length })
+    }
+  } finally {
+    await app.close()
+    raw.disconnect()
+  }
+  return found
 }
 
 async function redisCpuSeconds (client: Redis): Promise<number> {
@@ -240,31 +296,11 @@ async function deleteKeys (client: Redis, prefix: string): Promise<number> {
 
 async function extras (): Promise<string[]> {
   const lines: string[] = ['## Extras', '']
-  const redis = await redisClient()
-  const prefix = `provider-callbacks-bench:${process.pid}-${Date.now()}:`
   const vox10 = SCENARIOS.find(s => s.name === 'vox-10')!
   const plan: Plan = [{ server: 'plugin', scenarios: [vox10, VOX_1000] }]
-  // A prefix per process: each starts the id sequence over.
-  if (redis !== undefined) plan.push({ server: 'plugin-redis', scenarios: [vox10], env: round => ({ BENCH_REDIS_PREFIX: `${prefix}${round}:`, REDIS_URL }) })
-  const redisCpu: number[] = []
-  log(`extras: the plugin at batch 1000 vs 10${redis === undefined ? '' : ', and with redisStore'}`)
-  let samples: Sample[]
-  try {
-    samples = await rounds(plan, async (server, _scenario, measure) => {
-      if (server.name !== 'plugin-redis') return await measure()
-      const before = await redisCpuSeconds(redis!)
-      const measured = await measure()
-      redisCpu.push((await redisCpuSeconds(redis!) - before) * 1e6 / measured.usage.items)
-      return measured
-    })
-  } finally {
-    if (redis !== undefined) {
-      const deleted = await deleteKeys(redis, prefix)
-      log(`extras: deleted the ${deleted} keys the Redis store wrote`)
-      redis.disconnect()
-    }
-  }
-  const summaries = summarise(samples, ['plugin', 'plugin-redis'], ['vox-10', 'vox-1000'])
+  log('extras: the plugin at batch 1000 vs 10')
+  const samples = await rounds(plan)
+  const summaries = summarise(samples, ['plugin'], ['vox-10', 'vox-1000'])
   const find = (server: string, scenario: string) => summaries.find(s => s.server === server && s.scenario === scenario)!
   const [at10, at1000] = [find('plugin', 'vox-10'), find('plugin', 'vox-1000')]
   const batchRatio = at1000.cpuMicrosPerItem / at10.cpuMicrosPerItem
@@ -285,30 +321,42 @@ async function extras (): Promise<string[]> {
     `${fmt(heap.heapBytes / heap.held * 100_000 / 1e6)} MB for 100,000 (target ≤ 30 MB: ${mb <= 30 && heap.heapBytes / heap.held * 100_000 / 1e6 <= 30 ? 'met' : 'NOT met'}).`, ''
   )
 
-  lines.push('### (c) Redis store vs memory store, plugin at batch 10', '')
-  if (redis === undefined) {
-    lines.push(`Skipped: no Redis at ${REDIS_URL} (start one, or set REDIS_URL).`, '')
-  } else {
-    const withRedis = find('plugin-redis', 'vox-10')
-    const redisMicros = median(redisCpu)
-    lines.push(
-      markdownTable(['store', 'req/s', 'items/s', 'p99 ms', 'plugin CPU µs/item', 'redis-server CPU µs/item'], [
-        ['memory', fmt(at10.reqPerSec, 0), fmt(at10.itemsPerSec, 0), ms(at10.p99Ms), fmt(at10.cpuMicrosPerItem), '–'],
-        ['redis', fmt(withRedis.reqPerSec, 0), fmt(withRedis.itemsPerSec, 0), ms(withRedis.p99Ms), fmt(withRedis.cpuMicrosPerItem), fmt(redisMicros)]
-      ]),
-      '',
-      `Added cost per event with redisStore: **${fmt(withRedis.cpuMicrosPerItem - at10.cpuMicrosPerItem)} µs** of the server's CPU ` +
-      `(+ ${fmt(redisMicros)} µs in redis-server, ${REDIS_URL}); req/s redis / memory: **${fmt(withRedis.reqPerSec / at10.reqPerSec)}**.`, ''
-    )
-  }
   return lines
+}
+
+function redisSection (summaries: Summary[], scenarios: string[], redisCpu: Map<string, number[]>, counted: Map<string, { roundTrips: number, commands: number }>, where: string): string[] {
+  const find = (server: string, scenario: string): Summary | undefined => summaries.find(s => s.server === server && s.scenario === scenario)
+  const rows: string[][] = []
+  for (const scenario of scenarios) {
+    const memory = find('plugin', scenario)
+    const redis = find('plugin-redis', scenario)
+    const bare = find('fastify-bare', scenario)
+    if (redis === undefined) continue
+    const trips = counted.get(scenario)
+    rows.push([
+      scenario, fmt(memory?.reqPerSec, 0), fmt(redis.reqPerSec, 0), fmt(memory && redis.reqPerSec / memory.reqPerSec), fmt(bare && redis.reqPerSec / bare.reqPerSec),
+      fmt(memory?.cpuMicrosPerItem), fmt(redis.cpuMicrosPerItem), fmt(median(redisCpu.get(scenario) ?? [])),
+      trips === undefined ? '–' : `${trips.roundTrips} (${trips.commands} commands)`
+    ])
+  }
+  const at100 = find('plugin-redis', 'vox-100')
+  const memory100 = find('plugin', 'vox-100')
+  const ratio100 = at100 && memory100 && at100.reqPerSec / memory100.reqPerSec
+  const maxTrips = Math.max(...[...counted.values()].map(c => c.roundTrips))
+  return ['## redisStore against memoryStore', '',
+    `plugin-redis is the plugin with \`redisStore\` over ioredis 5 (${where}); plugin is the default \`memoryStore\`. ` +
+    'Round trips: one request of each scenario through a counted client, in the runner (the longest chain of commands each sent after the one before was answered).', '',
+    markdownTable(['scenario', 'memoryStore req/s', 'redisStore req/s', 'redis / memory (req/s)', 'redis / bare (req/s)', 'plugin CPU µs/event, memory', 'plugin CPU µs/event, redis', 'redis-server CPU µs/event', 'Redis round trips per request'], rows),
+    '',
+    `Redis round trips per request: at most **${maxTrips}** whatever the batch (target ≤ 3: ${maxTrips <= 3 ? 'met' : 'NOT met'}). ` +
+    (ratio100 === undefined ? '' : `redisStore / memoryStore req/s at batch 100: **${fmt(ratio100)}** (target ≥ 0.7: ${ratio100 >= 0.7 ? 'met' : 'NOT met'}).`), '']
 }
 
 async function main (): Promise<void> {
   const started = Date.now()
   const mainRuns = opts.servers.length * opts.scenarios.length * opts.rounds
-  const extraRuns = opts.extras ? 3 * opts.rounds : 0
-  const spawns = (opts.servers.length + (opts.extras ? 2 : 0)) * opts.rounds
+  const extraRuns = opts.extras ? 2 * opts.rounds : 0
+  const spawns = (opts.servers.length + (opts.extras ? 1 : 0)) * opts.rounds
   const estimate = (mainRuns + extraRuns) * (opts.warmup + opts.duration + RUN_OVERHEAD_S) + spawns * SPAWN_S
   log(`bench: ${opts.servers.length} servers x ${opts.scenarios.length} scenarios x ${opts.rounds} rounds = ${mainRuns} runs` +
     `${opts.extras ? ` + ${extraRuns} extra runs` : ''}, ${opts.warmup} s warm-up + ${opts.duration} s each: about ${estimate < 120 ? `${Math.ceil(estimate)} s` : `${Math.ceil(estimate / 60)} min`}`)
@@ -317,11 +365,42 @@ async function main (): Promise<void> {
     `${opts.rounds} rounds, ${opts.warmup} s warm-up + ${opts.duration} s measured per run, ${opts.connections} connections, autocannon in the runner process`, '']
 
   if (opts.servers.length > 0 && opts.scenarios.length > 0) {
-    const samples = await rounds(opts.servers.map(server => ({ server, scenarios: opts.scenarios })))
+    const withRedis = opts.servers.includes('plugin-redis')
+    const redis = withRedis ? await benchRedis() : undefined
+    if (withRedis && redis === undefined) throw new BenchError(`bench FAILED: plugin-redis needs a Redis: no redis-server on PATH, and none at ${SHARED_REDIS_URL} (set REDIS_URL, or --only without plugin-redis)`)
+    const prefix = `provider-callbacks-bench:${process.pid}-${Date.now()}:`
+    // redis-server's CPU per event, over each plugin-redis window.
+    const redisCpu = new Map<string, number[]>()
+    let samples: Sample[]
+    let counted: Map<string, { roundTrips: number, commands: number }> | undefined
+    try {
+      // A prefix per process and round: each starts the id sequence over.
+      samples = await rounds(opts.servers.map(server => ({
+        server,
+        scenarios: opts.scenarios,
+        ...(server === 'plugin-redis' ? { env: (round: number) => ({ BENCH_REDIS_PREFIX: `${prefix}${round}:`, REDIS_URL: redis!.url }) } : {})
+      })), async (server, scenario, measure) => {
+        if (server.name !== 'plugin-redis') return await measure()
+        const before = await redisCpuSeconds(redis!.client)
+        const measured = await measure()
+        const perItem = (await redisCpuSeconds(redis!.client) - before) * 1e6 / measured.usage.items
+        redisCpu.set(scenario.name, [...redisCpu.get(scenario.name) ?? [], perItem])
+        return measured
+      })
+      if (redis !== undefined) counted = await roundTripsPerRequest(redis.url, `${prefix}count:`)
+    } finally {
+      if (redis !== undefined) {
+        const deleted = await deleteKeys(redis.client, prefix)
+        log(`bench: deleted the ${deleted} keys the Redis store wrote`)
+        redis.client.disconnect()
+        await redis.stop()
+      }
+    }
     const scenarioNames = opts.scenarios.map(s => s.name)
     const summaries = summarise(samples, opts.servers, scenarioNames)
     const all = ratios(summaries, scenarioNames)
     report.push(`## Medians over ${opts.rounds} rounds`, '', resultsTable(summaries), '')
+    if (redis !== undefined && counted !== undefined) report.push(...redisSection(summaries, scenarioNames, redisCpu, counted, redis.own ? 'a redis-server of the bench\'s own' : redis.url))
     // node-http does next to nothing: when it is not using a whole core, the load generator is what
     // holds every server back, and req/s ratios understate the differences that CPU per item shows.
     const clientBound = summaries.filter(s => s.server === 'node-http' && s.cpuPercent < 90)

@@ -28,87 +28,103 @@ export interface RedisStore extends IdempotencyStore {
 }
 
 const DONE = 'done'
-// Every operation of a tick in one script: for each key, an operation, a value and a ttl. A claim
-// is SET NX PX, and when the key is taken, what holds it (done, or another delivery's claim) comes
-// back in the same round trip. Only the owner's own claim is extended or dropped: after an expiry
-// another replica may hold it. Answers are 1 or 0, or what holds a claimed key (never nil: a nil
+// One script per operation, over every key the tick has for it: ARGV[1] is the ttl, ARGV[1 + i]
+// the value for KEYS[i]. A claim is SET NX PX, and when the key is taken, what holds it (done, or
+// another delivery's claim) comes back in the same round trip. Only the owner's own claim is
+// extended or dropped: after an expiry another replica may hold it. Answers are never nil (a nil
 // would end the array).
-const SCRIPT = `local out = {}
+const CLAIM = `local out = {}
 for i, key in ipairs(KEYS) do
-  local op, value, ttl = ARGV[3 * i - 2], ARGV[3 * i - 1], ARGV[3 * i]
-  if op == 'c' then
-    if redis.call('SET', key, value, 'PX', ttl, 'NX') then out[i] = 1 else out[i] = redis.call('GET', key) or 0 end
-  elseif op == 'd' then
-    redis.call('SET', key, '${DONE}', 'PX', ttl)
-    out[i] = 1
-  elseif redis.call('GET', key) == value then
-    if op == 'r' then out[i] = redis.call('PEXPIRE', key, ttl) else out[i] = redis.call('DEL', key) end
-  else
-    out[i] = 0
-  end
+  if redis.call('SET', key, ARGV[i + 1], 'PX', ARGV[1], 'NX') then out[i] = 1 else out[i] = redis.call('GET', key) or 0 end
 end
 return out`
+const REFRESH = `local out = {}
+for i, key in ipairs(KEYS) do
+  if redis.call('GET', key) == ARGV[i + 1] then out[i] = redis.call('PEXPIRE', key, ARGV[1]) else out[i] = 0 end
+end
+return out`
+const COMPLETE = `for _, key in ipairs(KEYS) do redis.call('SET', key, '${DONE}', 'PX', ARGV[1]) end
+return {}`
+const RELEASE = `for i, key in ipairs(KEYS) do
+  if redis.call('GET', key) == ARGV[i + 1] then redis.call('DEL', key) end
+end
+return {}`
 
-type Op = 'c' | 'r' | 'd' | 'x'
-interface Pending { op: Op, key: string, value: string, ttl: number, resolve: (answer: unknown) => void, reject: (error: unknown) => void }
+/** What one tick asks of one script (and one ttl): every caller's keys, one after the other. */
+interface Group {
+  script: string
+  ttl: number
+  keys: string[]
+  values: string[]
+  callers: Array<{ from: number, count: number, resolve: (answers: unknown[]) => void, reject: (error: unknown) => void }>
+}
 
 /**
  * A store shared by every replica, in Redis: a claim is `SET NX PX`, so it expires if its process
- * dies. What the plugin asks within one tick of the event loop (a batch's claims, the completes of
- * the items whose handlers settled together, a refresh of every held claim) goes out together, at
- * the end of that tick: one script on one Redis, or a script per key sent at once on a Cluster.
- * Either way one round trip, whatever the number of keys.
+ * dies. What the plugin asks within one tick of the event loop (a batch's claims, the records of
+ * the items whose handlers settled together, a refresh of every held claim) goes out together at
+ * the end of that tick: a script per operation over all its keys on one Redis; on a Cluster a
+ * script per key (a script's keys must share a hash slot, and event ids are spread over all of
+ * them), all sent at once, each to its node. Either way one round trip, whatever the number of keys.
  */
 export function redisStore (client: RedisClientLike, options: RedisStoreOptions = {}): RedisStore {
   const prefix = options.prefix ?? 'provider-callbacks:'
   const claimValue = (owner: string): string => `claim:${owner}`
   const oneScript = client.isCluster === false
-  let queue: Pending[] = []
+  let groups = new Map<string, Group>()
 
+  const evaluate = async (script: string, ttl: number, keys: string[], values: string[]): Promise<unknown[]> => {
+    const answers = await client.eval(script, keys.length, ...keys, ttl, ...values)
+    return answers as unknown[]
+  }
   const flush = (): void => {
-    const ops = queue
-    queue = []
-    if (oneScript) send(ops)
-    else for (const op of ops) send([op])
-  }
-  const send = (ops: Pending[]): void => {
-    const args: Array<string | number> = ops.map(op => op.key)
-    for (const { op, value, ttl } of ops) args.push(op, value, ttl)
-    let answer
-    try {
-      answer = client.eval(SCRIPT, ops.length, ...args)
-    } catch (error) {
-      answer = Promise.reject(error)
+    const due = groups
+    groups = new Map()
+    for (const { script, ttl, keys, values, callers } of due.values()) {
+      if (oneScript) {
+        evaluate(script, ttl, keys, values).then(
+          answers => { for (const { from, count, resolve } of callers) resolve(answers.slice(from, from + count)) },
+          (error: unknown) => { for (const { reject } of callers) reject(error) }
+        )
+        continue
+      }
+      for (const { from, count, resolve, reject } of callers) {
+        const each = []
+        for (let i = from; i < from + count; i++) {
+          each.push(evaluate(script, ttl, [keys[i]!], values.length === 0 ? [] : [values[i]!]).then(answers => answers[0]))
+        }
+        Promise.all(each).then(resolve, reject)
+      }
     }
-    answer.then(
-      answers => { for (let i = 0; i < ops.length; i++) ops[i]!.resolve((answers as unknown[])[i]) },
-      (error: unknown) => { for (const op of ops) op.reject(error) }
-    )
   }
-  const enqueue = async (op: Op, key: string, value: string, ttl: number): Promise<unknown> =>
+  const enqueue = async (script: string, ttl: number, keys: readonly string[], values: readonly string[]): Promise<unknown[]> =>
     await new Promise((resolve, reject) => {
-      if (queue.length === 0) queueMicrotask(flush)
-      queue.push({ op, key: prefix + key, value, ttl, resolve, reject })
+      if (groups.size === 0) queueMicrotask(flush)
+      const id = `${ttl}:${script === CLAIM ? 'c' : script === REFRESH ? 'r' : script === COMPLETE ? 'd' : 'x'}`
+      let group = groups.get(id)
+      if (group === undefined) groups.set(id, group = { script, ttl, keys: [], values: [], callers: [] })
+      group.callers.push({ from: group.keys.length, count: keys.length, resolve, reject })
+      for (const key of keys) group.keys.push(prefix + key)
+      for (const value of values) group.values.push(value)
     })
 
-  const claim = async (key: string, owner: string, ttl: number): Promise<ClaimResult> => {
-    const answer = await enqueue('c', key, claimValue(owner), ttl)
-    // Taken: by a finished delivery, or a running one (or one that expired just now, which a
-    // retry will find free).
-    return answer === 1 ? 'claimed' : answer === DONE ? 'done' : 'in-flight'
-  }
+  // Taken: by a finished delivery, or a running one (or one that expired just now, which a retry
+  // will find free).
+  const claimed = (answer: unknown): ClaimResult => answer === 1 ? 'claimed' : answer === DONE ? 'done' : 'in-flight'
   // PEXPIRE's 1, or 0 when the claim is gone or another owner's.
-  const refresh = async (key: string, owner: string, ttl: number): Promise<boolean> => await enqueue('r', key, claimValue(owner), ttl) === 1
+  const extended = (answer: unknown): boolean => answer === 1
+  const keysOf = (claims: readonly KeyOwner[]): string[] => claims.map(claim => claim.key)
+  const valuesOf = (claims: readonly KeyOwner[]): string[] => claims.map(claim => claimValue(claim.owner))
   return {
-    claim,
-    refresh,
-    claimMany: async (claims, ttl) => await Promise.all(claims.map(({ key, owner }) => claim(key, owner, ttl))),
-    refreshMany: async (claims, ttl) => await Promise.all(claims.map(({ key, owner }) => refresh(key, owner, ttl))),
+    claim: async (key, owner, ttl) => claimed((await enqueue(CLAIM, ttl, [key], [claimValue(owner)]))[0]),
+    claimMany: async (claims, ttl) => (await enqueue(CLAIM, ttl, keysOf(claims), valuesOf(claims))).map(claimed),
+    refresh: async (key, owner, ttl) => extended((await enqueue(REFRESH, ttl, [key], [claimValue(owner)]))[0]),
+    refreshMany: async (claims, ttl) => (await enqueue(REFRESH, ttl, keysOf(claims), valuesOf(claims))).map(extended),
     async complete (key, _owner, ttl) {
-      await enqueue('d', key, '', ttl)
+      await enqueue(COMPLETE, ttl, [key], [])
     },
     async release (key, owner) {
-      await enqueue('x', key, claimValue(owner), 0)
+      await enqueue(RELEASE, 0, [key], [claimValue(owner)])
     }
   }
 }
