@@ -18,6 +18,7 @@ import providerCallbacks, { redisStore } from '../lib/index.js'
 import { countCommands, freePort } from '../test/redis-helpers.js'
 import { EdisForms, SCENARIOS, VOX_1000, VoximplantItems, type Scenario } from './bodies.js'
 import type { HeapResult } from './extras/heap.js'
+import type { MapCostResult } from './extras/map-cost.js'
 import { SECRET, SUCCESS_JSON, type WindowUsage } from './protocol.js'
 import {
   fmt, machine, markdownTable, median, ms, ratios, ratiosSvg, ratiosTable, resultsTable, summarise, type Sample, type Summary
@@ -202,14 +203,14 @@ async function rounds (
   return samples
 }
 
-async function heapExtra (): Promise<HeapResult> {
-  const child = fork(fileURLToPath(new URL('extras/heap.ts', HERE)), [], { execArgv: ['--expose-gc', '--import', 'tsx'], stdio: ['ignore', 'inherit', 'inherit', 'ipc'] })
+async function extraProcess<T> (file: string, execArgv: string[], what: string): Promise<T> {
+  const child = fork(fileURLToPath(new URL(file, HERE)), [], { execArgv: [...execArgv, '--import', 'tsx'], stdio: ['ignore', 'inherit', 'inherit', 'ipc'] })
   return await new Promise((resolve, reject) => {
-    let result: HeapResult | undefined
-    child.on('message', (message: HeapResult) => { result = message })
+    let result: T | undefined
+    child.on('message', (message: T) => { result = message })
     child.on('exit', code => {
       if (result !== undefined) resolve(result)
-      else reject(new BenchError(`bench FAILED: the memoryStore heap measurement exited with code ${code} and no result`))
+      else reject(new BenchError(`bench FAILED: ${what} exited with code ${code} and no result`))
     })
   })
 }
@@ -312,7 +313,7 @@ async function extras (): Promise<string[]> {
   )
 
   log('extras: heap of memoryStore({ max: 100000 })')
-  const heap = await heapExtra()
+  const heap = await extraProcess<HeapResult>('extras/heap.ts', ['--expose-gc'], 'the memoryStore heap measurement')
   const mb = heap.heapBytes / 1e6
   lines.push(
     '### (b) Heap of `memoryStore({ max: 100000 })` full of done keys', '',
@@ -321,6 +322,16 @@ async function extras (): Promise<string[]> {
     `${fmt(heap.heapBytes / heap.held * 100_000 / 1e6)} MB for 100,000 (target ≤ 30 MB: ${mb <= 30 && heap.heapBytes / heap.held * 100_000 / 1e6 <= 30 ? 'met' : 'NOT met'}).`, ''
   )
 
+  log('extras: what remembering a key costs in V8')
+  const cost = await extraProcess<MapCostResult>('extras/map-cost.ts', [], 'the Map cost measurement')
+  const [keyOnly, plainMap, store] = cost.rows
+  lines.push(
+    '### (c) What remembering a key costs in V8, per event', '',
+    `${cost.events.toLocaleString('en-US')} fresh keys \`voximplant:1234567:<id>\` in one process, each table in steady state at ${cost.size.toLocaleString('en-US')} keys (what \`memoryStore()\`, max 10,000, holds on average); \`bench/extras/map-cost.ts\`.`, '',
+    markdownTable(['per event', 'CPU ns', 'of which GC'], cost.rows.map(row => [row.variant, fmt(row.nsPerEvent, 0), `${fmt(row.gcShare * 100, 0)}%`])),
+    '',
+    `A plain Map set + delete costs ${fmt(plainMap!.nsPerEvent - keyOnly!.nsPerEvent, 0)} ns per event beyond making the key; memoryStore's claim + complete ${fmt(store!.nsPerEvent - keyOnly!.nsPerEvent, 0)} ns.`, ''
+  )
   return lines
 }
 
@@ -355,7 +366,7 @@ function redisSection (summaries: Summary[], scenarios: string[], redisCpu: Map<
 async function main (): Promise<void> {
   const started = Date.now()
   const mainRuns = opts.servers.length * opts.scenarios.length * opts.rounds
-  const extraRuns = opts.extras ? 2 * opts.rounds : 0
+  const extraRuns = opts.extras ? 2 * opts.rounds + 2 : 0
   const spawns = (opts.servers.length + (opts.extras ? 1 : 0)) * opts.rounds
   const estimate = (mainRuns + extraRuns) * (opts.warmup + opts.duration + RUN_OVERHEAD_S) + spawns * SPAWN_S
   log(`bench: ${opts.servers.length} servers x ${opts.scenarios.length} scenarios x ${opts.rounds} rounds = ${mainRuns} runs` +
@@ -425,7 +436,7 @@ async function main (): Promise<void> {
   const wall = (Date.now() - started) / 1000
   report.push('## How it was measured', '',
     '- Each server is a process of its own (`node --import tsx bench/servers/<name>.ts`) on 127.0.0.1, a fresh one per round; autocannon loads it from the runner process. The machine\'s CPUs are shared by both.',
-    '- plugin: Fastify with the plugin (default in-memory idempotency), a counting handler on `onAny`; plugin-no-idempotency: the same with `idempotency: false`; fastify-bare and express: the same checks written by hand (md5 + timingSafeEqual per item, EDIS\'s fields present), a counter per item; node-http: reads the body and answers the fixed success body.',
+    '- plugin: Fastify with the plugin (default in-memory idempotency), a counting handler on `onAny`; plugin-redis: the same with `redisStore` over ioredis 5, configured as README says, against a redis-server the bench starts for itself (or REDIS_URL); its CPU per event is redis-server\'s own (INFO cpu, user + system) over the window, per event; plugin-no-idempotency: the same with `idempotency: false`; fastify-bare and express: the same checks written by hand (md5 + timingSafeEqual per item, EDIS\'s fields present), a counter per item; node-http: reads the body and answers the fixed success body.',
     '- Every request carries fresh ids (Voximplant `callback_id`, EDIS `kvm`), so nothing is deduplicated; bodies are the test kit\'s, signed with apiKey `bench-key`, salt `bench-salt`. Hashes are computed ahead of each window.',
     '- CPU µs/item: the server process\'s `process.cpuUsage()` (user + system, all its threads) over the measured window, divided by the items its handler counted. Server CPU %: that CPU time over the window\'s wall time (100 = one core).',
     '- req/s spread: (max − min) / median over the rounds.',
