@@ -14,7 +14,7 @@ import { fileURLToPath } from 'node:url'
 import { parseArgs } from 'node:util'
 import Fastify from 'fastify'
 import { Redis } from 'ioredis'
-import providerCallbacks, { redisStore } from '../lib/index.js'
+import providerCallbacks, { memoryStore, redisStore } from '../lib/index.js'
 import { countCommands, freePort } from '../test/redis-helpers.js'
 import { EdisForms, SCENARIOS, VOX_1000, VoximplantItems, type Scenario } from './bodies.js'
 import type { HeapResult } from './extras/heap.js'
@@ -335,6 +335,63 @@ async function extras (): Promise<string[]> {
   return lines
 }
 
+interface InProcess { store: string, msPerRequest: number, cpuMicrosPerEvent: number, redisMicrosPerEvent: number }
+
+/**
+ * The plugin in the runner's own process, no HTTP and no load generator: batches of 100 sent by
+ * app.inject, 10 at a time, with memoryStore and with redisStore, alternately, 3 times each. With
+ * two processes instead of three on the two CPUs, it shows what redisStore costs when the one
+ * round trip in each direction is not also waiting for a CPU.
+ */
+async function inProcess (redis: { url: string, client: Redis }, prefix: string): Promise<InProcess[]> {
+  const raw = new Redis(redis.url, { lazyConnect: true, enableOfflineQueue: false, maxRetriesPerRequest: 0, commandTimeout: 1000 })
+  await raw.connect()
+  const results: InProcess[] = []
+  try {
+    for (let round = 0; round < 3; round++) {
+      for (const store of ['memoryStore', 'redisStore']) {
+        const app = Fastify({ logger: false })
+        await app.register(providerCallbacks, {
+          voximplant: { secret: SECRET },
+          idempotency: { store: store === 'redisStore' ? redisStore(raw, { prefix: `${prefix}${round}:` }) : memoryStore(), voximplantWindow: 10 * 60 * 1000 }
+        })
+        app.providerCallbacks.onAny(() => {})
+        const items = new VoximplantItems()
+        items.prefill(2 * 300 * 100)
+        const post = async (): Promise<void> => {
+          const res = await app.inject({ method: 'POST', url: '/callbacks/voximplant', headers: { 'content-type': 'application/json' }, payload: items.batch(100) })
+          if (res.statusCode !== 200) throw new BenchError(`bench FAILED: in-process ${store}: HTTP ${res.statusCode} ${res.body}`)
+        }
+        const requests = async (count: number): Promise<void> => { await Promise.all(Array.from({ length: 10 }, async () => { for (let i = 0; i < count / 10; i++) await post() })) }
+        await requests(100) // warm-up
+        const redisBefore = await redisCpuSeconds(redis.client)
+        const cpu = process.cpuUsage()
+        const started = performance.now()
+        await requests(300)
+        const elapsed = performance.now() - started
+        const used = process.cpuUsage(cpu)
+        const redisUsed = await redisCpuSeconds(redis.client) - redisBefore
+        results.push({ store, msPerRequest: elapsed / 300, cpuMicrosPerEvent: (used.user + used.system) / 30_000, redisMicrosPerEvent: store === 'redisStore' ? redisUsed * 1e6 / 30_000 : NaN })
+        await app.close()
+      }
+    }
+  } finally {
+    raw.disconnect()
+  }
+  return results
+}
+
+function inProcessSection (results: InProcess[]): string[] {
+  const of = (store: string, key: 'msPerRequest' | 'cpuMicrosPerEvent' | 'redisMicrosPerEvent'): number => median(results.filter(r => r.store === store).map(r => r[key]))
+  const ratio = of('memoryStore', 'msPerRequest') / of('redisStore', 'msPerRequest')
+  return ['### redisStore in the runner\'s own process, batches of 100', '',
+    'No HTTP, no load generator: `app.inject`, 10 batches of 100 at a time, 300 measured after 100 of warm-up; memoryStore and redisStore alternately, medians of 3. ' +
+    'CPU is the runner process\'s (the plugin and inject), and redis-server\'s.', '',
+    markdownTable(['store', 'ms per request', 'CPU µs/event', 'redis-server CPU µs/event'],
+      ['memoryStore', 'redisStore'].map(store => [store, fmt(of(store, 'msPerRequest')), fmt(of(store, 'cpuMicrosPerEvent')), fmt(of(store, 'redisMicrosPerEvent'))])),
+    '', `Requests per second, redisStore / memoryStore, in process: **${fmt(ratio)}**.`, '']
+}
+
 function redisSection (summaries: Summary[], scenarios: string[], redisCpu: Map<string, number[]>, counted: Map<string, { roundTrips: number, commands: number }>, where: string): string[] {
   const find = (server: string, scenario: string): Summary | undefined => summaries.find(s => s.server === server && s.scenario === scenario)
   const rows: string[][] = []
@@ -384,6 +441,7 @@ async function main (): Promise<void> {
     const redisCpu = new Map<string, number[]>()
     let samples: Sample[]
     let counted: Map<string, { roundTrips: number, commands: number }> | undefined
+    let inProcessResults: InProcess[] | undefined
     try {
       // A prefix per process and round: each starts the id sequence over.
       samples = await rounds(opts.servers.map(server => ({
@@ -398,7 +456,11 @@ async function main (): Promise<void> {
         redisCpu.set(scenario.name, [...redisCpu.get(scenario.name) ?? [], perItem])
         return measured
       })
-      if (redis !== undefined) counted = await roundTripsPerRequest(redis.url, `${prefix}count:`)
+      if (redis !== undefined) {
+        counted = await roundTripsPerRequest(redis.url, `${prefix}count:`)
+        log('bench: redisStore against memoryStore in this process')
+        inProcessResults = await inProcess(redis, `${prefix}in-process:`)
+      }
     } finally {
       if (redis !== undefined) {
         const deleted = await deleteKeys(redis.client, prefix)
@@ -411,7 +473,7 @@ async function main (): Promise<void> {
     const summaries = summarise(samples, opts.servers, scenarioNames)
     const all = ratios(summaries, scenarioNames)
     report.push(`## Medians over ${opts.rounds} rounds`, '', resultsTable(summaries), '')
-    if (redis !== undefined && counted !== undefined) report.push(...redisSection(summaries, scenarioNames, redisCpu, counted, redis.own ? 'a redis-server of the bench\'s own' : redis.url))
+    if (redis !== undefined && counted !== undefined) report.push(...redisSection(summaries, scenarioNames, redisCpu, counted, redis.own ? 'a redis-server of the bench\'s own' : redis.url), ...inProcessSection(inProcessResults!))
     // node-http does next to nothing: when it is not using a whole core, the load generator is what
     // holds every server back, and req/s ratios understate the differences that CPU per item shows.
     const clientBound = summaries.filter(s => s.server === 'node-http' && s.cpuPercent < 90)
