@@ -5,22 +5,29 @@
 // rotated), and the medians over the rounds are reported, with the plugin's ratios. Any answer but
 // a 2xx with the seed's success body, or any socket error, ends the bench with exit code 1.
 import autocannon from 'autocannon'
-import { fork } from 'node:child_process'
-import { writeFileSync } from 'node:fs'
+import { fork, spawn, spawnSync } from 'node:child_process'
+import { mkdtempSync, rmSync, writeFileSync } from 'node:fs'
+import { tmpdir } from 'node:os'
+import { join } from 'node:path'
+import { setTimeout as sleep } from 'node:timers/promises'
 import { fileURLToPath } from 'node:url'
 import { parseArgs } from 'node:util'
+import Fastify from 'fastify'
 import { Redis } from 'ioredis'
+import providerCallbacks, { memoryStore, redisStore } from '../lib/index.js'
+import { countCommands, freePort } from '../test/redis-helpers.js'
 import { EdisForms, SCENARIOS, VOX_1000, VoximplantItems, type Scenario } from './bodies.js'
 import type { HeapResult } from './extras/heap.js'
-import { SUCCESS_JSON, type WindowUsage } from './protocol.js'
+import type { MapCostResult } from './extras/map-cost.js'
+import { SECRET, SUCCESS_JSON, type WindowUsage } from './protocol.js'
 import {
-  fmt, machine, markdownTable, median, ms, ratios, ratiosSvg, ratiosTable, resultsTable, summarise, type Sample
+  fmt, machine, markdownTable, median, ms, ratios, ratiosSvg, ratiosTable, resultsTable, summarise, type Sample, type Summary
 } from './report.js'
 import { BenchError, killAll, ServerProcess } from './server-process.js'
 
-const SERVERS = ['plugin', 'plugin-no-idempotency', 'fastify-bare', 'express', 'node-http']
+const SERVERS = ['plugin', 'plugin-redis', 'plugin-no-idempotency', 'fastify-bare', 'express', 'node-http']
 const EXTRAS = 'extras'
-const REDIS_URL = process.env.REDIS_URL ?? 'redis://127.0.0.1:6379'
+const SHARED_REDIS_URL = process.env.REDIS_URL ?? 'redis://127.0.0.1:6379'
 const HERE = new URL('.', import.meta.url)
 // Per measured run, beyond warm-up and duration: starting the window, filling the hash pool.
 const RUN_OVERHEAD_S = 0.6
@@ -196,20 +203,20 @@ async function rounds (
   return samples
 }
 
-async function heapExtra (): Promise<HeapResult> {
-  const child = fork(fileURLToPath(new URL('extras/heap.ts', HERE)), [], { execArgv: ['--expose-gc', '--import', 'tsx'], stdio: ['ignore', 'inherit', 'inherit', 'ipc'] })
+async function extraProcess<T> (file: string, execArgv: string[], what: string): Promise<T> {
+  const child = fork(fileURLToPath(new URL(file, HERE)), [], { execArgv: [...execArgv, '--import', 'tsx'], stdio: ['ignore', 'inherit', 'inherit', 'ipc'] })
   return await new Promise((resolve, reject) => {
-    let result: HeapResult | undefined
-    child.on('message', (message: HeapResult) => { result = message })
+    let result: T | undefined
+    child.on('message', (message: T) => { result = message })
     child.on('exit', code => {
       if (result !== undefined) resolve(result)
-      else reject(new BenchError(`bench FAILED: the memoryStore heap measurement exited with code ${code} and no result`))
+      else reject(new BenchError(`bench FAILED: ${what} exited with code ${code} and no result`))
     })
   })
 }
 
-async function redisClient (): Promise<Redis | undefined> {
-  const client = new Redis(REDIS_URL, { lazyConnect: true, connectTimeout: 1000, maxRetriesPerRequest: 0, retryStrategy: () => null, enableOfflineQueue: false })
+async function redisClient (url: string): Promise<Redis | undefined> {
+  const client = new Redis(url, { lazyConnect: true, connectTimeout: 1000, maxRetriesPerRequest: 0, retryStrategy: () => null, enableOfflineQueue: false })
   client.on('error', () => {})
   try {
     await client.connect()
@@ -219,6 +226,56 @@ async function redisClient (): Promise<Redis | undefined> {
     client.disconnect()
     return undefined
   }
+}
+
+/**
+ * The Redis plugin-redis runs against: a redis-server of the bench's own (no persistence, a port
+ * of its own), so that its CPU time is the plugin's load alone; else REDIS_URL's, shared.
+ */
+async function benchRedis (): Promise<{ url: string, client: Redis, own: boolean, stop: () => Promise<void> } | undefined> {
+  if (process.env.REDIS_URL === undefined && spawnSync('redis-server', ['--version']).status === 0) {
+    const port = await freePort()
+    const dir = mkdtempSync(join(tmpdir(), 'provider-callbacks-bench-redis-'))
+    const child = spawn('redis-server', ['--port', String(port), '--bind', '127.0.0.1', '--save', '', '--appendonly', 'no', '--dir', dir, '--logfile', ''], { stdio: 'ignore' })
+    const url = `redis://127.0.0.1:${port}`
+    const stop = async (): Promise<void> => {
+      if (child.exitCode === null) await new Promise(resolve => { child.once('exit', resolve); child.kill('SIGTERM') })
+      rmSync(dir, { recursive: true, force: true })
+    }
+    for (let tries = 0; tries < 100; tries++) {
+      const client = await redisClient(url)
+      if (client !== undefined) return { url, client, own: true, stop }
+      await sleep(50)
+    }
+    await stop()
+  }
+  const client = await redisClient(SHARED_REDIS_URL)
+  return client === undefined ? undefined : { url: SHARED_REDIS_URL, client, own: false, stop: async () => {} }
+}
+
+/** Round trips and commands of one request of each scenario, in this process, through a counted client. */
+async function roundTripsPerRequest (url: string, prefix: string): Promise<Map<string, { roundTrips: number, commands: number }>> {
+  const raw = new Redis(url, { lazyConnect: true, enableOfflineQueue: false, maxRetriesPerRequest: 0, commandTimeout: 1000 })
+  await raw.connect()
+  const { client, count } = countCommands(raw)
+  const app = Fastify({ logger: false })
+  await app.register(providerCallbacks, { edis: {}, voximplant: { secret: SECRET }, idempotency: { store: redisStore(client, { prefix }) } })
+  app.providerCallbacks.onAny(() => {})
+  const found = new Map<string, { roundTrips: number, commands: number }>()
+  const forms = new EdisForms()
+  const items = new VoximplantItems()
+  try {
+    for (const scenario of SCENARIOS) {
+      count.reset()
+      const res = await app.inject({ method: 'POST', url: scenario.path, headers: { 'content-type': scenario.contentType }, payload: scenario.path.endsWith('/edis') ? forms.form() : items.batch(scenario.batch) })
+      if (res.statusCode !== 200) throw new BenchError(`bench FAILED: counting round trips, ${scenario.name}: HTTP ${res.statusCode} ${res.body}`)
+      found.set(scenario.name, { roundTrips: count.roundTrips, commands: count.commands.length })
+    }
+  } finally {
+    await app.close()
+    raw.disconnect()
+  }
+  return found
 }
 
 async function redisCpuSeconds (client: Redis): Promise<number> {
@@ -240,31 +297,11 @@ async function deleteKeys (client: Redis, prefix: string): Promise<number> {
 
 async function extras (): Promise<string[]> {
   const lines: string[] = ['## Extras', '']
-  const redis = await redisClient()
-  const prefix = `provider-callbacks-bench:${process.pid}-${Date.now()}:`
   const vox10 = SCENARIOS.find(s => s.name === 'vox-10')!
   const plan: Plan = [{ server: 'plugin', scenarios: [vox10, VOX_1000] }]
-  // A prefix per process: each starts the id sequence over.
-  if (redis !== undefined) plan.push({ server: 'plugin-redis', scenarios: [vox10], env: round => ({ BENCH_REDIS_PREFIX: `${prefix}${round}:`, REDIS_URL }) })
-  const redisCpu: number[] = []
-  log(`extras: the plugin at batch 1000 vs 10${redis === undefined ? '' : ', and with redisStore'}`)
-  let samples: Sample[]
-  try {
-    samples = await rounds(plan, async (server, _scenario, measure) => {
-      if (server.name !== 'plugin-redis') return await measure()
-      const before = await redisCpuSeconds(redis!)
-      const measured = await measure()
-      redisCpu.push((await redisCpuSeconds(redis!) - before) * 1e6 / measured.usage.items)
-      return measured
-    })
-  } finally {
-    if (redis !== undefined) {
-      const deleted = await deleteKeys(redis, prefix)
-      log(`extras: deleted the ${deleted} keys the Redis store wrote`)
-      redis.disconnect()
-    }
-  }
-  const summaries = summarise(samples, ['plugin', 'plugin-redis'], ['vox-10', 'vox-1000'])
+  log('extras: the plugin at batch 1000 vs 10')
+  const samples = await rounds(plan)
+  const summaries = summarise(samples, ['plugin'], ['vox-10', 'vox-1000'])
   const find = (server: string, scenario: string) => summaries.find(s => s.server === server && s.scenario === scenario)!
   const [at10, at1000] = [find('plugin', 'vox-10'), find('plugin', 'vox-1000')]
   const batchRatio = at1000.cpuMicrosPerItem / at10.cpuMicrosPerItem
@@ -276,7 +313,7 @@ async function extras (): Promise<string[]> {
   )
 
   log('extras: heap of memoryStore({ max: 100000 })')
-  const heap = await heapExtra()
+  const heap = await extraProcess<HeapResult>('extras/heap.ts', ['--expose-gc'], 'the memoryStore heap measurement')
   const mb = heap.heapBytes / 1e6
   lines.push(
     '### (b) Heap of `memoryStore({ max: 100000 })` full of done keys', '',
@@ -285,30 +322,109 @@ async function extras (): Promise<string[]> {
     `${fmt(heap.heapBytes / heap.held * 100_000 / 1e6)} MB for 100,000 (target ≤ 30 MB: ${mb <= 30 && heap.heapBytes / heap.held * 100_000 / 1e6 <= 30 ? 'met' : 'NOT met'}).`, ''
   )
 
-  lines.push('### (c) Redis store vs memory store, plugin at batch 10', '')
-  if (redis === undefined) {
-    lines.push(`Skipped: no Redis at ${REDIS_URL} (start one, or set REDIS_URL).`, '')
-  } else {
-    const withRedis = find('plugin-redis', 'vox-10')
-    const redisMicros = median(redisCpu)
-    lines.push(
-      markdownTable(['store', 'req/s', 'items/s', 'p99 ms', 'plugin CPU µs/item', 'redis-server CPU µs/item'], [
-        ['memory', fmt(at10.reqPerSec, 0), fmt(at10.itemsPerSec, 0), ms(at10.p99Ms), fmt(at10.cpuMicrosPerItem), '–'],
-        ['redis', fmt(withRedis.reqPerSec, 0), fmt(withRedis.itemsPerSec, 0), ms(withRedis.p99Ms), fmt(withRedis.cpuMicrosPerItem), fmt(redisMicros)]
-      ]),
-      '',
-      `Added cost per event with redisStore: **${fmt(withRedis.cpuMicrosPerItem - at10.cpuMicrosPerItem)} µs** of the server's CPU ` +
-      `(+ ${fmt(redisMicros)} µs in redis-server, ${REDIS_URL}); req/s redis / memory: **${fmt(withRedis.reqPerSec / at10.reqPerSec)}**.`, ''
-    )
-  }
+  log('extras: what remembering a key costs in V8')
+  const cost = await extraProcess<MapCostResult>('extras/map-cost.ts', [], 'the Map cost measurement')
+  const [keyOnly, plainMap, store] = cost.rows
+  lines.push(
+    '### (c) What remembering a key costs in V8, per event', '',
+    `${cost.events.toLocaleString('en-US')} fresh keys \`voximplant:1234567:<id>\` in one process, each table in steady state at ${cost.size.toLocaleString('en-US')} keys (what \`memoryStore()\`, max 10,000, holds on average); \`bench/extras/map-cost.ts\`.`, '',
+    markdownTable(['per event', 'CPU ns', 'of which GC'], cost.rows.map(row => [row.variant, fmt(row.nsPerEvent, 0), `${fmt(row.gcShare * 100, 0)}%`])),
+    '',
+    `A plain Map set + delete costs ${fmt(plainMap!.nsPerEvent - keyOnly!.nsPerEvent, 0)} ns per event beyond making the key; memoryStore's claim + complete ${fmt(store!.nsPerEvent - keyOnly!.nsPerEvent, 0)} ns.`, ''
+  )
   return lines
+}
+
+interface InProcess { store: string, msPerRequest: number, cpuMicrosPerEvent: number, redisMicrosPerEvent: number }
+
+/**
+ * The plugin in the runner's own process, no HTTP and no load generator: batches of 100 sent by
+ * app.inject, 10 at a time, with memoryStore and with redisStore, alternately, 3 times each. With
+ * two processes instead of three on the two CPUs, it shows what redisStore costs when the one
+ * round trip in each direction is not also waiting for a CPU.
+ */
+async function inProcess (redis: { url: string, client: Redis }, prefix: string): Promise<InProcess[]> {
+  const raw = new Redis(redis.url, { lazyConnect: true, enableOfflineQueue: false, maxRetriesPerRequest: 0, commandTimeout: 1000 })
+  await raw.connect()
+  const results: InProcess[] = []
+  try {
+    for (let round = 0; round < 3; round++) {
+      for (const store of ['memoryStore', 'redisStore']) {
+        const app = Fastify({ logger: false })
+        await app.register(providerCallbacks, {
+          voximplant: { secret: SECRET },
+          idempotency: { store: store === 'redisStore' ? redisStore(raw, { prefix: `${prefix}${round}:` }) : memoryStore(), voximplantWindow: 10 * 60 * 1000 }
+        })
+        app.providerCallbacks.onAny(() => {})
+        const items = new VoximplantItems()
+        items.prefill(2 * 300 * 100)
+        const post = async (): Promise<void> => {
+          const res = await app.inject({ method: 'POST', url: '/callbacks/voximplant', headers: { 'content-type': 'application/json' }, payload: items.batch(100) })
+          if (res.statusCode !== 200) throw new BenchError(`bench FAILED: in-process ${store}: HTTP ${res.statusCode} ${res.body}`)
+        }
+        const requests = async (count: number): Promise<void> => { await Promise.all(Array.from({ length: 10 }, async () => { for (let i = 0; i < count / 10; i++) await post() })) }
+        await requests(100) // warm-up
+        const redisBefore = await redisCpuSeconds(redis.client)
+        const cpu = process.cpuUsage()
+        const started = performance.now()
+        await requests(300)
+        const elapsed = performance.now() - started
+        const used = process.cpuUsage(cpu)
+        const redisUsed = await redisCpuSeconds(redis.client) - redisBefore
+        results.push({ store, msPerRequest: elapsed / 300, cpuMicrosPerEvent: (used.user + used.system) / 30_000, redisMicrosPerEvent: store === 'redisStore' ? redisUsed * 1e6 / 30_000 : NaN })
+        await app.close()
+      }
+    }
+  } finally {
+    raw.disconnect()
+  }
+  return results
+}
+
+function inProcessSection (results: InProcess[]): string[] {
+  const of = (store: string, key: 'msPerRequest' | 'cpuMicrosPerEvent' | 'redisMicrosPerEvent'): number => median(results.filter(r => r.store === store).map(r => r[key]))
+  const ratio = of('memoryStore', 'msPerRequest') / of('redisStore', 'msPerRequest')
+  return ['### redisStore in the runner\'s own process, batches of 100', '',
+    'No HTTP, no load generator: `app.inject`, 10 batches of 100 at a time, 300 measured after 100 of warm-up; memoryStore and redisStore alternately, medians of 3. ' +
+    'CPU is the runner process\'s (the plugin and inject), and redis-server\'s.', '',
+    markdownTable(['store', 'ms per request', 'CPU µs/event', 'redis-server CPU µs/event'],
+      ['memoryStore', 'redisStore'].map(store => [store, fmt(of(store, 'msPerRequest')), fmt(of(store, 'cpuMicrosPerEvent')), fmt(of(store, 'redisMicrosPerEvent'))])),
+    '', `Requests per second, redisStore / memoryStore, in process: **${fmt(ratio)}**.`, '']
+}
+
+function redisSection (summaries: Summary[], scenarios: string[], redisCpu: Map<string, number[]>, counted: Map<string, { roundTrips: number, commands: number }>, where: string): string[] {
+  const find = (server: string, scenario: string): Summary | undefined => summaries.find(s => s.server === server && s.scenario === scenario)
+  const rows: string[][] = []
+  for (const scenario of scenarios) {
+    const memory = find('plugin', scenario)
+    const redis = find('plugin-redis', scenario)
+    const bare = find('fastify-bare', scenario)
+    if (redis === undefined) continue
+    const trips = counted.get(scenario)
+    rows.push([
+      scenario, fmt(memory?.reqPerSec, 0), fmt(redis.reqPerSec, 0), fmt(memory && redis.reqPerSec / memory.reqPerSec), fmt(bare && redis.reqPerSec / bare.reqPerSec),
+      fmt(memory?.cpuMicrosPerItem), fmt(redis.cpuMicrosPerItem), fmt(median(redisCpu.get(scenario) ?? [])),
+      trips === undefined ? '–' : `${trips.roundTrips} (${trips.commands} commands)`
+    ])
+  }
+  const at100 = find('plugin-redis', 'vox-100')
+  const memory100 = find('plugin', 'vox-100')
+  const ratio100 = at100 && memory100 && at100.reqPerSec / memory100.reqPerSec
+  const maxTrips = Math.max(...[...counted.values()].map(c => c.roundTrips))
+  return ['## redisStore against memoryStore', '',
+    `plugin-redis is the plugin with \`redisStore\` over ioredis 5 (${where}); plugin is the default \`memoryStore\`. ` +
+    'Round trips: one request of each scenario through a counted client, in the runner (the longest chain of commands each sent after the one before was answered).', '',
+    markdownTable(['scenario', 'memoryStore req/s', 'redisStore req/s', 'redis / memory (req/s)', 'redis / bare (req/s)', 'plugin CPU µs/event, memory', 'plugin CPU µs/event, redis', 'redis-server CPU µs/event', 'Redis round trips per request'], rows),
+    '',
+    `Redis round trips per request: at most **${maxTrips}** whatever the batch (target ≤ 3: ${maxTrips <= 3 ? 'met' : 'NOT met'}). ` +
+    (ratio100 === undefined ? '' : `redisStore / memoryStore req/s at batch 100: **${fmt(ratio100)}** (target ≥ 0.7: ${ratio100 >= 0.7 ? 'met' : 'NOT met'}).`), '']
 }
 
 async function main (): Promise<void> {
   const started = Date.now()
   const mainRuns = opts.servers.length * opts.scenarios.length * opts.rounds
-  const extraRuns = opts.extras ? 3 * opts.rounds : 0
-  const spawns = (opts.servers.length + (opts.extras ? 2 : 0)) * opts.rounds
+  const extraRuns = opts.extras ? 2 * opts.rounds + 2 : 0
+  const spawns = (opts.servers.length + (opts.extras ? 1 : 0)) * opts.rounds
   const estimate = (mainRuns + extraRuns) * (opts.warmup + opts.duration + RUN_OVERHEAD_S) + spawns * SPAWN_S
   log(`bench: ${opts.servers.length} servers x ${opts.scenarios.length} scenarios x ${opts.rounds} rounds = ${mainRuns} runs` +
     `${opts.extras ? ` + ${extraRuns} extra runs` : ''}, ${opts.warmup} s warm-up + ${opts.duration} s each: about ${estimate < 120 ? `${Math.ceil(estimate)} s` : `${Math.ceil(estimate / 60)} min`}`)
@@ -317,11 +433,47 @@ async function main (): Promise<void> {
     `${opts.rounds} rounds, ${opts.warmup} s warm-up + ${opts.duration} s measured per run, ${opts.connections} connections, autocannon in the runner process`, '']
 
   if (opts.servers.length > 0 && opts.scenarios.length > 0) {
-    const samples = await rounds(opts.servers.map(server => ({ server, scenarios: opts.scenarios })))
+    const withRedis = opts.servers.includes('plugin-redis')
+    const redis = withRedis ? await benchRedis() : undefined
+    if (withRedis && redis === undefined) throw new BenchError(`bench FAILED: plugin-redis needs a Redis: no redis-server on PATH, and none at ${SHARED_REDIS_URL} (set REDIS_URL, or --only without plugin-redis)`)
+    const prefix = `provider-callbacks-bench:${process.pid}-${Date.now()}:`
+    // redis-server's CPU per event, over each plugin-redis window.
+    const redisCpu = new Map<string, number[]>()
+    let samples: Sample[]
+    let counted: Map<string, { roundTrips: number, commands: number }> | undefined
+    let inProcessResults: InProcess[] | undefined
+    try {
+      // A prefix per process and round: each starts the id sequence over.
+      samples = await rounds(opts.servers.map(server => ({
+        server,
+        scenarios: opts.scenarios,
+        ...(server === 'plugin-redis' ? { env: (round: number) => ({ BENCH_REDIS_PREFIX: `${prefix}${round}:`, REDIS_URL: redis!.url }) } : {})
+      })), async (server, scenario, measure) => {
+        if (server.name !== 'plugin-redis') return await measure()
+        const before = await redisCpuSeconds(redis!.client)
+        const measured = await measure()
+        const perItem = (await redisCpuSeconds(redis!.client) - before) * 1e6 / measured.usage.items
+        redisCpu.set(scenario.name, [...redisCpu.get(scenario.name) ?? [], perItem])
+        return measured
+      })
+      if (redis !== undefined) {
+        counted = await roundTripsPerRequest(redis.url, `${prefix}count:`)
+        log('bench: redisStore against memoryStore in this process')
+        inProcessResults = await inProcess(redis, `${prefix}in-process:`)
+      }
+    } finally {
+      if (redis !== undefined) {
+        const deleted = await deleteKeys(redis.client, prefix)
+        log(`bench: deleted the ${deleted} keys the Redis store wrote`)
+        redis.client.disconnect()
+        await redis.stop()
+      }
+    }
     const scenarioNames = opts.scenarios.map(s => s.name)
     const summaries = summarise(samples, opts.servers, scenarioNames)
     const all = ratios(summaries, scenarioNames)
     report.push(`## Medians over ${opts.rounds} rounds`, '', resultsTable(summaries), '')
+    if (redis !== undefined && counted !== undefined) report.push(...redisSection(summaries, scenarioNames, redisCpu, counted, redis.own ? 'a redis-server of the bench\'s own' : redis.url), ...inProcessSection(inProcessResults!))
     // node-http does next to nothing: when it is not using a whole core, the load generator is what
     // holds every server back, and req/s ratios understate the differences that CPU per item shows.
     const clientBound = summaries.filter(s => s.server === 'node-http' && s.cpuPercent < 90)
@@ -346,7 +498,7 @@ async function main (): Promise<void> {
   const wall = (Date.now() - started) / 1000
   report.push('## How it was measured', '',
     '- Each server is a process of its own (`node --import tsx bench/servers/<name>.ts`) on 127.0.0.1, a fresh one per round; autocannon loads it from the runner process. The machine\'s CPUs are shared by both.',
-    '- plugin: Fastify with the plugin (default in-memory idempotency), a counting handler on `onAny`; plugin-no-idempotency: the same with `idempotency: false`; fastify-bare and express: the same checks written by hand (md5 + timingSafeEqual per item, EDIS\'s fields present), a counter per item; node-http: reads the body and answers the fixed success body.',
+    '- plugin: Fastify with the plugin (default in-memory idempotency), a counting handler on `onAny`; plugin-redis: the same with `redisStore` over ioredis 5, configured as README says, against a redis-server the bench starts for itself (or REDIS_URL); its CPU per event is redis-server\'s own (INFO cpu, user + system) over the window, per event; plugin-no-idempotency: the same with `idempotency: false`; fastify-bare and express: the same checks written by hand (md5 + timingSafeEqual per item, EDIS\'s fields present), a counter per item; node-http: reads the body and answers the fixed success body.',
     '- Every request carries fresh ids (Voximplant `callback_id`, EDIS `kvm`), so nothing is deduplicated; bodies are the test kit\'s, signed with apiKey `bench-key`, salt `bench-salt`. Hashes are computed ahead of each window.',
     '- CPU µs/item: the server process\'s `process.cpuUsage()` (user + system, all its threads) over the measured window, divided by the items its handler counted. Server CPU %: that CPU time over the window\'s wall time (100 = one core).',
     '- req/s spread: (max − min) / median over the rounds.',

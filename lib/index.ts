@@ -43,7 +43,7 @@ const plugin: FastifyPluginAsync<ProviderCallbacksOptions> = async (fastify, opt
       await scope.register(edisRoutes, { settings: edis, deliver: delivery.withWindow(windows.edis), retryAfter, handlerTimeout })
     }
     if (voximplant !== undefined) {
-      await scope.register(voximplantRoutes, { settings: voximplant, deliver: delivery.withWindow(windows.voximplant), retryAfter, handlerTimeout })
+      await scope.register(voximplantRoutes, { settings: voximplant, deliver: delivery.batchWithWindow(windows.voximplant), retryAfter, handlerTimeout })
     }
   }, { prefix: resolved.prefix })
 }
@@ -63,8 +63,8 @@ export type { ProviderCallbacks } from './events.js'
 export type { HandlerContext } from './handler-context.js'
 export type { EdisOptions, IdempotencyOptions, ProviderCallbacksOptions, VoximplantOptions } from './options.js'
 export { memoryStore, type MemoryStoreOptions } from './idempotency/memory.js'
-export { redisStore, type RedisClientLike, type RedisStoreOptions } from './idempotency/redis.js'
-export type { ClaimResult, IdempotencyStore } from './idempotency/store.js'
+export { redisStore, type RedisClientLike, type RedisStore, type RedisStoreOptions } from './idempotency/redis.js'
+export type { ClaimResult, IdempotencyStore, KeyOwner } from './idempotency/store.js'
 export type { MaybePromise } from './maybe-promise.js'
 export type { VoximplantSecret } from './voximplant/hash.js'
 export type { ScopedVoximplantSecret, VoximplantSecretLookup } from './voximplant/secrets.js'

@@ -1,4 +1,4 @@
-import { spawn, type ChildProcess } from 'node:child_process'
+import { spawn, spawnSync, type ChildProcess } from 'node:child_process'
 import { mkdtempSync, rmSync } from 'node:fs'
 import { createServer } from 'node:net'
 import { tmpdir } from 'node:os'
@@ -129,4 +129,108 @@ export function seededRandom (seed: number): () => number {
     x = (x + Math.imul(x ^ (x >>> 7), 61 | x)) ^ x
     return ((x ^ (x >>> 14)) >>> 0) / 4294967296
   }
+}
+
+/** What a counted client sent: every command, and the round trips it took. */
+export interface CommandCount {
+  /** Each command's name and, for EVAL, how many keys it carried. */
+  commands: Array<{ name: string, keys: number }>
+  /**
+   * The longest chain of commands each sent only after the one before it was answered: the round
+   * trips the work waited for in turn. Commands sent before any of the others came back (a
+   * pipeline, or calls made without waiting) are one round trip, however many they are.
+   */
+  roundTrips: number
+  reset: () => void
+}
+
+/**
+ * The same client, counting what goes through it. A command sent once answers up to depth d had
+ * come back is at depth d + 1; the round trips are the deepest command's depth.
+ */
+export function countCommands<C extends object> (client: C): { client: C, count: CommandCount } {
+  let answered = 0
+  const count: CommandCount = {
+    commands: [],
+    roundTrips: 0,
+    reset: () => {
+      count.commands = []
+      count.roundTrips = 0
+      answered = 0
+    }
+  }
+  const counted = new Proxy(client, {
+    get (target, property, receiver) {
+      const value = Reflect.get(target, property, receiver)
+      if (typeof value !== 'function' || !['eval', 'evalsha', 'set', 'get', 'del', 'pexpire', 'call'].includes(String(property))) return value
+      return (...args: unknown[]) => {
+        const depth = answered + 1
+        count.roundTrips = Math.max(count.roundTrips, depth)
+        count.commands.push({ name: String(property), keys: property === 'eval' ? Number(args[1]) : 1 })
+        const answer = Reflect.apply(value, target, args) as Promise<unknown>
+        answer.then(() => { answered = Math.max(answered, depth) }, () => { answered = Math.max(answered, depth) })
+        return answer
+      }
+    }
+  })
+  return { client: counted, count }
+}
+
+/**
+ * A Redis Cluster of the test's own: three masters (no replicas) on free ports, each with its own
+ * folder, made one cluster with `redis-cli --cluster create`. Undefined (the test skipped, loudly,
+ * or failed under CI) when redis-server or redis-cli cannot be run.
+ */
+export async function ownCluster (t: Test): Promise<{ ports: number[] } | undefined> {
+  const missing = ['redis-server', 'redis-cli'].filter(tool => spawnSync(tool, ['--version']).status !== 0)
+  if (missing.length > 0) {
+    if (process.env.CI !== undefined) t.fail(`${missing.join(' and ')} cannot be run, and CI is set: the Redis Cluster tests must run`)
+    else {
+      t.comment(`!!! SKIPPED: no ${missing.join(' or ')} on PATH; the Redis Cluster tests did not run`)
+      t.skip(`no ${missing.join(' or ')}`, async () => {})
+    }
+    return undefined
+  }
+  const ports = [await freePort(), await freePort(), await freePort()]
+  const dir = mkdtempSync(join(tmpdir(), 'provider-callbacks-cluster-'))
+  const nodes = ports.map(port => spawn('redis-server', [
+    '--port', String(port), '--bind', '127.0.0.1', '--cluster-enabled', 'yes', '--cluster-config-file', join(dir, `nodes-${port}.conf`),
+    '--save', '', '--appendonly', 'no', '--dir', dir, '--daemonize', 'no', '--logfile', ''
+  ], { stdio: 'ignore' }))
+  t.teardown(async () => {
+    await Promise.all(nodes.map(async node => {
+      if (node.exitCode !== null) return
+      await new Promise(resolve => {
+        node.once('exit', resolve)
+        node.kill('SIGKILL')
+      })
+    }))
+    rmSync(dir, { recursive: true, force: true })
+  })
+  const ping = async (port: number): Promise<string> => {
+    const client = new Redis(port, '127.0.0.1', { ...CLIENT_OPTIONS, retryStrategy: () => null })
+    client.on('error', () => {})
+    try {
+      await client.connect()
+      return await client.call('CLUSTER', 'INFO') as string
+    } catch {
+      return ''
+    } finally {
+      client.disconnect()
+    }
+  }
+  // Only nodes that cannot start run out of these; a busy machine must not.
+  const wait = async (ready: (info: string) => boolean, what: string): Promise<void> => {
+    const deadline = Date.now() + 30_000
+    while (Date.now() < deadline) {
+      if ((await Promise.all(ports.map(ping))).every(ready)) return
+      await sleep(100)
+    }
+    throw new Error(`the Redis Cluster on ports ${ports.join(', ')}: ${what}`)
+  }
+  await wait(info => info !== '', 'the nodes did not start')
+  const created = spawnSync('redis-cli', ['--cluster', 'create', ...ports.map(port => `127.0.0.1:${port}`), '--cluster-replicas', '0', '--cluster-yes'], { encoding: 'utf8' })
+  if (created.status !== 0) throw new Error(`redis-cli --cluster create failed: ${created.stdout}${created.stderr}`)
+  await wait(info => /cluster_state:ok/.test(info) && /cluster_known_nodes:3/.test(info), 'the cluster did not become ok')
+  return { ports }
 }

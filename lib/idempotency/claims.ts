@@ -1,7 +1,7 @@
 import type { FastifyBaseLogger } from 'fastify'
 import { ClaimLostError } from '../errors.js'
 import type { DeliveryContext } from '../handler-context.js'
-import { isPromiseLike } from '../maybe-promise.js'
+import { isPromiseLike, type MaybePromise } from '../maybe-promise.js'
 import type { IdempotencyStore } from './store.js'
 
 /** A claim this process holds while its handlers run, or while their success is being recorded. */
@@ -22,7 +22,7 @@ export interface HeldClaim {
 
 /**
  * The claims of this process, refreshed together by one timer (every third of claimTtl) while
- * there are any. A refresh that fails is retried at once and then every `retryInterval` until the
+ * there are any, in one call of the store per tick (refreshMany, or refresh for each at once). A refresh that fails is retried at once and then every `retryInterval` until the
  * claim's own expiry; a refresh answered `false` (the claim is gone or another's), or no success
  * before the expiry, means the claim is lost: logged at error level with the event id, and the
  * handlers' signal aborted. So a claim survives a store outage of at least 2/3 of claimTtl,
@@ -70,58 +70,69 @@ export class HeldClaims {
       this.#timer = undefined
       return
     }
-    for (const held of this.#held) {
-      if (!held.refreshing) this.#refresh(held)
-    }
+    const due: HeldClaim[] = []
+    for (const held of this.#held) if (!held.refreshing) due.push(held)
+    if (due.length > 0) this.#refresh(due)
   }
 
-  #refresh (held: HeldClaim, retries = 0): void {
-    if (held.lost || !this.#held.has(held)) return
-    const refresh = this.#store.refresh
+  // One call for every claim due: the store's refreshMany, or its refresh for each, all at once.
+  #refresh (due: HeldClaim[], retries = 0): void {
+    const group = due.filter(held => !held.lost && this.#held.has(held))
+    if (group.length === 0) return
+    const store = this.#store
     const sentAt = Date.now()
     // A store without refresh cannot extend a claim: it is lost once its first ttl is over.
-    if (refresh === undefined) {
-      if (sentAt >= held.expires) this.#lose(held, new ClaimLostError(), 'the claim expired while its handlers ran (the store has no refresh)')
+    if (store.refreshMany === undefined && store.refresh === undefined) {
+      for (const held of group) {
+        if (sentAt >= held.expires) this.#lose(held, new ClaimLostError(), 'the claim expired while its handlers ran (the store has no refresh)')
+      }
       return
     }
-    held.refreshing = true
+    for (const held of group) held.refreshing = true
     let answer
     try {
-      answer = refresh.call(this.#store, held.key, held.owner, this.#claimTtl)
+      answer = store.refreshMany !== undefined ? store.refreshMany(group, this.#claimTtl) : refreshEach(store, group, this.#claimTtl)
     } catch (error) {
-      this.#failed(held, error, retries)
+      this.#failed(group, error, retries)
       return
     }
     if (!isPromiseLike(answer)) {
-      this.#refreshed(held, answer, sentAt)
+      this.#refreshed(group, answer, sentAt)
       return
     }
     Promise.resolve(answer).then(
-      extended => { this.#refreshed(held, extended, sentAt) },
-      (error: unknown) => { this.#failed(held, error, retries) }
+      extended => { this.#refreshed(group, extended, sentAt) },
+      (error: unknown) => { this.#failed(group, error, retries) }
     )
   }
 
-  #refreshed (held: HeldClaim, extended: boolean | void, sentAt: number): void {
-    held.refreshing = false
-    if (held.lost || !this.#held.has(held)) return
-    if (extended === false) {
-      this.#lose(held, new ClaimLostError(), 'the claim was gone or another delivery\'s when it was refreshed; another delivery may run this event')
-      return
+  #refreshed (group: HeldClaim[], extended: ReadonlyArray<boolean | void>, sentAt: number): void {
+    for (let i = 0; i < group.length; i++) {
+      const held = group[i]!
+      held.refreshing = false
+      if (held.lost || !this.#held.has(held)) continue
+      if (extended[i] === false) {
+        this.#lose(held, new ClaimLostError(), 'the claim was gone or another delivery\'s when it was refreshed; another delivery may run this event')
+        continue
+      }
+      held.expires = sentAt + this.#claimTtl
     }
-    held.expires = sentAt + this.#claimTtl
   }
 
   // Retried at once, then every retryInterval, while a retry can still land before the expiry.
-  #failed (held: HeldClaim, error: unknown, retries: number): void {
-    if (held.lost || !this.#held.has(held)) return
+  #failed (group: HeldClaim[], error: unknown, retries: number): void {
     const delay = retries === 0 ? 0 : this.retryInterval
-    if (Date.now() + delay >= held.expires) {
-      this.#lose(held, new ClaimLostError({ cause: error }), 'the store could not be reached until the claim expired; another delivery may run this event')
-      return
+    const retry: HeldClaim[] = []
+    for (const held of group) {
+      if (held.lost || !this.#held.has(held)) continue
+      if (Date.now() + delay >= held.expires) {
+        this.#lose(held, new ClaimLostError({ cause: error }), 'the store could not be reached until the claim expired; another delivery may run this event')
+        continue
+      }
+      this.#log.warn({ err: error, event: held.key }, 'could not refresh a claim; retrying until it expires')
+      retry.push(held)
     }
-    this.#log.warn({ err: error, event: held.key }, 'could not refresh a claim; retrying until it expires')
-    setTimeout(() => { this.#refresh(held, retries + 1) }, delay).unref()
+    if (retry.length > 0) setTimeout(() => { this.#refresh(retry, retries + 1) }, delay).unref()
   }
 
   #lose (held: HeldClaim, reason: Error, why: string): void {
@@ -131,4 +142,11 @@ export class HeldClaims {
     this.#log.error({ event: held.key, err: reason }, `lost the claim on an event: ${why}`)
     held.context.abort(reason)
   }
+}
+
+// A store without refreshMany: its refresh for every claim, sent together; an answer at once if
+// every one came at once (a synchronous store), and a failure of any is a failure of them all.
+function refreshEach (store: IdempotencyStore, group: HeldClaim[], ttl: number): MaybePromise<Array<boolean | void>> {
+  const answers = group.map(held => store.refresh!(held.key, held.owner, ttl))
+  return answers.some(isPromiseLike) ? Promise.all(answers) : answers as Array<boolean | void>
 }

@@ -28,14 +28,25 @@ export type Outcome = 'delivered' | 'duplicate' | 'in-flight' | 'failed' | 'unav
  */
 export type Deliver = (event: AnyProviderCallbackEvent, request: FastifyRequest) => MaybePromise<Outcome>
 
+/**
+ * Delivers a batch's events (a Voximplant batch) in order, each item's handlers once the previous
+ * item's settled; its outcome is the worst of its events'. The events are claimed together (one
+ * call of the store), and each item's success or failure is sent to the store as soon as its
+ * handlers settle, without waiting for it before the next item; the outcome comes once the store
+ * acknowledged them all.
+ */
+export type DeliverBatch = (events: readonly AnyProviderCallbackEvent[], request: FastifyRequest) => MaybePromise<Outcome>
+
 // Claim owners: unique to a delivery attempt, across processes.
 const PROCESS = randomUUID()
 let attempts = 0
 
 /** This plugin instance's deliveries: one per provider's window, and the drain on close. */
 export interface Deliveries {
-  /** Delivers events with this deduplication window (a provider's). */
+  /** Delivers events with this deduplication window (a provider's), one at a time. */
   withWindow(window: number): Deliver
+  /** Delivers batches of events with this deduplication window. */
+  batchWithWindow(window: number): DeliverBatch
   /**
    * Waits for every delivery still running (handlers past handlerTimeout, successes still being
    * recorded) for up to `grace` ms; then aborts the signals of those still running and gives up
@@ -51,8 +62,9 @@ export interface Deliveries {
  */
 export function deliveries (events: CallbackEvents, settings: IdempotencySettings | undefined, log: FastifyBaseLogger): Deliveries {
   // What is still running, for the drain on close; only deliveries that did not finish at once.
-  const running = new Map<Promise<Outcome>, DeliveryContext>()
-  const track = (work: Promise<Outcome>, context: DeliveryContext): Promise<Outcome> => {
+  // A batch is tracked whole (no context of its own), so the drain waits for its next items too.
+  const running = new Map<Promise<unknown>, DeliveryContext | undefined>()
+  const track = <T>(work: Promise<T>, context?: DeliveryContext): Promise<T> => {
     running.set(work, context)
     work.finally(() => { running.delete(work) }).catch(() => {})
     return work
@@ -75,14 +87,15 @@ export function deliveries (events: CallbackEvents, settings: IdempotencySetting
     }
     if (running.size > 0) {
       log.warn({ events: running.size, grace }, 'closing with callback handlers still running; their signals are aborted')
-      for (const context of running.values()) context.abort(new ClosingError())
+      for (const context of running.values()) context?.abort(new ClosingError())
     }
     heldClaims?.abandonAll(new ClosingError())
   }
 
   if (settings === undefined) {
     // Nothing listens: nothing to run.
-    return { withWindow: () => (event, request) => events.hasListeners(event) ? runUnguarded(event, request) : 'delivered', drain }
+    const deliver: Deliver = (event, request) => events.hasListeners(event) ? runUnguarded(event, request) : 'delivered'
+    return { withWindow: () => deliver, batchWithWindow: () => (batch, request) => inOrder(batch, 0, 'delivered', deliver, request), drain }
   }
   const { store, claimTtl, failOpen } = settings
   const claims = heldClaims = new HeldClaims(store, claimTtl, log)
@@ -145,44 +158,200 @@ export function deliveries (events: CallbackEvents, settings: IdempotencySetting
     )
   }
 
-  const afterClaim = (claim: ClaimResult, event: AnyProviderCallbackEvent, owner: string, sentAt: number, window: number, request: FastifyRequest): MaybePromise<Outcome> => {
-    if (claim !== 'claimed') return claim === 'done' ? 'duplicate' : 'in-flight'
+  // Runs a claimed event's handlers. Once they settle, `acknowledge` gets what recording them
+  // gives (complete or release, perhaps still on its way to the store) at once: the caller goes on
+  // without waiting for the store. Answers once the handlers settled. `held` is the claim of a
+  // batch's item that waited for the items before it.
+  const runClaimed = (
+    event: AnyProviderCallbackEvent, owner: string, sentAt: number, window: number, request: FastifyRequest, held: HeldClaim | undefined,
+    acknowledge: (outcome: MaybePromise<Outcome>) => void
+  ): Promise<void> | undefined => {
+    // Lost while it waited for its turn: it never ran, and will run on a redelivery.
+    if (held?.lost === true) {
+      acknowledge(then(release(event, owner, request), () => 'lost'))
+      return
+    }
     // The last handler may have been removed while the claim was on its way: nothing runs, so
     // nothing may be recorded as done. The claim goes back, as if nobody had listened at all.
-    if (!events.hasListeners(event)) return then(release(event, owner, request), () => 'delivered')
-    const context = new DeliveryContext()
+    if (!events.hasListeners(event)) {
+      if (held !== undefined) claims.release(held)
+      acknowledge(then(release(event, owner, request), () => 'delivered'))
+      return
+    }
+    const context = held?.context ?? new DeliveryContext()
     const ran = events.deliver(event, request, context)
     // Handlers that finished at once cannot have outlived their claim; only pending ones are held.
     // Their record may still be pending (the store did not take it at once): the drain waits for it.
     if (!isPromiseLike(ran)) {
-      const outcome = afterRun(ran, event, owner, sentAt, undefined, window, request, context)
-      return isPromiseLike(outcome) ? track(Promise.resolve(outcome), context) : outcome
+      acknowledge(tracked(afterRun(ran, event, owner, sentAt, held, window, request, context), context))
+      return
     }
-    const held = claims.hold(event.id, owner, sentAt, context)
-    return track(ran.then(succeeded => afterRun(succeeded, event, owner, sentAt, held, window, request, context)), context)
+    const keep = held ?? claims.hold(event.id, owner, sentAt, context)
+    return track(ran.then(succeeded => { acknowledge(tracked(afterRun(succeeded, event, owner, sentAt, keep, window, request, context), context)) }), context)
+  }
+  const tracked = (outcome: MaybePromise<Outcome>, context: DeliveryContext): MaybePromise<Outcome> =>
+    isPromiseLike(outcome) ? track(Promise.resolve(outcome), context) : outcome
+
+  const afterClaim = (claim: ClaimResult, event: AnyProviderCallbackEvent, owner: string, sentAt: number, window: number, request: FastifyRequest): MaybePromise<Outcome> => {
+    if (claim !== 'claimed') return outcomeOfClaim(claim)
+    let outcome: MaybePromise<Outcome> = 'delivered'
+    const settled = runClaimed(event, owner, sentAt, window, request, undefined, recorded => { outcome = recorded })
+    return settled === undefined ? outcome : settled.then(() => outcome)
   }
 
-  return {
-    withWindow: window => function deliver (event, request) {
-      // Nothing listens: nothing to run, so nothing to remember.
-      if (!events.hasListeners(event)) return 'delivered'
-      const owner = `${PROCESS}:${++attempts}`
-      // The claim's expiry is counted from before it was sent: never later than the store's own.
-      const sentAt = Date.now()
-      let claim
-      try {
-        claim = store.claim(event.id, owner, claimTtl)
-      } catch (error) {
-        return unreachable(error, event, request)
-      }
-      if (!isPromiseLike(claim)) return afterClaim(claim, event, owner, sentAt, window, request)
-      return Promise.resolve(claim).then(
-        claimed => afterClaim(claimed, event, owner, sentAt, window, request),
-        error => unreachable(error, event, request)
-      )
-    },
-    drain
+  const deliverOne = (window: number): Deliver => function deliver (event, request) {
+    // Nothing listens: nothing to run, so nothing to remember.
+    if (!events.hasListeners(event)) return 'delivered'
+    const owner = `${PROCESS}:${++attempts}`
+    // The claim's expiry is counted from before it was sent: never later than the store's own.
+    const sentAt = Date.now()
+    let claim
+    try {
+      claim = store.claim(event.id, owner, claimTtl)
+    } catch (error) {
+      return unreachable(error, event, request)
+    }
+    if (!isPromiseLike(claim)) return afterClaim(claim, event, owner, sentAt, window, request)
+    return Promise.resolve(claim).then(
+      claimed => afterClaim(claimed, event, owner, sentAt, window, request),
+      error => unreachable(error, event, request)
+    )
   }
+
+  // Every claim of a batch in one call: the store's claimMany, or its claim for each at once. With
+  // claimMany a failure is the whole batch's (whichever keys it took are given back); claim by claim,
+  // each item's own, so the items before the first that failed still run, as they did one by one.
+  const claimAll = (batch: AnyProviderCallbackEvent[], owners: string[]): MaybePromise<Claimed[]> => {
+    if (store.claimMany !== undefined) {
+      const keys = batch.map((event, i) => ({ key: event.id, owner: owners[i]! }))
+      // Quietly: the store is most likely out of reach, which the first item's 503 already logs.
+      const failed = (error: unknown): Claimed[] => {
+        for (const { key, owner } of keys) attempt(() => store.release(key, owner), () => {})
+        return batch.map(() => new ClaimFailure(error))
+      }
+      let answers
+      try {
+        answers = store.claimMany(keys, claimTtl)
+      } catch (error) {
+        return failed(error)
+      }
+      return isPromiseLike(answers) ? Promise.resolve(answers).then(claimed => claimed, failed) : answers
+    }
+    const answers: Array<MaybePromise<Claimed>> = []
+    let pending = false
+    for (let i = 0; i < batch.length; i++) {
+      let answer: MaybePromise<Claimed>
+      try {
+        answer = store.claim(batch[i]!.id, owners[i]!, claimTtl)
+        if (isPromiseLike(answer)) {
+          pending = true
+          answer = Promise.resolve(answer).catch((error: unknown) => new ClaimFailure(error))
+        }
+      } catch (error) {
+        answer = new ClaimFailure(error)
+      }
+      answers.push(answer)
+    }
+    return pending ? Promise.all(answers) : answers as Claimed[]
+  }
+
+  // A batch's items, in order, once its claims are in: each item's handlers start once the previous
+  // item's settled; its record goes to the store meanwhile, and the outcome waits for all of them.
+  const runBatch = (batch: AnyProviderCallbackEvent[], owners: string[], claimed: Claimed[], sentAt: number, window: number, request: FastifyRequest): MaybePromise<Outcome> => {
+    let outcome: Outcome = 'delivered'
+    const records: Array<Promise<Outcome>> = []
+    const acknowledge = (recorded: MaybePromise<Outcome>): void => {
+      if (isPromiseLike(recorded)) records.push(Promise.resolve(recorded))
+      else outcome = worse(outcome, recorded)
+    }
+    // The claims of the items still waiting, held (so refreshed) from the first item whose handlers
+    // did not finish at once: until then no time passed that a claim could outlive.
+    let held: Array<HeldClaim | undefined> | undefined
+    const holdTheRest = (from: number): void => {
+      if (held !== undefined) return
+      held = []
+      for (let i = from; i < batch.length; i++) {
+        if (claimed[i] === 'claimed') held[i] = claims.hold(batch[i]!.id, owners[i]!, sentAt, new DeliveryContext())
+      }
+    }
+    // A store that cannot be reached stops the batch: the items after give their claims back.
+    const giveBack = (from: number): void => {
+      for (let i = from; i < batch.length; i++) {
+        if (claimed[i] !== 'claimed') continue
+        const claim = held?.[i]
+        if (claim !== undefined) claims.release(claim)
+        acknowledge(then(release(batch[i]!, owners[i]!, request), () => 'unavailable'))
+      }
+    }
+    const finish = (): MaybePromise<Outcome> => records.length === 0 ? outcome : Promise.all(records).then(all => all.reduce(worse, outcome))
+    const from = (start: number): MaybePromise<Outcome> => {
+      for (let i = start; i < batch.length; i++) {
+        const claim = claimed[i]!
+        const event = batch[i]!
+        if (claim instanceof ClaimFailure) {
+          const fallback = unreachable(claim.cause, event, request)
+          if (fallback === 'unavailable') {
+            outcome = 'unavailable'
+            giveBack(i + 1)
+            break
+          }
+          if (isPromiseLike(fallback)) {
+            holdTheRest(i + 1)
+            return fallback.then(ran => {
+              outcome = worse(outcome, ran)
+              return from(i + 1)
+            })
+          }
+          outcome = worse(outcome, fallback)
+          continue
+        }
+        if (claim !== 'claimed') {
+          outcome = worse(outcome, outcomeOfClaim(claim))
+          continue
+        }
+        const settled = runClaimed(event, owners[i]!, sentAt, window, request, held?.[i], acknowledge)
+        if (settled !== undefined) {
+          holdTheRest(i + 1)
+          return settled.then(() => from(i + 1))
+        }
+      }
+      return finish()
+    }
+    const delivered = from(0)
+    return isPromiseLike(delivered) ? track(Promise.resolve(delivered)) : delivered
+  }
+
+  const deliverBatch = (window: number): DeliverBatch => {
+    const deliver = deliverOne(window)
+    return (items, request) => {
+      // Nothing listens: nothing to run, so nothing to remember.
+      const batch = items.filter(event => events.hasListeners(event))
+      if (batch.length <= 1) return batch.length === 0 ? 'delivered' : deliver(batch[0]!, request)
+      const owners = batch.map(() => `${PROCESS}:${++attempts}`)
+      const sentAt = Date.now()
+      return then(claimAll(batch, owners), claimed => runBatch(batch, owners, claimed, sentAt, window, request))
+    }
+  }
+
+  return { withWindow: deliverOne, batchWithWindow: deliverBatch, drain }
+}
+
+/** A claim the store could not answer: the store could not be reached. */
+class ClaimFailure {
+  constructor (readonly cause: unknown) {}
+}
+type Claimed = ClaimResult | ClaimFailure
+
+const outcomeOfClaim = (claim: 'done' | 'in-flight'): Outcome => claim === 'done' ? 'duplicate' : 'in-flight'
+
+// Events one after the other, each once the one before it settled; unguarded, nothing stops them.
+function inOrder (batch: readonly AnyProviderCallbackEvent[], start: number, outcome: Outcome, deliver: Deliver, request: FastifyRequest): MaybePromise<Outcome> {
+  for (let i = start; i < batch.length; i++) {
+    const delivered = deliver(batch[i]!, request)
+    if (isPromiseLike(delivered)) return delivered.then(settled => inOrder(batch, i + 1, worse(outcome, settled), deliver, request))
+    outcome = worse(outcome, delivered)
+  }
+  return outcome
 }
 
 // Calls a store method whose failure is only logged, whether it throws or rejects.

@@ -6,6 +6,12 @@ import type { MaybePromise } from '../maybe-promise.js'
  */
 export type ClaimResult = 'claimed' | 'in-flight' | 'done'
 
+/** One key of a batch, and the delivery attempt that claims or refreshes it. */
+export interface KeyOwner {
+  readonly key: string
+  readonly owner: string
+}
+
 /**
  * Where the plugin records which events ran, so that each event's handlers run to success once,
  * across replicas and redeliveries. Keys are event ids (`voximplant:<account_id>:<callback_id>`,
@@ -13,7 +19,7 @@ export type ClaimResult = 'claimed' | 'in-flight' | 'done'
  * milliseconds. Every method may throw or reject when the store cannot be reached: the plugin then
  * answers 503 and runs no handler. A method may answer synchronously, as `memoryStore` does: the
  * plugin then spends no turn of the event loop on it. A store for PostgreSQL, DynamoDB or anything
- * else implements these:
+ * else implements these (the batch ones are optional):
  */
 export interface IdempotencyStore {
   /**
@@ -32,4 +38,17 @@ export interface IdempotencyStore {
   complete(key: string, owner: string, ttl: number): MaybePromise<void>
   /** The handlers failed: drop `owner`'s claim (and only its own), so a redelivery runs them. */
   release(key: string, owner: string): MaybePromise<void>
+  /**
+   * Optional: `claim` for every key of a batch (a Voximplant batch, each of its items a key), in as
+   * few round trips as the store can, answered in the order given. Throwing or rejecting means none
+   * could be vouched for: the plugin releases them all and answers 503. Without it the plugin calls
+   * `claim` for every key at once, without waiting for one answer before the next call.
+   */
+  claimMany?(claims: readonly KeyOwner[], ttl: number): MaybePromise<ClaimResult[]>
+  /**
+   * Optional: `refresh` for every claim the plugin holds, once per refresh tick, answered in the
+   * order given. Throwing or rejecting is a failed refresh of them all (retried, as for `refresh`).
+   * Without it the plugin calls `refresh` for each (if the store has it).
+   */
+  refreshMany?(claims: readonly KeyOwner[], ttl: number): MaybePromise<Array<boolean | void>>
 }

@@ -3,7 +3,7 @@ import sjson from 'secure-json-parse'
 import { numberCoercion } from '../coerce.js'
 import { BatchTooLargeError, InternalError, MalformedBodyError, UnauthorizedError } from '../errors.js'
 import type { AnyProviderCallbackEvent } from '../events.js'
-import { answerFor, worse, type Deliver, type Outcome } from '../idempotency/guard.js'
+import { answerFor, type DeliverBatch } from '../idempotency/guard.js'
 import { isPromiseLike, then, type MaybePromise } from '../maybe-promise.js'
 import { answerWithin } from '../handler-timeout.js'
 import { errorHandler, replySchemas, type SUCCESS } from '../replies.js'
@@ -30,7 +30,7 @@ export interface VoximplantRouteSettings {
 
 interface VoximplantRouteOptions {
   settings: VoximplantRouteSettings
-  deliver: Deliver
+  deliver: DeliverBatch
   retryAfter: number
   handlerTimeout: number | undefined
 }
@@ -75,31 +75,25 @@ export async function voximplantRoutes (scope: FastifyInstance, { settings, deli
     else pending.then(() => { done() }, done)
   }
 
-  const deliverAll = (items: Batch['callbacks'], from: number, outcome: Outcome, receivedAt: Date, request: FastifyRequest): MaybePromise<Outcome> => {
-    // In order, and on past a failed or busy item: the answer is a 500 or 409 only once every item
-    // had its turn. A store that cannot be reached stops the batch: nothing more can be guarded.
-    for (let i = from; i < items.length && outcome !== 'unavailable'; i++) {
-      const payload = items[i]!
-      const known = eventNames.get(payload.type)
-      // A type this version does not know goes to onAny only, whatever its name looks like.
-      const event = {
-        name: known ?? kebab(payload.type),
-        provider: 'voximplant',
-        id: `voximplant:${payload.account_id}:${payload.callback_id}`,
-        payload,
-        receivedAt,
-        known: known !== undefined
-      } as const
-      const delivered = deliver(event as AnyProviderCallbackEvent, request)
-      if (isPromiseLike(delivered)) return delivered.then(settled => deliverAll(items, i + 1, worse(outcome, settled), receivedAt, request))
-      outcome = worse(outcome, delivered)
-    }
-    return outcome
-  }
+  // The batch's events, in order. The guard runs them item by item, and on past a failed or busy
+  // item: the answer is a 500 or 409 only once every item had its turn. A store that cannot be
+  // reached stops the batch: nothing more can be guarded.
+  const eventsOf = (items: Batch['callbacks'], receivedAt: Date): AnyProviderCallbackEvent[] => items.map(payload => {
+    const known = eventNames.get(payload.type)
+    // A type this version does not know goes to onAny only, whatever its name looks like.
+    return {
+      name: known ?? kebab(payload.type),
+      provider: 'voximplant',
+      id: `voximplant:${payload.account_id}:${payload.callback_id}`,
+      payload,
+      receivedAt,
+      known: known !== undefined
+    } as AnyProviderCallbackEvent
+  })
   const answer = answerFor(retryAfter)
   // Not async: when every handler and the store answered at once, so does the route.
   const receive = (request: FastifyRequest): MaybePromise<typeof SUCCESS> =>
-    then(answerWithin(deliverAll((request.body as Batch).callbacks, 0, 'delivered', new Date(), request), handlerTimeout, retryAfter, request), answer)
+    then(answerWithin(deliver(eventsOf((request.body as Batch).callbacks, new Date()), request), handlerTimeout, retryAfter, request), answer)
 
   refuseOtherMethods(scope, settings.path, ['POST'])
   scope.route({

@@ -5,7 +5,7 @@ import Fastify from 'fastify'
 import { Cluster, Redis } from 'ioredis'
 import { Cluster as Cluster6, Redis as Redis6 } from 'ioredis6'
 import providerCallbacks, {
-  type ClaimResult, type IdempotencyStore, type MaybePromise, type MemoryStoreOptions, type RedisClientLike, type RedisStoreOptions,
+  type ClaimResult, type IdempotencyStore, type KeyOwner, type MaybePromise, type RedisStore, type MemoryStoreOptions, type RedisClientLike, type RedisStoreOptions,
   memoryStore, redisStore
 } from '../../lib/index.js'
 import { type Equal, expectType } from './assert.js'
@@ -88,6 +88,21 @@ class ExtraParameter implements IdempotencyStore {
   // @ts-expect-error the plugin calls release(key, owner) and nothing more
   async release (_key: string, _owner: string, _reason: string): Promise<void> {}
 }
+// The batch methods are optional; a store may answer them synchronously.
+class Batched implements IdempotencyStore {
+  async claim (): Promise<ClaimResult> { return 'claimed' }
+  async complete (): Promise<void> {}
+  async release (): Promise<void> {}
+  claimMany (claims: readonly KeyOwner[]): ClaimResult[] { return claims.map(() => 'claimed') }
+  async refreshMany (claims: readonly KeyOwner[], _ttl: number): Promise<boolean[]> { return claims.map(() => true) }
+}
+class WrongClaimMany implements IdempotencyStore {
+  async claim (): Promise<ClaimResult> { return 'claimed' }
+  async complete (): Promise<void> {}
+  async release (): Promise<void> {}
+  // @ts-expect-error claimMany answers a ClaimResult per key, in order
+  async claimMany (): Promise<ClaimResult> { return 'claimed' }
+}
 class WrongRefresh implements IdempotencyStore {
   async claim (): Promise<ClaimResult> { return 'claimed' }
   // @ts-expect-error refresh, when there is one, takes a ttl in ms
@@ -116,7 +131,10 @@ memoryStore({ maxKeys: 10 })
 
 // redisStore: over an ioredis client (or cluster) the host creates, of major 5 or 6; any compatible
 // client works.
-expectType<Equal<typeof redisStore, (client: RedisClientLike, options?: RedisStoreOptions) => IdempotencyStore>>()
+expectType<Equal<typeof redisStore, (client: RedisClientLike, options?: RedisStoreOptions) => RedisStore>>()
+// It has the batch methods, each batch one round trip.
+expectType<Equal<ReturnType<RedisStore['claimMany']>, Promise<ClaimResult[]>>>()
+expectType<Equal<Parameters<RedisStore['refreshMany']>, [claims: readonly KeyOwner[], ttl: number]>>()
 expectType<Equal<RedisStoreOptions, { prefix?: string }>>()
 declare const redis: Redis
 declare const cluster: Cluster
@@ -133,17 +151,14 @@ redisStore(new Redis6({ lazyConnect: true, enableOfflineQueue: false, commandTim
 redisStore(new Redis6({ lazyConnect: true, replyMapping: 'resp3' }))
 const asLike6: RedisClientLike = cluster6
 // A minimal compatible client.
-const compatible: RedisClientLike = {
-  set: async (_key: string, _value: string, _px: 'PX', _ttl: number, _nx?: 'NX') => 'OK' as const,
-  get: async () => null,
-  eval: async () => 1
-}
+const compatible: RedisClientLike = { eval: async () => [1] }
 redisStore(compatible)
-// @ts-expect-error a client without eval cannot release only its own claim
-redisStore({ set: compatible.set, get: compatible.get })
+redisStore({ ...compatible, isCluster: false })
+// @ts-expect-error a client without eval cannot claim, refresh or release atomically
+redisStore({ get: async () => null })
 // @ts-expect-error the prefix is a string
 redisStore(redis, { prefix: 1 })
 // @ts-expect-error the client comes first
 redisStore({ prefix: 'app:' })
 
-export { asStore, fromIoredis, asLike, fromIoredis6, asLike6, MissingRelease, MissingClaim, WrongClaimResult, WrongClaimString, WrongComplete, WrongKey, ExtraParameter, WrongRefresh, SyncWrongClaim }
+export { asStore, fromIoredis, asLike, fromIoredis6, asLike6, MissingRelease, MissingClaim, WrongClaimResult, WrongClaimString, WrongComplete, WrongKey, ExtraParameter, WrongRefresh, SyncWrongClaim, Batched, WrongClaimMany }
