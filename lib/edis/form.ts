@@ -6,7 +6,10 @@ export const MAX_FORM_FIELDS = 64
 /** Set on a parsed form when a field came more than once: their names, for the route's 400. */
 export const REPEATED = Symbol('fastify-provider-callbacks: repeated fields')
 
-export type FormFields = Record<string, string | string[]> & { [REPEATED]?: string[] }
+/** Set on what the body parser returns instead of throwing: the route's 400 for the body. */
+export const REFUSED = Symbol('fastify-provider-callbacks: refused form')
+
+export type FormFields = Record<string, string | string[]> & { [REPEATED]?: string[], [REFUSED]?: Error }
 
 /**
  * Parses `application/x-www-form-urlencoded` text the lenient WHATWG way, as EDIS needs: its own
@@ -44,6 +47,15 @@ export function parseForm (body: string): FormFields {
     start = end + 1
   }
   return fields
+}
+
+/** parseForm for a body parser, which must not throw: a refusal comes back under REFUSED. */
+export function parseFormOrRefusal (body: string): FormFields {
+  try {
+    return parseForm(body)
+  } catch (error) {
+    return { [REFUSED]: error as Error }
+  }
 }
 
 function repeat (fields: FormFields, key: string, value: string): void {

@@ -1,3 +1,4 @@
+import formbody from '@fastify/formbody'
 import type { FastifyInstance, FastifyRequest, onRequestHookHandler, preValidationHookHandler } from 'fastify'
 import { numberCoercion } from '../coerce.js'
 import { invalidPayload, RepeatedFieldError, UnauthorizedError } from '../errors.js'
@@ -8,7 +9,7 @@ import { errorHandler, replySchemas, type SUCCESS } from '../replies.js'
 import { refuseOtherMethods } from '../method-not-allowed.js'
 import { sourceHook } from '../source.js'
 import { parseBasicAuthorization } from './credentials.js'
-import { decode, parseForm, REPEATED, type FormFields } from './form.js'
+import { decode, parseForm, REFUSED, REPEATED, parseFormOrRefusal, type FormFields } from './form.js'
 import { EdisTrafficRequestSchema, type EdisTrafficThreshold } from './schema.js'
 
 const FORM = 'application/x-www-form-urlencoded'
@@ -31,18 +32,11 @@ interface EdisRouteOptions {
 /** POST and GET `<prefix><path>`: EDIS's traffic-threshold hook, in a scope of its own. */
 export async function edisRoutes (scope: FastifyInstance, { settings, deliver, retryAfter, handlerTimeout }: EdisRouteOptions): Promise<void> {
   // Only form bodies here, parsed leniently; whatever the host registered (its JSON parser,
-  // @fastify/formbody with other options) stays on the host's routes. Read as bytes and decoded
-  // here, as with `parseAs: 'string'` Fastify before 5.12 answers bytes that are not UTF-8 with a
-  // content-length 400. The parser's 400 goes through `done`: Fastify before 5.12.8 does not catch
-  // a parser that throws, and the process dies of it.
+  // @fastify/formbody with other options) stays on the host's routes. The parser never throws:
+  // Fastify before 5.12.8 does not catch a parser that throws, and the process would die of it. A
+  // body it refuses is refused by the route's first hook instead, before anything reads a field.
   scope.removeAllContentTypeParsers()
-  scope.addContentTypeParser(FORM, { parseAs: 'buffer', bodyLimit: settings.bodyLimit }, (_request, body, done) => {
-    try {
-      done(null, parseForm((body as Buffer).toString()))
-    } catch (error) {
-      done(error as Error, undefined)
-    }
-  })
+  await scope.register(formbody, { parser: parseFormOrRefusal, bodyLimit: settings.bodyLimit })
   scope.setErrorHandler(errorHandler(FORM))
 
   const { isAllowedSource, areValidCredentials } = settings
@@ -66,6 +60,8 @@ export async function edisRoutes (scope: FastifyInstance, { settings, deliver, r
   // Callback hooks, not async ones: they finish without a turn of the event loop.
   const prepareFields: preValidationHookHandler = (request, _reply, done) => {
     const fields = readFields(request)
+    const refusal = fields?.[REFUSED]
+    if (refusal !== undefined) throw refusal
     if (areValidCredentials !== undefined && request.headers.authorization === undefined) {
       // No body at all has no credentials either: a 401, as for any other request without them.
       const { callback_user: username, callback_pw: password } = fields ?? {}
