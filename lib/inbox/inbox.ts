@@ -1,3 +1,4 @@
+import { EventEmitter } from 'node:events'
 import type { Job, Queue } from 'bullmq'
 import type { AnyProviderCallbackEvent } from '../events.js'
 import { eventIdOf, eventOf, jobData, jobIdOf, type InboxJobData } from './job.js'
@@ -22,9 +23,14 @@ export interface InboxQueue {
   getJobCounts(...types: string[]): Promise<Record<string, number>>
 }
 
-/** The durable inbox: where verified events wait for their handlers. See `bullmqInbox`. */
-export interface Inbox {
+/**
+ * The durable inbox: where verified events wait for their handlers. See `bullmqInbox`. Events,
+ * from the workers of this process: `exhausted` (event, error): every attempt failed, the event is
+ * now a dead letter; `failed` (event, error): one run failed and will be retried (or not).
+ */
+export interface Inbox extends EventEmitter {
   readonly name: string
+  on(event: 'exhausted' | 'failed', listener: (event: AnyProviderCallbackEvent, error: Error) => void): this
   /** The BullMQ `Queue` (for a dashboard such as @bull-board, or metrics). bullmq is loaded on the first call. */
   queue(): Promise<InboxQueue>
   /** The dead letters, oldest first. */
@@ -43,7 +49,7 @@ const loadBullmq = async (): Promise<typeof import('bullmq')> => await import('b
 /** ms between two tries, for a fail-fast client, to reconnect to a Redis that went away. */
 const RECONNECT_DELAY = 200
 
-export class BullmqInbox implements Inbox {
+export class BullmqInbox extends EventEmitter implements Inbox {
   readonly name: string
   readonly settings: InboxSettings
   readonly connection: InboxConnection
@@ -52,9 +58,11 @@ export class BullmqInbox implements Inbox {
   // rather than holding it until Redis is back.
   readonly #commands: InboxConnection
   #queue: Promise<Queue> | undefined
+  #created: Queue | undefined
   #closed = false
 
   constructor (options: BullmqInboxOptions) {
+    super()
     this.settings = resolveInboxOptions(options)
     this.name = this.settings.name
     this.connection = options.connection
@@ -75,20 +83,30 @@ export class BullmqInbox implements Inbox {
     return this.#commands
   }
 
+  /**
+   * Connects, waiting up to addTimeout: the app is ready to take callbacks once this resolved,
+   * or (Redis is down) answers them 503 until the client is connected again.
+   */
+  async connect (): Promise<void> {
+    await this.#bounded(async () => {})
+  }
+
   async queue (): Promise<Queue> {
     this.#queue ??= loadBullmq().then(async ({ Queue }) => {
-      const queue = new Queue(this.name, { connection: this.commands() as never, prefix: this.settings.prefix })
+      const queue = this.#created = new Queue(this.name, { connection: this.commands() as never, prefix: this.settings.prefix })
       queue.on('error', () => {})
       try {
         await queue.waitUntilReady()
         return queue
+      /* c8 ignore start */
       } catch (error) {
-        // BullMQ's start-up (loading its scripts, reading Redis's version) failed for good: the
-        // next call starts again with a new Queue, rather than one that stays broken.
+        // BullMQ's start-up (its scripts, Redis's version) failed after it connected, which it
+        // never retries: the next call starts again with a new Queue, not one broken for good.
         this.#queue = undefined
         await queue.close().catch(() => {})
         throw error
       }
+      /* c8 ignore stop */
     })
     return await this.#queue
   }
@@ -99,47 +117,34 @@ export class BullmqInbox implements Inbox {
    * Redis did not acknowledge in time or cannot be reached; the route then answers 503.
    */
   async enqueue (events: readonly AnyProviderCallbackEvent[]): Promise<void> {
-    // Disconnected: no command can go; said at once, without the offline queue's wait.
+    // Disconnected: no command can go; said at once, without waiting for a reconnection.
     const commands = this.commands()
     if (commands.status !== 'ready') throw new Error(`Redis is not connected (${commands.status})`)
-    const { attempts, backoff, removeOnComplete, removeOnFail, addTimeout } = this.settings
-    const added = this.queue().then(async queue => await queue.addBulk(events.map(event => ({
+    const { attempts, backoff, removeOnComplete, removeOnFail } = this.settings
+    await this.#bounded(async queue => await queue.addBulk(events.map(event => ({
       name: event.name,
       data: jobData(event),
       opts: { jobId: jobIdOf(event.id), attempts, backoff, removeOnComplete, removeOnFail }
     }))))
-    // The client's commandTimeout bounds each command; this bounds BullMQ's start-up as well. A
-    // MULTI that lands after the answer was a 503 is harmless: the redelivery finds its jobs.
-    let timer: NodeJS.Timeout | undefined
-    const timeout = new Promise<never>((_resolve, reject) => {
-      timer = setTimeout(() => { reject(new Error(`Redis did not acknowledge within ${addTimeout} ms`)) }, addTimeout)
-    })
-    try {
-      await Promise.race([added, timeout])
-    } finally {
-      clearTimeout(timer)
-      added.catch(() => {})
-    }
   }
 
   async failed (): Promise<DeadLetter[]> {
-    const queue = await this.queue()
-    const jobs = await queue.getFailed(0, -1) as Array<Job<InboxJobData>>
+    const jobs = await this.#bounded(async queue => await queue.getFailed(0, -1) as Array<Job<InboxJobData>>)
     return jobs.reverse().map(job => ({ event: eventOf(job.data), attempts: job.attemptsMade, error: job.failedReason }))
   }
 
   async retry (eventId: string): Promise<boolean> {
-    const queue = await this.queue()
-    const job = await queue.getJob(jobIdOf(eventId))
-    if (job === undefined || !await job.isFailed()) return false
-    await job.retry('failed', { resetAttemptsMade: true, resetAttemptsStarted: true })
-    return true
+    return await this.#bounded(async queue => {
+      const job = await queue.getJob(jobIdOf(eventId))
+      if (job === undefined || !await job.isFailed()) return false
+      await job.retry('failed', { resetAttemptsMade: true, resetAttemptsStarted: true })
+      return true
+    })
   }
 
   async retryFailed (): Promise<number> {
-    const queue = await this.queue()
     // The dead letters of now: one retried and failed again meanwhile is not retried twice.
-    const jobs = await queue.getFailed(0, -1)
+    const jobs = await this.#bounded(async queue => await queue.getFailed(0, -1))
     let retried = 0
     for (const job of jobs) {
       if (await this.retry(eventIdOf(job.id!))) retried++
@@ -147,11 +152,30 @@ export class BullmqInbox implements Inbox {
     return retried
   }
 
+  // The client's commandTimeout bounds each command; this bounds BullMQ's start-up (which waits
+  // for a connection) as well. Work that lands after its caller gave up is harmless: an add that
+  // lands after a 503 is found by the redelivery, which stores nothing new.
+  async #bounded<T> (work: (queue: Queue) => Promise<T>): Promise<T> {
+    const { addTimeout } = this.settings
+    const done = this.queue().then(work)
+    let timer: NodeJS.Timeout | undefined
+    const timeout = new Promise<never>((_resolve, reject) => {
+      timer = setTimeout(() => { reject(new Error(`Redis did not answer within ${addTimeout} ms`)) }, addTimeout)
+    })
+    try {
+      return await Promise.race([done, timeout])
+    } finally {
+      clearTimeout(timer)
+      done.catch(() => {})
+    }
+  }
+
   async close (): Promise<void> {
     if (this.#closed) return
     this.#closed = true
-    if (this.#queue !== undefined) await (await this.#queue).close()
+    // The client first: a queue still waiting for Redis (it is down) then stops waiting.
     this.#commands.disconnect()
+    await this.#created?.close().catch(() => {})
   }
 }
 

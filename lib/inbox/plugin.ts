@@ -22,6 +22,11 @@ export function inboxDelivery (fastify: FastifyInstance, events: CallbackEvents,
   }
   const bullmq = inbox as BullmqInbox
   events.inbox = inbox
+  // Connected before the app listens, so that its first callback is stored, not a 503; a Redis
+  // that is down does not stop the app from starting (its callbacks are 503s until it is back).
+  fastify.addHook('onReady', async () => {
+    await bullmq.connect().catch((error: unknown) => { fastify.log.error({ err: error }, 'the inbox cannot reach Redis; callbacks are answered 503 until it can') })
+  })
   if (worker !== false) {
     let running: InboxWorker | undefined
     fastify.addHook('onReady', async () => {

@@ -42,7 +42,6 @@ export interface InboxWorker extends EventEmitter {
   /** The BullMQ Worker. */
   readonly worker: Promise<unknown>
   on(event: 'exhausted' | 'failed', listener: (event: AnyProviderCallbackEvent, error: Error) => void): this
-  on(event: string, listener: (...args: any[]) => void): this
   /** Waits for the events running to finish, then stops. */
   close(): Promise<void>
 }
@@ -125,8 +124,13 @@ export function startInboxWorker (inbox: BullmqInbox, source: HandlerSource, opt
   }
 
   const emitter = new EventEmitter() as InboxWorker
+  const emit = (name: 'exhausted' | 'failed', event: AnyProviderCallbackEvent, error: Error): void => {
+    emitter.emit(name, event, error)
+    inbox.emit(name, event, error)
+  }
   let cleaner: NodeJS.Timeout | undefined
-  const worker = import('bullmq').then(async ({ Worker }) => {
+  // Not waiting for Redis: a worker started while it is down runs once it is back.
+  const worker = import('bullmq').then(({ Worker }) => {
     const worker: Worker<InboxJobData> = new Worker(settings.name, process, {
       connection: inbox.connection as never,
       prefix: settings.prefix,
@@ -139,24 +143,24 @@ export function startInboxWorker (inbox: BullmqInbox, source: HandlerSource, opt
     worker.on('failed', (job, error) => {
       if (job === undefined) return
       const event = eventOf(job.data)
-      emitter.emit('failed', event, error)
+      emit('failed', event, error)
       if (isUnrecoverable(error) || job.attemptsMade >= (job.opts.attempts ?? 1)) {
         log.error({ err: error, event: event.id, attempts: job.attemptsMade }, 'an inbox event is dead-lettered: every attempt failed')
-        emitter.emit('exhausted', event, error)
+        emit('exhausted', event, error)
       }
     })
     // BullMQ trims finished jobs by age only when another job finishes: on a queue that went
     // quiet, an EDIS event's done job would outlive its window and swallow the same id's next,
     // legitimate, event. The worker trims too, hourly.
-    const queue = await inbox.queue()
     const clean = (): void => {
-      for (const [state, keep] of [['completed', settings.removeOnComplete], ['failed', settings.removeOnFail]] as const) {
-        if ('age' in keep) queue.clean(keep.age * 1000, 1000, state).catch((error: unknown) => { log.warn({ err: error }, 'could not trim the inbox\'s finished jobs') })
-      }
+      inbox.queue().then(async queue => {
+        for (const [state, keep] of [['completed', settings.removeOnComplete], ['failed', settings.removeOnFail]] as const) {
+          if ('age' in keep) await queue.clean(keep.age * 1000, 1000, state)
+        }
+      }).catch((error: unknown) => { log.warn({ err: error }, 'could not trim the inbox\'s finished jobs') })
     }
     clean()
     cleaner = setInterval(clean, HOUR).unref()
-    await worker.waitUntilReady()
     return worker
   })
   Object.defineProperty(emitter, 'worker', { value: worker })
