@@ -302,4 +302,3 @@ t.test('Redis unreachable: 503 STORE_UNAVAILABLE with Retry-After, at once; the 
   t.equal(edis.statusCode, 404, 'no EDIS route in this app')
   await t.rejects(inbox.failed(), { message: /did not answer within 5000 ms/ }, 'the replay API gives up too')
 })
-
