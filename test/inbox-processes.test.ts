@@ -85,7 +85,7 @@ t.test('with Redis', async t => {
     }
     await Promise.all(Array.from({ length: 8 }, send))
     t.same([...new Set(statuses)], [200])
-    await until(async () => { const { completed, failed } = await counts(inbox); return completed + failed === ids.length }, 'every event completed or dead', 240_000)
+    await until(async () => { const { completed = 0, failed = 0 } = await counts(inbox); return completed + failed === ids.length }, 'every event completed or dead', 240_000)
     const succeeded = await list(name, 'succeeded')
     t.equal(succeeded.length, ids.length, 'one success per event')
     t.same([...new Set(succeeded)].sort(), ids.map(id => `voximplant:${VOX.accountId}:${id}`).sort())
