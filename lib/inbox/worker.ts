@@ -31,8 +31,6 @@ export interface InboxWorkerOptions {
   lockDuration?: number
   /** BullMQ's: ms between two checks for jobs whose worker died. Default 30 s. */
   stalledInterval?: number
-  /** BullMQ's: how many times a job may stall before it fails. Default 1. */
-  maxStalledCount?: number
   /** Where failures are logged (pino or anything with its methods). Default: errors and warnings to stderr. */
   logger?: FastifyBaseLogger
 }
@@ -111,7 +109,7 @@ export function startInboxWorker (inbox: BullmqInbox, source: HandlerSource, opt
       case 'duplicate':
         return
       case 'failed':
-        throw errors.get(event) ?? new Error('a handler failed')
+        throw errors.get(event)
       case 'in-flight':
         // Another run holds the claim (this job stalled and its first worker is still at it): the
         // retry, after the backoff, finds the event done, or free again if that run failed.
@@ -136,16 +134,17 @@ export function startInboxWorker (inbox: BullmqInbox, source: HandlerSource, opt
       prefix: settings.prefix,
       concurrency,
       ...(options.lockDuration !== undefined && { lockDuration: options.lockDuration }),
-      ...(options.stalledInterval !== undefined && { stalledInterval: options.stalledInterval }),
-      ...(options.maxStalledCount !== undefined && { maxStalledCount: options.maxStalledCount })
+      ...(options.stalledInterval !== undefined && { stalledInterval: options.stalledInterval })
     })
     worker.on('error', error => { log.error({ err: error }, 'inbox worker error') })
-    worker.on('failed', (job, error) => {
-      if (job === undefined) return
-      const event = eventOf(job.data)
+    // BullMQ types the job as possibly undefined, which it never is for a job the worker ran.
+    worker.on('failed', (job: Job<InboxJobData> | undefined, error) => {
+      const { data, attemptsMade, opts } = job!
+      const event = eventOf(data)
       emit('failed', event, error)
-      if (isUnrecoverable(error) || job.attemptsMade >= (job.opts.attempts ?? 1)) {
-        log.error({ err: error, event: event.id, attempts: job.attemptsMade }, 'an inbox event is dead-lettered: every attempt failed')
+      // attempts is always set: the inbox gives every job its own.
+      if (isUnrecoverable(error) || attemptsMade >= opts.attempts!) {
+        log.error({ err: error, event: event.id, attempts: attemptsMade }, 'an inbox event is dead-lettered: every attempt failed')
         emit('exhausted', event, error)
       }
     })
@@ -181,9 +180,8 @@ function messageOf (error: unknown): string {
 }
 
 // Without a logger of the host's: what needs a human is written to stderr, the rest is dropped.
-const write = (level: string) => (object: unknown, message?: string): void => {
-  const { err, event } = (typeof object === 'object' && object !== null ? object : {}) as { err?: unknown, event?: string }
-  console.error(`provider-callbacks inbox ${level}: ${message ?? String(object)}${event === undefined ? '' : ` (event ${event})`}${err === undefined ? '' : `: ${messageOf(err)}`}`)
+const write = (level: string) => (fields: { err?: unknown, event?: string }, message: string): void => {
+  console.error(`provider-callbacks inbox ${level}: ${message}`, JSON.stringify({ event: fields.event, error: messageOf(fields.err) }))
 }
 const ignore = (): void => {}
 const stderrLogger = {
