@@ -70,7 +70,7 @@ t.test('with Redis: failed lists the dead letters, retry and retry-failed run th
 
   const failed = await cli(['inbox', 'failed', ...args])
   t.equal(failed.code, 0)
-  t.equal(failed.stdout, `${id(1)}  min-balance  1 attempt  ledger down\n${id(2)}  min-balance  1 attempt  ledger down\n2 dead letters in 127.0.0.1:6379 (queue ${name})\n`.replace('127.0.0.1:6379', new URL(REDIS_URL).host))
+  t.equal(failed.stdout, `${id(1)}  min-balance  attempts 1  ledger down\n${id(2)}  min-balance  attempts 1  ledger down\n2 dead letters in 127.0.0.1:6379 (queue ${name})\n`.replace('127.0.0.1:6379', new URL(REDIS_URL).host))
 
   fixed = true
   const retry = await cli(['inbox', 'retry', id(1), ...args])
