@@ -58,7 +58,7 @@ const HOUR = 3600 * 1000
  * one that throws `UnrecoverableError` sends the event to the dead letters at once.
  */
 export function createInboxWorker (inbox: Inbox, options: InboxWorkerOptions = {}): InboxWorker {
-  const source = new CallbackEvents([...['traffic-threshold'], ...voximplantEventNames])
+  const source = new CallbackEvents(['traffic-threshold', ...voximplantEventNames])
   if (options.handlers !== undefined && (typeof options.handlers !== 'object' || options.handlers === null)) {
     throw new InvalidOptionError('handlers must be an object of event name -> function')
   }
@@ -84,7 +84,8 @@ export function startInboxWorker (inbox: BullmqInbox, source: HandlerSource, opt
     const results = await Promise.allSettled(handlers.map(async handler => { await handler(event, undefined, context) }))
     const failures = results.flatMap(result => result.status === 'rejected' ? [result.reason as unknown] : [])
     if (failures.length === 0) return
-    const error = failures.length === 1 ? failures[0] : new AggregateError(failures, `${failures.length} handlers failed: ${failures.map(messageOf).join('; ')}`)
+    // BullMQ keeps an Error's message as the job's failedReason: a thrown string becomes one.
+    const error = failures.length === 1 ? asError(failures[0]) : new AggregateError(failures, `${failures.length} handlers failed: ${failures.map(messageOf).join('; ')}`)
     // One handler that asks for no retry stops them all: a retry would run it again.
     errors.set(event, failures.some(isUnrecoverable) && !isUnrecoverable(error) ? new UnrecoverableError(messageOf(error), { cause: error }) : error)
     throw error
@@ -173,6 +174,10 @@ export function startInboxWorker (inbox: BullmqInbox, source: HandlerSource, opt
     await closing
   }
   return emitter
+}
+
+function asError (error: unknown): Error {
+  return error instanceof Error ? error : new Error(String(error))
 }
 
 function messageOf (error: unknown): string {
