@@ -188,15 +188,5 @@ function messageOf (error: unknown): string {
 const write = (level: string) => (fields: { err?: unknown, event?: string }, message: string): void => {
   console.error(`provider-callbacks inbox ${level}: ${message}`, JSON.stringify({ event: fields.event, error: messageOf(fields.err) }))
 }
-const ignore = (): void => {}
-const stderrLogger = {
-  level: 'warn',
-  fatal: write('fatal'),
-  error: write('error'),
-  warn: write('warn'),
-  info: ignore,
-  debug: ignore,
-  trace: ignore,
-  silent: ignore,
-  child: () => stderrLogger
-} as unknown as FastifyBaseLogger
+// The claim protocol and this worker log errors and warnings only.
+const stderrLogger = { error: write('error'), warn: write('warn') } as unknown as FastifyBaseLogger
