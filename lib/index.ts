@@ -3,6 +3,7 @@ import fp from 'fastify-plugin'
 import { edisRoutes } from './edis/route.js'
 import { CallbackEvents, type ProviderCallbackEventName, type ProviderCallbackHandler, type ProviderCallbacks } from './events.js'
 import { deliveries } from './idempotency/guard.js'
+import { inboxDelivery } from './inbox/plugin.js'
 import { resolveOptions, type ProviderCallbacksOptions } from './options.js'
 import { typeboxValidatorCompiler } from './validation.js'
 import { voximplantEventNames } from './voximplant/schema.js'
@@ -34,16 +35,18 @@ const plugin: FastifyPluginAsync<ProviderCallbacksOptions> = async (fastify, opt
   // also keeps the plugin's parsers, validator and error handler away from the host's routes.
   const { idempotency, windows, retryAfter, handlerTimeout, closeGracePeriod } = resolved
   const delivery = deliveries(events, idempotency, fastify.log)
+  // With an inbox, the routes store events and a worker runs them (see lib/inbox/).
+  const enqueue = options.inbox === undefined ? undefined : inboxDelivery(fastify, events, options.inbox, options.worker)
   // preClose runs before every onClose hook, so before the host's own, which closes the store's
   // client: the handlers still running (past handlerTimeout too) finish and are recorded first.
   fastify.addHook('preClose', async () => { await delivery.drain(closeGracePeriod) })
   await fastify.register(async scope => {
     scope.setValidatorCompiler(typeboxValidatorCompiler)
     if (edis !== undefined) {
-      await scope.register(edisRoutes, { settings: edis, deliver: delivery.withWindow(windows.edis), retryAfter, handlerTimeout })
+      await scope.register(edisRoutes, { settings: edis, deliver: delivery.withWindow(windows.edis), enqueue, retryAfter, handlerTimeout })
     }
     if (voximplant !== undefined) {
-      await scope.register(voximplantRoutes, { settings: voximplant, deliver: delivery.batchWithWindow(windows.voximplant), retryAfter, handlerTimeout })
+      await scope.register(voximplantRoutes, { settings: voximplant, deliver: delivery.batchWithWindow(windows.voximplant), enqueue, retryAfter, handlerTimeout })
     }
   }, { prefix: resolved.prefix })
 }
@@ -59,7 +62,12 @@ export type {
   AnyProviderCallbackEvent, EdisEvents, UnknownEventName, UnknownVoximplantEvent, VoximplantEvents, ProviderCallbackEvent, ProviderCallbackEventName, ProviderCallbackEvents,
   ProviderCallbackHandler, ProviderCallbackHandlers, ProviderName
 } from './events.js'
-export type { ProviderCallbacks } from './events.js'
+export type { HandlerRequest, ProviderCallbacks, ProviderCallbacksTypes } from './events.js'
+export { bullmqInbox, type DeadLetter, type Inbox, type InboxQueue } from './inbox/inbox.js'
+export type { BullmqInboxOptions, InboxBackoff, InboxConnection, InboxKeepJobs } from './inbox/options.js'
+export { createInboxWorker, type InboxHandler, type InboxHandlers, type InboxWorker, type InboxWorkerOptions } from './inbox/worker.js'
+export type { InboxWorkerOption } from './inbox/plugin.js'
+export { UnrecoverableError } from './inbox/errors.js'
 export type { HandlerContext } from './handler-context.js'
 export type { EdisOptions, IdempotencyOptions, ProviderCallbacksOptions, VoximplantOptions } from './options.js'
 export { memoryStore, type MemoryStoreOptions } from './idempotency/memory.js'

@@ -3,6 +3,8 @@ import { credentialsCheck, type EdisCredentials } from './edis/credentials.js'
 import type { EdisRouteSettings } from './edis/route.js'
 import { sourceCheck } from './source.js'
 import type { ProviderCallbackHandlers } from './events.js'
+import type { Inbox } from './inbox/inbox.js'
+import type { InboxWorkerOption } from './inbox/plugin.js'
 import type { IdempotencySettings } from './idempotency/guard.js'
 import { memoryStore } from './idempotency/memory.js'
 import type { IdempotencyStore } from './idempotency/store.js'
@@ -71,6 +73,14 @@ export interface ProviderCallbacksOptions {
    * the store's client. Default 10 s.
    */
   closeGracePeriod?: number
+  /**
+   * A durable inbox (`bullmqInbox`): each request's verified events are stored, answered 200 once
+   * Redis acknowledged them, and run by a worker with retries and dead letters. `idempotency` and
+   * `handlerTimeout` then apply to no request; the inbox has its own windows.
+   */
+  inbox?: Inbox
+  /** With an inbox: a worker in this process (default `true`, or its settings), or `false` for an API-only replica. */
+  worker?: InboxWorkerOption
 }
 
 export interface ResolvedOptions {

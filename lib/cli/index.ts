@@ -2,6 +2,7 @@
 // them (edis, voximplant). A command is a file of its own, listed once in `commands`.
 import { NAME, UsageError, print, version, type CliIO, type Command } from './common.js'
 import { edis } from './edis.js'
+import { inbox } from './inbox.js'
 import { send } from './send.js'
 import { voximplant } from './voximplant.js'
 
@@ -10,13 +11,15 @@ export type { CliIO } from './common.js'
 const commands: Record<string, Command> = {
   send,
   edis,
-  voximplant
+  voximplant,
+  inbox
 }
 
 const USAGE = `Usage: ${NAME} <command> [options]
 
 Sets EDIS Global and Voximplant up to call your routes, and sends a URL the callbacks a provider
-sends, encoded and signed as the provider does: to try your route end to end, locally or deployed.
+sends, encoded and signed as the provider does: to try your route end to end, locally or deployed;
+and lists and replays the dead letters of an inbox.
 
 Commands:
 ${Object.values(commands).map(command => command.help).join('\n')}

@@ -8,6 +8,7 @@ import { answerWithin } from '../handler-timeout.js'
 import { errorHandler, replySchemas, type SUCCESS } from '../replies.js'
 import { refuseOtherMethods } from '../method-not-allowed.js'
 import { sourceHook } from '../source.js'
+import type { Enqueue } from '../inbox/plugin.js'
 import { parseBasicAuthorization } from './credentials.js'
 import { decode, parseForm, REFUSED, REPEATED, parseFormOrRefusal, type FormFields } from './form.js'
 import { EdisTrafficRequestSchema, type EdisTrafficThreshold } from './schema.js'
@@ -25,12 +26,14 @@ export interface EdisRouteSettings {
 interface EdisRouteOptions {
   settings: EdisRouteSettings
   deliver: Deliver
+  /** With an inbox: the event is stored instead, and the handlers run later. */
+  enqueue?: Enqueue | undefined
   retryAfter: number
   handlerTimeout: number | undefined
 }
 
 /** POST and GET `<prefix><path>`: EDIS's traffic-threshold hook, in a scope of its own. */
-export async function edisRoutes (scope: FastifyInstance, { settings, deliver, retryAfter, handlerTimeout }: EdisRouteOptions): Promise<void> {
+export async function edisRoutes (scope: FastifyInstance, { settings, deliver, enqueue, retryAfter, handlerTimeout }: EdisRouteOptions): Promise<void> {
   // Only form bodies here, parsed leniently; whatever the host registered (its JSON parser,
   // @fastify/formbody with other options) stays on the host's routes. The parser never throws:
   // Fastify before 5.12.8 does not catch a parser that throws, and the process would die of it. A
@@ -97,6 +100,7 @@ export async function edisRoutes (scope: FastifyInstance, { settings, deliver, r
       receivedAt: new Date(),
       known: true
     } as const
+    if (enqueue !== undefined) return enqueue([event], request).then(answer)
     return then(answerWithin(deliver(event, request), handlerTimeout, retryAfter, request), answer)
   }
 

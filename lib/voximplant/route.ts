@@ -9,6 +9,7 @@ import { answerWithin } from '../handler-timeout.js'
 import { errorHandler, replySchemas, type SUCCESS } from '../replies.js'
 import { refuseOtherMethods } from '../method-not-allowed.js'
 import { sourceHook } from '../source.js'
+import type { Enqueue } from '../inbox/plugin.js'
 import { isSignedBy, type VoximplantSecret } from './hash.js'
 import {
   kebab, nestedPayloadTypes, VoximplantCallbackSchemas, VoximplantCommonFieldsSchema, voximplantBatchSchema,
@@ -31,6 +32,8 @@ export interface VoximplantRouteSettings {
 interface VoximplantRouteOptions {
   settings: VoximplantRouteSettings
   deliver: DeliverBatch
+  /** With an inbox: the batch's events are stored instead, all in one go, and the handlers run later. */
+  enqueue?: Enqueue | undefined
   retryAfter: number
   handlerTimeout: number | undefined
 }
@@ -44,7 +47,7 @@ const coerceCommonFields = numberCoercion(VoximplantCommonFieldsSchema)!
 const eventNames = new Map(Object.keys(VoximplantCallbackSchemas).map(type => [type, kebab(type)]))
 
 /** POST `<prefix><path>`: Voximplant's account callbacks, in a scope of their own. */
-export async function voximplantRoutes (scope: FastifyInstance, { settings, deliver, retryAfter, handlerTimeout }: VoximplantRouteOptions): Promise<void> {
+export async function voximplantRoutes (scope: FastifyInstance, { settings, deliver, enqueue, retryAfter, handlerTimeout }: VoximplantRouteOptions): Promise<void> {
   const { bodyLimit, maxItems, secretsOf, isAllowedSource } = settings
   scope.removeAllContentTypeParsers()
   // Read as bytes and decoded here: with `parseAs: 'string'`, Fastify before 5.12 answers bytes
@@ -78,22 +81,14 @@ export async function voximplantRoutes (scope: FastifyInstance, { settings, deli
   // The batch's events, in order. The guard runs them item by item, and on past a failed or busy
   // item: the answer is a 500 or 409 only once every item had its turn. A store that cannot be
   // reached stops the batch: nothing more can be guarded.
-  const eventsOf = (items: Batch['callbacks'], receivedAt: Date): AnyProviderCallbackEvent[] => items.map(payload => {
-    const known = eventNames.get(payload.type)
-    // A type this version does not know goes to onAny only, whatever its name looks like.
-    return {
-      name: known ?? kebab(payload.type),
-      provider: 'voximplant',
-      id: `voximplant:${payload.account_id}:${payload.callback_id}`,
-      payload,
-      receivedAt,
-      known: known !== undefined
-    } as AnyProviderCallbackEvent
-  })
+  const eventsOf = (items: Batch['callbacks'], receivedAt: Date): AnyProviderCallbackEvent[] => items.map(payload => eventOf(payload, receivedAt))
   const answer = answerFor(retryAfter)
   // Not async: when every handler and the store answered at once, so does the route.
-  const receive = (request: FastifyRequest): MaybePromise<typeof SUCCESS> =>
-    then(answerWithin(deliver(eventsOf((request.body as Batch).callbacks, new Date()), request), handlerTimeout, retryAfter, request), answer)
+  const receive = enqueue === undefined
+    ? (request: FastifyRequest): MaybePromise<typeof SUCCESS> =>
+        then(answerWithin(deliver(eventsOf((request.body as Batch).callbacks, new Date()), request), handlerTimeout, retryAfter, request), answer)
+    : async (request: FastifyRequest): Promise<typeof SUCCESS> =>
+      answer(await enqueue(eventsOf((request.body as Batch).callbacks, new Date()), request))
 
   refuseOtherMethods(scope, settings.path, ['POST'])
   scope.route({
@@ -110,6 +105,19 @@ export async function voximplantRoutes (scope: FastifyInstance, { settings, deli
       response: replySchemas(400, 401, 403, 409, 413, 415, 500, 503)
     }
   })
+}
+
+function eventOf (payload: Batch['callbacks'][number], receivedAt: Date): AnyProviderCallbackEvent {
+  const known = eventNames.get(payload.type)
+  // A type this version does not know goes to onAny only, whatever its name looks like.
+  return {
+    name: known ?? kebab(payload.type),
+    provider: 'voximplant',
+    id: `voximplant:${payload.account_id}:${payload.callback_id}`,
+    payload,
+    receivedAt,
+    known: known !== undefined
+  } as AnyProviderCallbackEvent
 }
 
 // The items of a batch by account, once the batch is bounded and each item has ids to check;

@@ -1,0 +1,34 @@
+import type { AnyProviderCallbackEvent } from '../events.js'
+
+/**
+ * What a job holds: the event as handlers see it, `receivedAt` as an ISO string. Never a
+ * credential: EDIS's `callback_user`/`callback_pw` are dropped before the event is made, and the
+ * Authorization header is not part of it. BullMQ stores job data in clear text.
+ */
+export interface InboxJobData {
+  name: string
+  provider: AnyProviderCallbackEvent['provider']
+  id: string
+  payload: unknown
+  receivedAt: string
+  known: boolean
+}
+
+export function jobData (event: AnyProviderCallbackEvent): InboxJobData {
+  return { name: event.name, provider: event.provider, id: event.id, payload: event.payload, receivedAt: event.receivedAt.toISOString(), known: event.known }
+}
+
+export function eventOf (data: InboxJobData): AnyProviderCallbackEvent {
+  return { ...data, receivedAt: new Date(data.receivedAt) } as AnyProviderCallbackEvent
+}
+
+// BullMQ refuses a custom job id with ':' (its key separator) or made of digits only (its own
+// ids). Event ids are `<provider>:...`, so never digits only; ':' and '%' are percent-encoded,
+// which keeps the id readable on a dashboard and reversible.
+export function jobIdOf (eventId: string): string {
+  return eventId.replaceAll('%', '%25').replaceAll(':', '%3A')
+}
+
+export function eventIdOf (jobId: string): string {
+  return jobId.replaceAll('%3A', ':').replaceAll('%25', '%')
+}
