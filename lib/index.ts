@@ -4,6 +4,7 @@ import { edisRoutes } from './edis/route.js'
 import { CallbackEvents, type ProviderCallbackEventName, type ProviderCallbackHandler, type ProviderCallbacks } from './events.js'
 import { deliveries } from './idempotency/guard.js'
 import { resolveOptions, type ProviderCallbacksOptions } from './options.js'
+import { loadTelemetry } from './telemetry.js'
 import { typeboxValidatorCompiler } from './validation.js'
 import { voximplantEventNames } from './voximplant/schema.js'
 import { voximplantRoutes } from './voximplant/route.js'
@@ -34,16 +35,28 @@ const plugin: FastifyPluginAsync<ProviderCallbacksOptions> = async (fastify, opt
   // also keeps the plugin's parsers, validator and error handler away from the host's routes.
   const { idempotency, windows, retryAfter, handlerTimeout, closeGracePeriod } = resolved
   const delivery = deliveries(events, idempotency, fastify.log)
+  const telemetry = await loadTelemetry(resolved.telemetry)
+  if (telemetry !== undefined) {
+    const stopObserving = telemetry.observeClaims(delivery.held)
+    fastify.addHook('onClose', async () => { stopObserving() })
+  }
+  // Without telemetry (off, or @opentelemetry/api not installed) nothing is wrapped.
+  const routeOptions = (provider: 'edis' | 'voximplant', window: number) => {
+    const deliver = delivery.withWindow(window)
+    return telemetry === undefined
+      ? { deliver, retryAfter, handlerTimeout }
+      : { deliver: telemetry.instrument(deliver, provider), retryAfter, handlerTimeout, onErrorAnswer: telemetry.refused(provider) }
+  }
   // preClose runs before every onClose hook, so before the host's own, which closes the store's
   // client: the handlers still running (past handlerTimeout too) finish and are recorded first.
   fastify.addHook('preClose', async () => { await delivery.drain(closeGracePeriod) })
   await fastify.register(async scope => {
     scope.setValidatorCompiler(typeboxValidatorCompiler)
     if (edis !== undefined) {
-      await scope.register(edisRoutes, { settings: edis, deliver: delivery.withWindow(windows.edis), retryAfter, handlerTimeout })
+      await scope.register(edisRoutes, { settings: edis, ...routeOptions('edis', windows.edis) })
     }
     if (voximplant !== undefined) {
-      await scope.register(voximplantRoutes, { settings: voximplant, deliver: delivery.withWindow(windows.voximplant), retryAfter, handlerTimeout })
+      await scope.register(voximplantRoutes, { settings: voximplant, ...routeOptions('voximplant', windows.voximplant) })
     }
   }, { prefix: resolved.prefix })
 }
@@ -62,6 +75,7 @@ export type {
 export type { ProviderCallbacks } from './events.js'
 export type { HandlerContext } from './handler-context.js'
 export type { EdisOptions, IdempotencyOptions, ProviderCallbacksOptions, VoximplantOptions } from './options.js'
+export type { JobTraceContext, MeterProviderLike, TelemetryOptions, TracerProviderLike } from './telemetry.js'
 export { memoryStore, type MemoryStoreOptions } from './idempotency/memory.js'
 export { redisStore, type RedisClientLike, type RedisStoreOptions } from './idempotency/redis.js'
 export type { ClaimResult, IdempotencyStore } from './idempotency/store.js'

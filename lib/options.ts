@@ -6,6 +6,7 @@ import type { ProviderCallbackHandlers } from './events.js'
 import type { IdempotencySettings } from './idempotency/guard.js'
 import { memoryStore } from './idempotency/memory.js'
 import type { IdempotencyStore } from './idempotency/store.js'
+import type { TelemetryOptions } from './telemetry.js'
 import type { VoximplantRouteSettings } from './voximplant/route.js'
 import { lookedUpSecrets, staticSecrets, type ScopedVoximplantSecret, type VoximplantSecretLookup } from './voximplant/secrets.js'
 
@@ -71,6 +72,13 @@ export interface ProviderCallbacksOptions {
    * the store's client. Default 10 s.
    */
   closeGracePeriod?: number
+  /**
+   * OpenTelemetry spans and metrics (README's Telemetry section), recorded through
+   * `@opentelemetry/api` when it is installed: by the SDK the host registered, or by the
+   * `tracerProvider`/`meterProvider` given here. Default: on (a no-op until an SDK is there);
+   * `false` turns it off, and the API is then not even loaded.
+   */
+  telemetry?: TelemetryOptions | false
 }
 
 export interface ResolvedOptions {
@@ -86,6 +94,8 @@ export interface ResolvedOptions {
   handlerTimeout: number | undefined
   /** ms */
   closeGracePeriod: number
+  /** Undefined when telemetry is off. */
+  telemetry: TelemetryOptions | undefined
 }
 
 const SECOND = 1000
@@ -125,8 +135,22 @@ export function resolveOptions (options: ProviderCallbacksOptions): ResolvedOpti
     },
     retryAfter: Math.ceil(claimTtl / SECOND),
     handlerTimeout: options.handlerTimeout === false ? undefined : timerDelay(options.handlerTimeout ?? 10 * SECOND, 'handlerTimeout'),
-    closeGracePeriod: timerDelay(options.closeGracePeriod ?? 10 * SECOND, 'closeGracePeriod')
+    closeGracePeriod: timerDelay(options.closeGracePeriod ?? 10 * SECOND, 'closeGracePeriod'),
+    telemetry: resolveTelemetry(options.telemetry)
   }
+}
+
+function resolveTelemetry (option: TelemetryOptions | false | undefined): TelemetryOptions | undefined {
+  const telemetry = providerOption(option ?? {}, 'telemetry')
+  if (telemetry === undefined) return undefined
+  const { tracerProvider, meterProvider } = telemetry
+  if (tracerProvider !== undefined && typeof (tracerProvider as Partial<typeof tracerProvider> | null)?.getTracer !== 'function') {
+    throw new InvalidOptionError('telemetry.tracerProvider must be an OpenTelemetry TracerProvider (with getTracer)')
+  }
+  if (meterProvider !== undefined && typeof (meterProvider as Partial<typeof meterProvider> | null)?.getMeter !== 'function') {
+    throw new InvalidOptionError('telemetry.meterProvider must be an OpenTelemetry MeterProvider (with getMeter)')
+  }
+  return telemetry
 }
 
 function isStore (store: unknown): store is IdempotencyStore {

@@ -42,6 +42,8 @@ export interface Deliveries {
    * their claims, before the host's store client goes away.
    */
   drain(grace: number): Promise<void>
+  /** How many claims this process holds now, while their handlers run (0 without idempotency). */
+  held(): number
 }
 
 /**
@@ -59,6 +61,7 @@ export function deliveries (events: CallbackEvents, settings: IdempotencySetting
   }
   // The drain gives up the claims still held; there are none without idempotency.
   let heldClaims: HeldClaims | undefined
+  const held = (): number => heldClaims?.size ?? 0
 
   const runUnguarded: Deliver = (event, request) => {
     const context = new DeliveryContext()
@@ -82,7 +85,7 @@ export function deliveries (events: CallbackEvents, settings: IdempotencySetting
 
   if (settings === undefined) {
     // Nothing listens: nothing to run.
-    return { withWindow: () => (event, request) => events.hasListeners(event) ? runUnguarded(event, request) : 'delivered', drain }
+    return { withWindow: () => (event, request) => events.hasListeners(event) ? runUnguarded(event, request) : 'delivered', drain, held }
   }
   const { store, claimTtl, failOpen } = settings
   const claims = heldClaims = new HeldClaims(store, claimTtl, log)
@@ -181,7 +184,8 @@ export function deliveries (events: CallbackEvents, settings: IdempotencySetting
         error => unreachable(error, event, request)
       )
     },
-    drain
+    drain,
+    held
   }
 }
 

@@ -6,7 +6,7 @@ import type { AnyProviderCallbackEvent } from '../events.js'
 import { answerFor, worse, type Deliver, type Outcome } from '../idempotency/guard.js'
 import { isPromiseLike, then, type MaybePromise } from '../maybe-promise.js'
 import { answerWithin } from '../handler-timeout.js'
-import { errorHandler, replySchemas, type SUCCESS } from '../replies.js'
+import { errorHandler, replySchemas, type ErrorAnswerObserver, type SUCCESS } from '../replies.js'
 import { refuseOtherMethods } from '../method-not-allowed.js'
 import { sourceHook } from '../source.js'
 import { isSignedBy, type VoximplantSecret } from './hash.js'
@@ -33,6 +33,8 @@ interface VoximplantRouteOptions {
   deliver: Deliver
   retryAfter: number
   handlerTimeout: number | undefined
+  /** Told of every error answer (telemetry's count of refused requests). */
+  onErrorAnswer?: ErrorAnswerObserver | undefined
 }
 
 type Item = Record<string, unknown>
@@ -44,7 +46,7 @@ const coerceCommonFields = numberCoercion(VoximplantCommonFieldsSchema)!
 const eventNames = new Map(Object.keys(VoximplantCallbackSchemas).map(type => [type, kebab(type)]))
 
 /** POST `<prefix><path>`: Voximplant's account callbacks, in a scope of their own. */
-export async function voximplantRoutes (scope: FastifyInstance, { settings, deliver, retryAfter, handlerTimeout }: VoximplantRouteOptions): Promise<void> {
+export async function voximplantRoutes (scope: FastifyInstance, { settings, deliver, retryAfter, handlerTimeout, onErrorAnswer }: VoximplantRouteOptions): Promise<void> {
   const { bodyLimit, maxItems, secretsOf, isAllowedSource } = settings
   scope.removeAllContentTypeParsers()
   scope.addContentTypeParser(JSON_TYPES, { parseAs: 'string', bodyLimit }, (_request, text, done) => {
@@ -56,7 +58,7 @@ export async function voximplantRoutes (scope: FastifyInstance, { settings, deli
       done(new MalformedBodyError({ cause: error }), undefined)
     }
   })
-  scope.setErrorHandler(errorHandler('application/json'))
+  scope.setErrorHandler(errorHandler('application/json', onErrorAnswer))
 
   const onRequest: onRequestHookHandler[] = []
   if (isAllowedSource !== undefined) {
