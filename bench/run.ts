@@ -14,12 +14,16 @@ import { EdisForms, SCENARIOS, VOX_1000, VoximplantItems, type Scenario } from '
 import type { HeapResult } from './extras/heap.js'
 import { SUCCESS_JSON, type WindowUsage } from './protocol.js'
 import {
-  fmt, machine, markdownTable, median, ms, ratios, ratiosSvg, ratiosTable, resultsTable, summarise, type Sample
+  fmt, machine, markdownTable, median, ms, ratios, ratiosSvg, ratiosTable, resultsTable, summarise, type Sample, type Summary
 } from './report.js'
 import { BenchError, killAll, ServerProcess } from './server-process.js'
 
 const SERVERS = ['plugin', 'plugin-no-idempotency', 'fastify-bare', 'express', 'node-http']
 const EXTRAS = 'extras'
+// Run only when named in --only: the plugin with telemetry off, with @opentelemetry/api but no SDK
+// (the plugin server: the API is installed here), and under a registered SDK.
+const TELEMETRY = 'telemetry'
+const TELEMETRY_SERVERS = ['plugin-telemetry-off', 'plugin', 'plugin-otel-sdk']
 const REDIS_URL = process.env.REDIS_URL ?? 'redis://127.0.0.1:6379'
 const HERE = new URL('.', import.meta.url)
 // Per measured run, beyond warm-up and duration: starting the window, filling the hash pool.
@@ -31,7 +35,8 @@ const USAGE = `Usage: npm run bench [-- options]
   --duration S      seconds of each measured run (default 4)
   --warmup S        seconds of warm-up before each measured run (default 1)
   --connections N   autocannon connections (default 10)
-  --only LIST       servers to run, and/or "extras": ${SERVERS.join(', ')}, ${EXTRAS} (default: all)
+  --only LIST       servers to run, and/or "extras": ${SERVERS.join(', ')}, ${EXTRAS} (default: all);
+                    and/or "${TELEMETRY}" (only when named): the plugin with telemetry off, with no SDK, with an SDK
   --scenario LIST   scenarios of the main table: ${SCENARIOS.map(s => s.name).join(', ')} (default: all)
   --cpu-prof DIR    write each server process's CPU profile (node --cpu-prof) into DIR`
 
@@ -68,7 +73,7 @@ function options () {
     if (unknown.length > 0) fail(`--${name}: unknown ${unknown.join(', ')}`)
     return given
   }
-  const only = list('only', [...SERVERS, EXTRAS])
+  const only = list('only', [...SERVERS, EXTRAS, TELEMETRY])
   const scenarios = list('scenario', SCENARIOS.map(s => s.name))
   return {
     rounds: number('rounds', true),
@@ -78,6 +83,7 @@ function options () {
     servers: SERVERS.filter(s => only === undefined || only.includes(s)),
     scenarios: SCENARIOS.filter(s => scenarios === undefined || scenarios.includes(s.name)),
     extras: only === undefined || only.includes(EXTRAS),
+    telemetry: only?.includes(TELEMETRY) === true,
     execArgv: values['cpu-prof'] === undefined ? [] : ['--cpu-prof', `--cpu-prof-dir=${values['cpu-prof']}`],
     argv: process.argv.slice(2).join(' ')
   }
@@ -304,11 +310,37 @@ async function extras (): Promise<string[]> {
   return lines
 }
 
+/** The cost of telemetry: the plugin with it off, with the API and no SDK, and under an SDK, interleaved. */
+async function telemetry (): Promise<string[]> {
+  log('telemetry: the plugin with telemetry off, with @opentelemetry/api and no SDK, and under an SDK')
+  const samples = await rounds(TELEMETRY_SERVERS.map(server => ({ server, scenarios: opts.scenarios })))
+  const names = opts.scenarios.map(s => s.name)
+  const summaries = summarise(samples, TELEMETRY_SERVERS, names)
+  const rows = names.map(scenario => {
+    const [off, noSdk, sdk] = TELEMETRY_SERVERS.map(server => summaries.find(s => s.server === server && s.scenario === scenario)!) as [Summary, Summary, Summary]
+    return [
+      scenario,
+      `${fmt(off.reqPerSec, 0)} (±${fmt(off.reqPerSecSpread * 50, 0)}%)`, `${fmt(noSdk.reqPerSec, 0)} (±${fmt(noSdk.reqPerSecSpread * 50, 0)}%)`, `${fmt(sdk.reqPerSec, 0)} (±${fmt(sdk.reqPerSecSpread * 50, 0)}%)`,
+      fmt(noSdk.reqPerSec / off.reqPerSec), fmt(sdk.reqPerSec / off.reqPerSec),
+      `${fmt(off.cpuMicrosPerItem)}, ${fmt(noSdk.cpuMicrosPerItem)}, ${fmt(sdk.cpuMicrosPerItem)}`,
+      fmt(noSdk.cpuMicrosPerItem / off.cpuMicrosPerItem), fmt(sdk.cpuMicrosPerItem / off.cpuMicrosPerItem)
+    ]
+  })
+  return [
+    '## Telemetry', '',
+    'The plugin with `telemetry: false` (off: `@opentelemetry/api` not loaded), with the API and no SDK (the default `plugin` server: nothing recorded), ' +
+    'and under a registered SDK (`plugin-otel-sdk`: async-local-storage context, every span sampled and batched, metrics read every 10 s, exporters that discard). ' +
+    'Medians of the rounds, each server a fresh process per round, interleaved; ± is half the spread of req/s over the rounds.', '',
+    markdownTable(['scenario', 'off req/s', 'no SDK req/s', 'SDK req/s', 'no SDK / off (req/s)', 'SDK / off (req/s)', 'CPU µs/item: off, no SDK, SDK', 'no SDK / off (CPU)', 'SDK / off (CPU)'], rows),
+    ''
+  ]
+}
+
 async function main (): Promise<void> {
   const started = Date.now()
   const mainRuns = opts.servers.length * opts.scenarios.length * opts.rounds
-  const extraRuns = opts.extras ? 3 * opts.rounds : 0
-  const spawns = (opts.servers.length + (opts.extras ? 2 : 0)) * opts.rounds
+  const extraRuns = (opts.extras ? 3 * opts.rounds : 0) + (opts.telemetry ? TELEMETRY_SERVERS.length * opts.scenarios.length * opts.rounds : 0)
+  const spawns = (opts.servers.length + (opts.extras ? 2 : 0) + (opts.telemetry ? TELEMETRY_SERVERS.length : 0)) * opts.rounds
   const estimate = (mainRuns + extraRuns) * (opts.warmup + opts.duration + RUN_OVERHEAD_S) + spawns * SPAWN_S
   log(`bench: ${opts.servers.length} servers x ${opts.scenarios.length} scenarios x ${opts.rounds} rounds = ${mainRuns} runs` +
     `${opts.extras ? ` + ${extraRuns} extra runs` : ''}, ${opts.warmup} s warm-up + ${opts.duration} s each: about ${estimate < 120 ? `${Math.ceil(estimate)} s` : `${Math.ceil(estimate / 60)} min`}`)
@@ -342,6 +374,7 @@ async function main (): Promise<void> {
     }
   }
   if (opts.extras) report.push(...await extras())
+  if (opts.telemetry) report.push(...await telemetry())
 
   const wall = (Date.now() - started) / 1000
   report.push('## How it was measured', '',
