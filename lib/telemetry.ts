@@ -136,7 +136,9 @@ interface Instruments {
 export class Telemetry {
   readonly #api: typeof Otel
   readonly #tracer: Otel.Tracer
-  readonly #metrics: Instruments
+  // Undefined when the meter is the API's no-op one (no SDK when the plugin was registered: the
+  // metrics API has no proxy, so it stays a no-op): then no metric code runs per event at all.
+  readonly #metrics: Instruments | undefined
   readonly #unknownNames = new Set<string>()
   // The event spans still open, by request: a handler timeout marks them.
   readonly #open = new WeakMap<FastifyRequest, Set<Otel.Span>>()
@@ -147,6 +149,7 @@ export class Telemetry {
     this.#tracer = ((tracerProvider as Otel.TracerProvider | undefined) ?? api.trace).getTracer(INSTRUMENTATION_NAME)
     const meter = ((meterProvider as Otel.MeterProvider | undefined) ?? api.metrics).getMeter(INSTRUMENTATION_NAME)
     const counter = (name: string, description: string, unit: string): Otel.Counter => meter.createCounter(name, { description, unit, valueType: api.ValueType.INT })
+    if (meter === api.createNoopMeter()) return
     this.#metrics = {
       consumed: counter(METRICS.consumed, 'Events received and processed, by outcome', '{message}'),
       duration: meter.createHistogram(METRICS.duration, {
@@ -190,23 +193,23 @@ export class Telemetry {
 
   /** The inbox stored an event. */
   stored (event: AnyProviderCallbackEvent): void {
-    this.#metrics.stored.add(1, this.#eventAttributes(event))
+    this.#metrics?.stored.add(1, this.#eventAttributes(event))
   }
 
   /** A job failed and has attempts left. */
   retried (event: AnyProviderCallbackEvent): void {
-    this.#metrics.retried.add(1, this.#eventAttributes(event))
+    this.#metrics?.retried.add(1, this.#eventAttributes(event))
   }
 
   /** A job failed its last attempt: it is a dead letter now. */
   deadLettered (event: AnyProviderCallbackEvent): void {
-    this.#metrics.deadLettered.add(1, this.#eventAttributes(event))
+    this.#metrics?.deadLettered.add(1, this.#eventAttributes(event))
   }
 
   /** Counts a route's error answers; a handler timeout also marks the request's open event spans. */
   refused (provider: ProviderName): (request: FastifyRequest, statusCode: number, code: string) => void {
     return (request, statusCode, code) => {
-      this.#metrics.refused.add(1, { [ATTRIBUTES.destination]: provider, [ATTRIBUTES.statusCode]: statusCode, [ATTRIBUTES.errorType]: code })
+      this.#metrics?.refused.add(1, { [ATTRIBUTES.destination]: provider, [ATTRIBUTES.statusCode]: statusCode, [ATTRIBUTES.errorType]: code })
       if (code !== TIMEOUT_CODE) return
       for (const span of this.#open.get(request) ?? []) {
         span.setAttribute(ATTRIBUTES.timedOut, true)
@@ -217,9 +220,10 @@ export class Telemetry {
 
   /** Reports `held()` as the claims held now, until the returned function is called. */
   observeClaims (held: () => number): () => void {
+    const claimsHeld = this.#metrics?.claimsHeld
     const callback: Otel.ObservableCallback = result => { result.observe(held()) }
-    this.#metrics.claimsHeld.addCallback(callback)
-    return () => { this.#metrics.claimsHeld.removeCallback(callback) }
+    claimsHeld?.addCallback(callback)
+    return () => { claimsHeld?.removeCallback(callback) }
   }
 
   #process<T extends JobOutcome> (
@@ -227,7 +231,7 @@ export class Telemetry {
     attempt: number | undefined, request: FastifyRequest | undefined, run: () => MaybePromise<T>
   ): MaybePromise<T> {
     const { context, trace, SpanKind } = this.#api
-    const started = performance.now()
+    const started = this.#metrics === undefined ? 0 : performance.now()
     const span = this.#tracer.startSpan(`process ${provider}`, {
       kind: SpanKind.CONSUMER,
       attributes: {
@@ -274,12 +278,14 @@ export class Telemetry {
 
   #end<T extends JobOutcome> (span: Otel.Span, event: AnyProviderCallbackEvent, outcome: T, started: number): T {
     const errorType = ERROR_TYPES[outcome]
-    const attributes = this.#eventAttributes(event)
-    attributes[ATTRIBUTES.operationName] = 'process'
-    attributes[ATTRIBUTES.outcome] = outcome
-    if (errorType !== undefined) attributes[ATTRIBUTES.errorType] = errorType
-    this.#metrics.consumed.add(1, attributes)
-    this.#metrics.duration.record((performance.now() - started) / 1000, attributes)
+    if (this.#metrics !== undefined) {
+      const attributes = this.#eventAttributes(event)
+      attributes[ATTRIBUTES.operationName] = 'process'
+      attributes[ATTRIBUTES.outcome] = outcome
+      if (errorType !== undefined) attributes[ATTRIBUTES.errorType] = errorType
+      this.#metrics.consumed.add(1, attributes)
+      this.#metrics.duration.record((performance.now() - started) / 1000, attributes)
+    }
     if (span.isRecording()) {
       span.setAttribute(ATTRIBUTES.outcome, outcome)
       if (errorType !== undefined) {
