@@ -3,6 +3,7 @@ import type { EdisTrafficThreshold } from './edis/schema.js'
 import type { Kebab, VoximplantCallback, VoximplantCallbackType, VoximplantUnknownCallback } from './voximplant/schema.js'
 import { InvalidOptionError } from './errors.js'
 import type { HandlerContext } from './handler-context.js'
+import type { Inbox } from './inbox/inbox.js'
 import { isPromiseLike, type MaybePromise } from './maybe-promise.js'
 import { recordHandlerError } from './telemetry.js'
 
@@ -49,11 +50,22 @@ export type UnknownVoximplantEvent = ProviderCallbackEvent<UnknownEventName, 'vo
 export type AnyProviderCallbackEvent = ProviderCallbackEvents[ProviderCallbackEventName] | UnknownVoximplantEvent
 
 /**
- * A handler: the event, the request that brought it, and `{ signal }`, aborted when this run can
- * no longer be vouched for (its claim lost, or the app closing past its grace period).
+ * Types that depend on how the app runs its handlers. An app whose handlers run from an inbox
+ * says so, and its handlers' `request` is then typed `undefined`, as it is at run time:
+ * `declare module 'fastify-provider-callbacks' { interface ProviderCallbacksTypes { inbox: true } }`
+ */
+export interface ProviderCallbacksTypes {}
+
+/** A handler's second argument: the request that brought the event, or `undefined` from an inbox. */
+export type HandlerRequest = ProviderCallbacksTypes extends { inbox: true } ? undefined : FastifyRequest
+
+/**
+ * A handler: the event, the request that brought it (absent when it runs from an inbox), and
+ * `{ signal }`, aborted when this run can no longer be vouched for (its claim lost, or the app
+ * closing past its grace period).
  */
 export type ProviderCallbackHandler<Event = AnyProviderCallbackEvent> =
-  (event: Event, request: FastifyRequest, context: HandlerContext) => void | Promise<void>
+  (event: Event, request: HandlerRequest, context: HandlerContext) => void | Promise<void>
 
 /** The `handlers` option: one handler per event name, the same as calling `on(name, handler)`. */
 export type ProviderCallbackHandlers = {
@@ -75,6 +87,8 @@ export interface ProviderCallbacks {
   onAny(handler: ProviderCallbackHandler): this
   /** Stops running an `onAny` handler. */
   offAny(handler: ProviderCallbackHandler): this
+  /** The inbox's dead letters and replay, when the plugin has an `inbox`. */
+  readonly inbox: ProviderCallbacksTypes extends { inbox: true } ? Inbox : Inbox | undefined
 }
 
 /**
@@ -86,6 +100,7 @@ export class CallbackEvents implements ProviderCallbacks {
   readonly #byName = new Map<string, readonly Handler[]>()
   #any: readonly Handler[] = []
   #observers: ReadonlyArray<(event: AnyProviderCallbackEvent) => void> = []
+  inbox: Inbox | undefined = undefined
 
   /** The test kit's: sees every event handed to handlers, without being one (see observeDeliveries). */
   observe (observer: (event: AnyProviderCallbackEvent) => void): () => void {
@@ -129,6 +144,12 @@ export class CallbackEvents implements ProviderCallbacks {
    */
   hasListeners (event: AnyProviderCallbackEvent): boolean {
     return this.#any.length > 0 || (event.known && this.#byName.has(event.name))
+  }
+
+  /** The handlers the event goes to now: its name's, then onAny's (the inbox's worker runs them itself). */
+  handlersOf (event: AnyProviderCallbackEvent): readonly Handler[] {
+    const named = event.known ? this.#byName.get(event.name) : undefined
+    return named === undefined ? this.#any : [...named, ...this.#any]
   }
 
   /**

@@ -3,6 +3,7 @@ import fp from 'fastify-plugin'
 import { edisRoutes } from './edis/route.js'
 import { CallbackEvents, type ProviderCallbackEventName, type ProviderCallbackHandler, type ProviderCallbacks } from './events.js'
 import { deliveries } from './idempotency/guard.js'
+import { inboxDelivery } from './inbox/plugin.js'
 import { resolveOptions, type ProviderCallbacksOptions } from './options.js'
 import { loadTelemetry } from './telemetry.js'
 import { typeboxValidatorCompiler } from './validation.js'
@@ -40,12 +41,14 @@ const plugin: FastifyPluginAsync<ProviderCallbacksOptions> = async (fastify, opt
     const stopObserving = telemetry.observeClaims(delivery.held)
     fastify.addHook('onClose', async () => { stopObserving() })
   }
+  // With an inbox, the routes store events and a worker runs them (see lib/inbox/).
+  const enqueue = options.inbox === undefined ? undefined : inboxDelivery(fastify, events, options.inbox, options.worker, telemetry)
   // Without telemetry (off, or @opentelemetry/api not installed) nothing is wrapped.
   const routeOptions = (provider: 'edis' | 'voximplant', window: number) => {
     const deliver = delivery.withWindow(window)
     return telemetry === undefined
-      ? { deliver, retryAfter, handlerTimeout }
-      : { deliver: telemetry.instrument(deliver, provider), retryAfter, handlerTimeout, onErrorAnswer: telemetry.refused(provider) }
+      ? { deliver, enqueue, retryAfter, handlerTimeout }
+      : { deliver: telemetry.instrument(deliver, provider), enqueue, retryAfter, handlerTimeout, onErrorAnswer: telemetry.refused(provider) }
   }
   // preClose runs before every onClose hook, so before the host's own, which closes the store's
   // client: the handlers still running (past handlerTimeout too) finish and are recorded first.
@@ -72,7 +75,12 @@ export type {
   AnyProviderCallbackEvent, EdisEvents, UnknownEventName, UnknownVoximplantEvent, VoximplantEvents, ProviderCallbackEvent, ProviderCallbackEventName, ProviderCallbackEvents,
   ProviderCallbackHandler, ProviderCallbackHandlers, ProviderName
 } from './events.js'
-export type { ProviderCallbacks } from './events.js'
+export type { HandlerRequest, ProviderCallbacks, ProviderCallbacksTypes } from './events.js'
+export { bullmqInbox, type DeadLetter, type Inbox, type InboxQueue } from './inbox/inbox.js'
+export type { BullmqInboxOptions, InboxBackoff, InboxConnection, InboxKeepJobs } from './inbox/options.js'
+export { createInboxWorker, type InboxHandler, type InboxHandlers, type InboxWorker, type InboxWorkerOptions } from './inbox/worker.js'
+export type { InboxWorkerOption } from './inbox/plugin.js'
+export { UnrecoverableError } from './inbox/errors.js'
 export type { HandlerContext } from './handler-context.js'
 export type { EdisOptions, IdempotencyOptions, ProviderCallbacksOptions, VoximplantOptions } from './options.js'
 export type { JobTraceContext, MeterProviderLike, TelemetryOptions, TracerProviderLike } from './telemetry.js'

@@ -3,10 +3,12 @@ import { credentialsCheck, type EdisCredentials } from './edis/credentials.js'
 import type { EdisRouteSettings } from './edis/route.js'
 import { sourceCheck } from './source.js'
 import type { ProviderCallbackHandlers } from './events.js'
+import type { Inbox } from './inbox/inbox.js'
+import type { InboxWorkerOption } from './inbox/plugin.js'
 import type { IdempotencySettings } from './idempotency/guard.js'
 import { memoryStore } from './idempotency/memory.js'
 import type { IdempotencyStore } from './idempotency/store.js'
-import type { TelemetryOptions } from './telemetry.js'
+import { resolveTelemetry, type TelemetryOptions } from './telemetry.js'
 import type { VoximplantRouteSettings } from './voximplant/route.js'
 import { lookedUpSecrets, staticSecrets, type ScopedVoximplantSecret, type VoximplantSecretLookup } from './voximplant/secrets.js'
 
@@ -79,6 +81,14 @@ export interface ProviderCallbacksOptions {
    * `false` turns it off, and the API is then not even loaded.
    */
   telemetry?: TelemetryOptions | false
+  /**
+   * A durable inbox (`bullmqInbox`): each request's verified events are stored, answered 200 once
+   * Redis acknowledged them, and run by a worker with retries and dead letters. `idempotency` and
+   * `handlerTimeout` then apply to no request; the inbox has its own windows.
+   */
+  inbox?: Inbox
+  /** With an inbox: a worker in this process (default `true`, or its settings), or `false` for an API-only replica. */
+  worker?: InboxWorkerOption
 }
 
 export interface ResolvedOptions {
@@ -138,19 +148,6 @@ export function resolveOptions (options: ProviderCallbacksOptions): ResolvedOpti
     closeGracePeriod: timerDelay(options.closeGracePeriod ?? 10 * SECOND, 'closeGracePeriod'),
     telemetry: resolveTelemetry(options.telemetry)
   }
-}
-
-function resolveTelemetry (option: TelemetryOptions | false | undefined): TelemetryOptions | undefined {
-  const telemetry = providerOption(option ?? {}, 'telemetry')
-  if (telemetry === undefined) return undefined
-  const { tracerProvider, meterProvider } = telemetry
-  if (tracerProvider !== undefined && typeof (tracerProvider as Partial<typeof tracerProvider> | null)?.getTracer !== 'function') {
-    throw new InvalidOptionError('telemetry.tracerProvider must be an OpenTelemetry TracerProvider (with getTracer)')
-  }
-  if (meterProvider !== undefined && typeof (meterProvider as Partial<typeof meterProvider> | null)?.getMeter !== 'function') {
-    throw new InvalidOptionError('telemetry.meterProvider must be an OpenTelemetry MeterProvider (with getMeter)')
-  }
-  return telemetry
 }
 
 function isStore (store: unknown): store is IdempotencyStore {

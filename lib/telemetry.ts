@@ -64,16 +64,11 @@ export const METRICS = {
 /** `messaging.system`: no registered value fits a provider's callbacks. */
 export const MESSAGING_SYSTEM = 'provider_callbacks'
 
-/** What a worker's run of a job came to (the inbox's outcomes beside the request's). */
-export type JobOutcome = Outcome | 'retrying' | 'dead-lettered'
-
 // The error code an outcome stands for, as the route answers it; the others are not errors.
-const ERROR_TYPES: Partial<Record<JobOutcome, string>> = {
+const ERROR_TYPES: Partial<Record<Outcome, string>> = {
   failed: new HandlerFailedError().code,
   unavailable: new StoreUnavailableError().code,
-  lost: new ClaimLostError().code,
-  retrying: new HandlerFailedError().code,
-  'dead-lettered': new HandlerFailedError().code
+  lost: new ClaimLostError().code
 }
 const TIMEOUT_CODE = new HandlerTimeoutError().code
 
@@ -98,6 +93,21 @@ export function recordHandlerError (error: unknown): void {
   if (span === undefined || !ours.has(span)) return
   // A thrown non-Error may be anything the handler had at hand: only its type is recorded.
   span.recordException(error instanceof Error ? error : { name: typeof error, message: 'a handler threw a value that is not an Error' })
+}
+
+/** The `telemetry` option checked: undefined when it is off. */
+export function resolveTelemetry (option: TelemetryOptions | false | undefined): TelemetryOptions | undefined {
+  if (option === false) return undefined
+  const telemetry = option ?? {}
+  if (typeof telemetry !== 'object' || telemetry === null) throw new InvalidOptionError('telemetry must be an object or false')
+  const { tracerProvider, meterProvider } = telemetry
+  if (tracerProvider !== undefined && typeof (tracerProvider as Partial<typeof tracerProvider> | null)?.getTracer !== 'function') {
+    throw new InvalidOptionError('telemetry.tracerProvider must be an OpenTelemetry TracerProvider (with getTracer)')
+  }
+  if (meterProvider !== undefined && typeof (meterProvider as Partial<typeof meterProvider> | null)?.getMeter !== 'function') {
+    throw new InvalidOptionError('telemetry.meterProvider must be an OpenTelemetry MeterProvider (with getMeter)')
+  }
+  return telemetry
 }
 
 /**
@@ -177,7 +187,7 @@ export class Telemetry {
    * A worker's run of an inbox job: a span that continues the request's trace from the context
    * stored with the job (and links to it, the messaging conventions' creation context), around `run`.
    */
-  runJob<T extends JobOutcome> (event: AnyProviderCallbackEvent, stored: JobTraceContext | undefined, attempt: number, run: () => MaybePromise<T>): MaybePromise<T> {
+  runJob<T extends Outcome> (event: AnyProviderCallbackEvent, stored: JobTraceContext | undefined, attempt: number, run: () => MaybePromise<T>): MaybePromise<T> {
     const creation = parseTraceparent(stored?.traceparent)
     const { trace, ROOT_CONTEXT } = this.#api
     const parent = creation === undefined ? ROOT_CONTEXT : trace.setSpanContext(ROOT_CONTEXT, creation)
@@ -226,7 +236,7 @@ export class Telemetry {
     return () => { claimsHeld?.removeCallback(callback) }
   }
 
-  #process<T extends JobOutcome> (
+  #process<T extends Outcome> (
     event: AnyProviderCallbackEvent, provider: ProviderName, parent: Otel.Context, creation: Otel.SpanContext | undefined,
     attempt: number | undefined, request: FastifyRequest | undefined, run: () => MaybePromise<T>
   ): MaybePromise<T> {
@@ -276,7 +286,7 @@ export class Telemetry {
     return open
   }
 
-  #end<T extends JobOutcome> (span: Otel.Span, event: AnyProviderCallbackEvent, outcome: T, started: number): T {
+  #end<T extends Outcome> (span: Otel.Span, event: AnyProviderCallbackEvent, outcome: T, started: number): T {
     const errorType = ERROR_TYPES[outcome]
     if (this.#metrics !== undefined) {
       const attributes = this.#eventAttributes(event)

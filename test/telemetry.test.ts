@@ -393,9 +393,9 @@ t.test('the inbox\'s part: context stored with a job, a worker span in the reque
   t.strictSame(stored, { traceparent: `00-${traceId}-${spanId}-01` }, 'ids only')
   telemetry.stored(event)
 
-  t.equal(await telemetry.runJob(event, stored, 1, async () => 'retrying' as const), 'retrying')
+  t.equal(await telemetry.runJob(event, stored, 1, async () => 'in-flight' as const), 'in-flight')
   telemetry.retried(event)
-  t.equal(telemetry.runJob(event, stored, 2, () => 'dead-lettered' as const), 'dead-lettered')
+  t.equal(telemetry.runJob(event, stored, 2, () => 'failed' as const), 'failed')
   telemetry.deadLettered(event)
   await t.rejects(telemetry.runJob(event, stored, 3, async () => { throw new Error('worker crashed') }), /worker crashed/)
   t.equal(telemetry.runJob(event, { traceparent: 'garbage' }, 1, () => 'delivered' as const), 'delivered')
@@ -404,8 +404,8 @@ t.test('the inbox\'s part: context stored with a job, a worker span in the reque
 
   const jobs = (await otel.spans())
   t.same(jobs.map(s => [s.attributes['messaging.message.delivery_count'], s.attributes['provider_callbacks.outcome'], s.attributes['error.type'], s.spanContext().traceId === traceId]), [
-    [1, 'retrying', 'FST_PROVIDER_CALLBACKS_HANDLER_FAILED', true],
-    [2, 'dead-lettered', 'FST_PROVIDER_CALLBACKS_HANDLER_FAILED', true],
+    [1, 'in-flight', undefined, true],
+    [2, 'failed', 'FST_PROVIDER_CALLBACKS_HANDLER_FAILED', true],
     [3, 'failed', 'FST_PROVIDER_CALLBACKS_HANDLER_FAILED', true],
     [1, 'delivered', undefined, false],
     [1, 'delivered', undefined, false],

@@ -8,6 +8,7 @@ import { answerWithin } from '../handler-timeout.js'
 import { errorHandler, replySchemas, type ErrorAnswerObserver, type SUCCESS } from '../replies.js'
 import { refuseOtherMethods } from '../method-not-allowed.js'
 import { sourceHook } from '../source.js'
+import type { Enqueue } from '../inbox/plugin.js'
 import { parseBasicAuthorization } from './credentials.js'
 import { decode, parseForm, REPEATED, type FormFields } from './form.js'
 import { EdisTrafficRequestSchema, type EdisTrafficThreshold } from './schema.js'
@@ -25,6 +26,8 @@ export interface EdisRouteSettings {
 interface EdisRouteOptions {
   settings: EdisRouteSettings
   deliver: Deliver
+  /** With an inbox: the event is stored instead, and the handlers run later. */
+  enqueue?: Enqueue | undefined
   retryAfter: number
   handlerTimeout: number | undefined
   /** Told of every error answer (telemetry's count of refused requests). */
@@ -32,7 +35,7 @@ interface EdisRouteOptions {
 }
 
 /** POST and GET `<prefix><path>`: EDIS's traffic-threshold hook, in a scope of its own. */
-export async function edisRoutes (scope: FastifyInstance, { settings, deliver, retryAfter, handlerTimeout, onErrorAnswer }: EdisRouteOptions): Promise<void> {
+export async function edisRoutes (scope: FastifyInstance, { settings, deliver, enqueue, retryAfter, handlerTimeout, onErrorAnswer }: EdisRouteOptions): Promise<void> {
   // Only form bodies here, parsed leniently; whatever the host registered (its JSON parser,
   // @fastify/formbody with other options) stays on the host's routes.
   scope.removeAllContentTypeParsers()
@@ -95,6 +98,7 @@ export async function edisRoutes (scope: FastifyInstance, { settings, deliver, r
       receivedAt: new Date(),
       known: true
     } as const
+    if (enqueue !== undefined) return enqueue([event], request).then(answer)
     return then(answerWithin(deliver(event, request), handlerTimeout, retryAfter, request), answer)
   }
 

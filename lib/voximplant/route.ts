@@ -9,6 +9,7 @@ import { answerWithin } from '../handler-timeout.js'
 import { errorHandler, replySchemas, type ErrorAnswerObserver, type SUCCESS } from '../replies.js'
 import { refuseOtherMethods } from '../method-not-allowed.js'
 import { sourceHook } from '../source.js'
+import type { Enqueue } from '../inbox/plugin.js'
 import { isSignedBy, type VoximplantSecret } from './hash.js'
 import {
   kebab, nestedPayloadTypes, VoximplantCallbackSchemas, VoximplantCommonFieldsSchema, voximplantBatchSchema,
@@ -31,6 +32,8 @@ export interface VoximplantRouteSettings {
 interface VoximplantRouteOptions {
   settings: VoximplantRouteSettings
   deliver: Deliver
+  /** With an inbox: the batch's events are stored instead, all in one go, and the handlers run later. */
+  enqueue?: Enqueue | undefined
   retryAfter: number
   handlerTimeout: number | undefined
   /** Told of every error answer (telemetry's count of refused requests). */
@@ -46,7 +49,7 @@ const coerceCommonFields = numberCoercion(VoximplantCommonFieldsSchema)!
 const eventNames = new Map(Object.keys(VoximplantCallbackSchemas).map(type => [type, kebab(type)]))
 
 /** POST `<prefix><path>`: Voximplant's account callbacks, in a scope of their own. */
-export async function voximplantRoutes (scope: FastifyInstance, { settings, deliver, retryAfter, handlerTimeout, onErrorAnswer }: VoximplantRouteOptions): Promise<void> {
+export async function voximplantRoutes (scope: FastifyInstance, { settings, deliver, enqueue, retryAfter, handlerTimeout, onErrorAnswer }: VoximplantRouteOptions): Promise<void> {
   const { bodyLimit, maxItems, secretsOf, isAllowedSource } = settings
   scope.removeAllContentTypeParsers()
   scope.addContentTypeParser(JSON_TYPES, { parseAs: 'string', bodyLimit }, (_request, text, done) => {
@@ -79,18 +82,7 @@ export async function voximplantRoutes (scope: FastifyInstance, { settings, deli
     // In order, and on past a failed or busy item: the answer is a 500 or 409 only once every item
     // had its turn. A store that cannot be reached stops the batch: nothing more can be guarded.
     for (let i = from; i < items.length && outcome !== 'unavailable'; i++) {
-      const payload = items[i]!
-      const known = eventNames.get(payload.type)
-      // A type this version does not know goes to onAny only, whatever its name looks like.
-      const event = {
-        name: known ?? kebab(payload.type),
-        provider: 'voximplant',
-        id: `voximplant:${payload.account_id}:${payload.callback_id}`,
-        payload,
-        receivedAt,
-        known: known !== undefined
-      } as const
-      const delivered = deliver(event as AnyProviderCallbackEvent, request)
+      const delivered = deliver(eventOf(items[i]!, receivedAt), request)
       if (isPromiseLike(delivered)) return delivered.then(settled => deliverAll(items, i + 1, worse(outcome, settled), receivedAt, request))
       outcome = worse(outcome, delivered)
     }
@@ -98,8 +90,13 @@ export async function voximplantRoutes (scope: FastifyInstance, { settings, deli
   }
   const answer = answerFor(retryAfter)
   // Not async: when every handler and the store answered at once, so does the route.
-  const receive = (request: FastifyRequest): MaybePromise<typeof SUCCESS> =>
-    then(answerWithin(deliverAll((request.body as Batch).callbacks, 0, 'delivered', new Date(), request), handlerTimeout, retryAfter, request), answer)
+  const receive = enqueue === undefined
+    ? (request: FastifyRequest): MaybePromise<typeof SUCCESS> =>
+        then(answerWithin(deliverAll((request.body as Batch).callbacks, 0, 'delivered', new Date(), request), handlerTimeout, retryAfter, request), answer)
+    : async (request: FastifyRequest): Promise<typeof SUCCESS> => {
+      const receivedAt = new Date()
+      return answer(await enqueue((request.body as Batch).callbacks.map(payload => eventOf(payload, receivedAt)), request))
+    }
 
   refuseOtherMethods(scope, settings.path, ['POST'])
   scope.route({
@@ -116,6 +113,19 @@ export async function voximplantRoutes (scope: FastifyInstance, { settings, deli
       response: replySchemas(400, 401, 403, 409, 413, 415, 500, 503)
     }
   })
+}
+
+function eventOf (payload: Batch['callbacks'][number], receivedAt: Date): AnyProviderCallbackEvent {
+  const known = eventNames.get(payload.type)
+  // A type this version does not know goes to onAny only, whatever its name looks like.
+  return {
+    name: known ?? kebab(payload.type),
+    provider: 'voximplant',
+    id: `voximplant:${payload.account_id}:${payload.callback_id}`,
+    payload,
+    receivedAt,
+    known: known !== undefined
+  } as AnyProviderCallbackEvent
 }
 
 // The items of a batch by account, once the batch is bounded and each item has ids to check;

@@ -1,0 +1,190 @@
+import { EventEmitter } from 'node:events'
+import type { Job, Queue } from 'bullmq'
+import type { AnyProviderCallbackEvent } from '../events.js'
+import type { JobTraceContext } from '../telemetry.js'
+import { eventIdOf, eventOf, jobData, jobIdOf, type InboxJobData } from './job.js'
+import { resolveInboxOptions, type BullmqInboxOptions, type InboxConnection, type InboxSettings } from './options.js'
+
+/** An event out of attempts, or refused for good (UnrecoverableError): the dead letters. */
+export interface DeadLetter {
+  event: AnyProviderCallbackEvent
+  /** Runs made. */
+  attempts: number
+  /** The last run's error message. */
+  error: string
+}
+
+/**
+ * The part of BullMQ's `Queue` this package's types name, so that its declarations need no
+ * bullmq of the host's; the object is BullMQ's own Queue (`as Queue` for @bull-board).
+ */
+export interface InboxQueue {
+  readonly name: string
+  readonly qualifiedName: string
+  getJobCounts(...types: string[]): Promise<Record<string, number>>
+}
+
+/**
+ * The durable inbox: where verified events wait for their handlers. See `bullmqInbox`. Events,
+ * from the workers of this process: `exhausted` (event, error): every attempt failed, the event is
+ * now a dead letter; `failed` (event, error): one run failed and will be retried (or not).
+ */
+export interface Inbox extends EventEmitter {
+  readonly name: string
+  on(event: 'exhausted' | 'failed', listener: (event: AnyProviderCallbackEvent, error: Error) => void): this
+  /** The BullMQ `Queue` (for a dashboard such as @bull-board, or metrics). bullmq is loaded on the first call. */
+  queue(): Promise<InboxQueue>
+  /** The dead letters, oldest first. */
+  failed(): Promise<DeadLetter[]>
+  /** Runs a dead-lettered event again, with its attempts afresh; `false` when it is not a dead letter. */
+  retry(eventId: string): Promise<boolean>
+  /** `retry` for every dead letter; how many went back. */
+  retryFailed(): Promise<number>
+  /** Closes the queue and the inbox's own connection (not the host's). */
+  close(): Promise<void>
+}
+
+// Loaded on first use only: an app without an inbox never loads bullmq.
+const loadBullmq = async (): Promise<typeof import('bullmq')> => await import('bullmq')
+
+/** ms between two tries, for a fail-fast client, to reconnect to a Redis that went away. */
+const RECONNECT_DELAY = 200
+
+export class BullmqInbox extends EventEmitter implements Inbox {
+  readonly name: string
+  readonly settings: InboxSettings
+  readonly connection: InboxConnection
+  // The inbox's own client, duplicated from the host's, for what a request or a claim waits on:
+  // no offline queue and no retries, so a Redis that is down fails a command at once (a 503)
+  // rather than holding it until Redis is back.
+  readonly #commands: InboxConnection
+  #queue: Promise<Queue> | undefined
+  #created: Queue | undefined
+  #closed = false
+
+  constructor (options: BullmqInboxOptions) {
+    super()
+    this.settings = resolveInboxOptions(options)
+    this.name = this.settings.name
+    this.connection = options.connection
+    this.#commands = options.connection.duplicate({
+      enableOfflineQueue: false,
+      maxRetriesPerRequest: 0,
+      commandTimeout: this.settings.addTimeout,
+      retryStrategy: () => RECONNECT_DELAY,
+      lazyConnect: true
+    })
+    // A fail-fast client reports every failed command; what matters is logged where it fails.
+    this.#commands.on('error', () => {})
+  }
+
+  /** The fail-fast client: for the queue, and the claim protocol's store. */
+  commands (): InboxConnection {
+    if (this.#commands.status === 'wait') this.#commands.connect().catch(() => {})
+    return this.#commands
+  }
+
+  /**
+   * Connects, waiting up to addTimeout: the app is ready to take callbacks once this resolved,
+   * or (Redis is down) answers them 503 until the client is connected again.
+   */
+  async connect (): Promise<void> {
+    await this.#bounded(async () => {})
+  }
+
+  async queue (): Promise<Queue> {
+    this.#queue ??= loadBullmq().then(async ({ Queue }) => {
+      const queue = this.#created = new Queue(this.name, { connection: this.commands() as never, prefix: this.settings.prefix })
+      queue.on('error', () => {})
+      try {
+        await queue.waitUntilReady()
+        return queue
+      /* c8 ignore start */
+      } catch (error) {
+        // BullMQ's start-up (its scripts, Redis's version) failed after it connected, which it
+        // never retries: the next call starts again with a new Queue, not one broken for good.
+        this.#queue = undefined
+        await queue.close().catch(() => {})
+        throw error
+      }
+      /* c8 ignore stop */
+    })
+    return await this.#queue
+  }
+
+  /**
+   * Stores a request's events in one MULTI (BullMQ's addBulk): all or none. A job whose id is
+   * there already, in any state, is left as it is: a redelivery stores nothing new. Rejects when
+   * Redis did not acknowledge in time or cannot be reached; the route then answers 503.
+   */
+  async enqueue (events: readonly AnyProviderCallbackEvent[], trace?: JobTraceContext): Promise<void> {
+    // Disconnected: no command can go; said at once, without waiting for a reconnection.
+    const commands = this.commands()
+    if (commands.status !== 'ready') throw new Error(`Redis is not connected (${commands.status})`)
+    const { attempts, backoff, removeOnComplete, removeOnFail } = this.settings
+    await this.#bounded(async queue => await queue.addBulk(events.map(event => ({
+      name: event.name,
+      data: jobData(event, trace),
+      opts: { jobId: jobIdOf(event.id), attempts, backoff, removeOnComplete, removeOnFail }
+    }))))
+  }
+
+  async failed (): Promise<DeadLetter[]> {
+    const jobs = await this.#bounded(async queue => await queue.getFailed(0, -1) as Array<Job<InboxJobData>>)
+    return jobs.reverse().map(job => ({ event: eventOf(job.data), attempts: job.attemptsMade, error: job.failedReason }))
+  }
+
+  async retry (eventId: string): Promise<boolean> {
+    return await this.#bounded(async queue => {
+      const job = await queue.getJob(jobIdOf(eventId))
+      if (job === undefined || !await job.isFailed()) return false
+      await job.retry('failed', { resetAttemptsMade: true, resetAttemptsStarted: true })
+      return true
+    })
+  }
+
+  async retryFailed (): Promise<number> {
+    // The dead letters of now: one retried and failed again meanwhile is not retried twice.
+    const jobs = await this.#bounded(async queue => await queue.getFailed(0, -1))
+    let retried = 0
+    for (const job of jobs) {
+      if (await this.retry(eventIdOf(job.id!))) retried++
+    }
+    return retried
+  }
+
+  // The client's commandTimeout bounds each command; this bounds BullMQ's start-up (which waits
+  // for a connection) as well. Work that lands after its caller gave up is harmless: an add that
+  // lands after a 503 is found by the redelivery, which stores nothing new.
+  async #bounded<T> (work: (queue: Queue) => Promise<T>): Promise<T> {
+    const { addTimeout } = this.settings
+    const done = this.queue().then(work)
+    let timer: NodeJS.Timeout | undefined
+    const timeout = new Promise<never>((_resolve, reject) => {
+      timer = setTimeout(() => { reject(new Error(`Redis did not answer within ${addTimeout} ms`)) }, addTimeout)
+    })
+    try {
+      return await Promise.race([done, timeout])
+    } finally {
+      clearTimeout(timer)
+      done.catch(() => {})
+    }
+  }
+
+  async close (): Promise<void> {
+    if (this.#closed) return
+    this.#closed = true
+    // The client first: a queue still waiting for Redis (it is down) then stops waiting.
+    this.#commands.disconnect()
+    await this.#created?.close().catch(() => {})
+  }
+}
+
+/**
+ * A durable inbox on BullMQ over the host's Redis: a request is answered 200 once its events are
+ * stored, and a worker (this process's, or `createInboxWorker` elsewhere) runs their handlers, with
+ * retries, backoff and dead letters. Give it to the plugin as `inbox`.
+ */
+export function bullmqInbox (options: BullmqInboxOptions): Inbox {
+  return new BullmqInbox(options)
+}

@@ -1,0 +1,106 @@
+import { InvalidOptionError } from '../errors.js'
+
+/**
+ * The part of an ioredis client (5 or 6, or a Cluster) the inbox relies on; BullMQ takes the rest.
+ * The host creates and closes it. A worker needs `maxRetriesPerRequest: null` on it (BullMQ
+ * refuses the connection otherwise).
+ */
+export interface InboxConnection {
+  readonly status: string
+  duplicate(override?: Record<string, unknown>): InboxConnection
+  connect(): Promise<void>
+  disconnect(): void
+  on(event: 'error', listener: (error: Error) => void): unknown
+}
+
+/** BullMQ's `backoff` job option. */
+export interface InboxBackoff {
+  type: 'exponential' | 'fixed'
+  /** ms: the first retry's delay (exponential: doubled at each attempt). */
+  delay: number
+  /** 0 to 1: each delay is drawn from [delay × (1 - jitter), delay]. */
+  jitter?: number
+}
+
+/** BullMQ's `removeOnComplete`/`removeOnFail` job option: how long (seconds) and how many finished jobs are kept. */
+export type InboxKeepJobs = { age: number, count?: number } | { count: number }
+
+export interface BullmqInboxOptions {
+  /** An ioredis client, `maxRetriesPerRequest: null` if a worker runs on it; it stays the host's. */
+  connection: InboxConnection
+  /** The BullMQ queue's name. Default `'provider-callbacks'`. */
+  name?: string
+  /** BullMQ's key prefix. Default `'bull'`. */
+  prefix?: string
+  /** Runs of an event before it is dead-lettered. Default 15: with the default backoff, over about 4.5 hours. */
+  attempts?: number
+  /** Delay between runs. Default `{ type: 'exponential', delay: 1000, jitter: 0.5 }`. */
+  backoff?: InboxBackoff
+  /**
+   * How long completed jobs are kept: while kept, a redelivery of their event stores nothing. Default
+   * `{ age: edisWindow / 1000 }`: an EDIS event id (`edis:<kvm>:<trigger_value>`) comes again,
+   * legitimately, once the window is over, and must then be a new job.
+   */
+  removeOnComplete?: InboxKeepJobs
+  /** How long dead letters are kept. Default `{ age: 7 days }`; until then a redelivery of their event stores nothing new. */
+  removeOnFail?: InboxKeepJobs
+  /** ms a claim lives unless refreshed (the claim protocol's, as `idempotency.claimTtl`). Default 30 s. */
+  claimTtl?: number
+  /** ms a done EDIS event is remembered by the claim protocol. Default 24 h. */
+  edisWindow?: number
+  /** ms a done Voximplant event is remembered by the claim protocol. Default 7 days. */
+  voximplantWindow?: number
+  /** ms a request waits for Redis to acknowledge its events before the answer is a 503. Default 5 s. */
+  addTimeout?: number
+}
+
+export interface InboxSettings {
+  name: string
+  prefix: string
+  attempts: number
+  backoff: InboxBackoff
+  removeOnComplete: InboxKeepJobs
+  removeOnFail: InboxKeepJobs
+  claimTtl: number
+  windows: { edis: number, voximplant: number }
+  addTimeout: number
+}
+
+const SECOND = 1000
+const HOUR = 3600 * SECOND
+const DAY = 24 * HOUR
+
+export function resolveInboxOptions (options: BullmqInboxOptions): InboxSettings {
+  if (typeof options !== 'object' || options === null) throw new InvalidOptionError('bullmqInbox needs options: { connection }')
+  const { connection } = options
+  if (typeof connection?.duplicate !== 'function') {
+    throw new InvalidOptionError('bullmqInbox connection must be an ioredis client (new Redis(url, { maxRetriesPerRequest: null }))')
+  }
+  const name = options.name ?? 'provider-callbacks'
+  if (typeof name !== 'string' || name === '' || name.includes(':')) throw new InvalidOptionError(`bullmqInbox name must be a non-empty string without ':', got ${JSON.stringify(name)}`)
+  const prefix = options.prefix ?? 'bull'
+  if (typeof prefix !== 'string' || prefix === '') throw new InvalidOptionError(`bullmqInbox prefix must be a non-empty string, got ${JSON.stringify(prefix)}`)
+  const edis = positive(options.edisWindow ?? DAY, 'edisWindow')
+  const backoff = options.backoff ?? { type: 'exponential', delay: SECOND, jitter: 0.5 }
+  if (typeof backoff !== 'object' || backoff === null || (backoff.type !== 'exponential' && backoff.type !== 'fixed') || !(Number.isSafeInteger(backoff.delay) && backoff.delay >= 0)) {
+    throw new InvalidOptionError('bullmqInbox backoff must be { type: \'exponential\' | \'fixed\', delay: ms, jitter? }')
+  }
+  return {
+    name,
+    prefix,
+    attempts: positive(options.attempts ?? 15, 'attempts'),
+    backoff,
+    removeOnComplete: options.removeOnComplete ?? { age: Math.ceil(edis / SECOND) },
+    removeOnFail: options.removeOnFail ?? { age: 7 * DAY / SECOND },
+    claimTtl: positive(options.claimTtl ?? 30 * SECOND, 'claimTtl'),
+    windows: { edis, voximplant: positive(options.voximplantWindow ?? 7 * DAY, 'voximplantWindow') },
+    addTimeout: positive(options.addTimeout ?? 5 * SECOND, 'addTimeout')
+  }
+}
+
+function positive (value: unknown, name: string): number {
+  if (!Number.isSafeInteger(value) || (value as number) < 1 || (value as number) > 2 ** 31 - 1) {
+    throw new InvalidOptionError(`bullmqInbox ${name} must be a positive integer of at most ${2 ** 31 - 1}, got ${JSON.stringify(value)}`)
+  }
+  return value as number
+}

@@ -1,0 +1,52 @@
+import type { FastifyInstance, FastifyRequest } from 'fastify'
+import { InvalidOptionError } from '../errors.js'
+import type { AnyProviderCallbackEvent, CallbackEvents } from '../events.js'
+import type { Outcome } from '../idempotency/guard.js'
+import type { Telemetry } from '../telemetry.js'
+import type { BullmqInbox, Inbox } from './inbox.js'
+import { startInboxWorker, type InboxWorker, type InboxWorkerOptions } from './worker.js'
+
+/** Stores a request's verified events in the inbox: 'delivered' once Redis acknowledged them all, 'unavailable' if it did not. */
+export type Enqueue = (events: readonly AnyProviderCallbackEvent[], request: FastifyRequest) => Promise<Outcome>
+
+/** The plugin's `worker` option: this process's worker's settings, or `false` for none here. */
+export type InboxWorkerOption = boolean | Pick<InboxWorkerOptions, 'concurrency' | 'lockDuration' | 'stalledInterval' | 'maxStalledCount'>
+
+/**
+ * The plugin's side of an inbox: the routes' enqueue, and (unless `worker: false`) a worker in this
+ * process over the app's handlers, started once the app is ready and closed with it.
+ */
+export function inboxDelivery (fastify: FastifyInstance, events: CallbackEvents, inbox: Inbox, worker: InboxWorkerOption | undefined, telemetry?: Telemetry): Enqueue {
+  if (typeof (inbox as Partial<BullmqInbox>)?.enqueue !== 'function') throw new InvalidOptionError('inbox must be made by bullmqInbox({ connection })')
+  if (worker !== undefined && typeof worker !== 'boolean' && (typeof worker !== 'object' || worker === null)) {
+    throw new InvalidOptionError('worker must be true, false or an object of worker options')
+  }
+  const bullmq = inbox as BullmqInbox
+  events.inbox = inbox
+  // Connected before the app listens, so that its first callback is stored, not a 503; a Redis
+  // that is down does not stop the app from starting (its callbacks are 503s until it is back).
+  fastify.addHook('onReady', async () => {
+    await bullmq.connect().catch((error: unknown) => { fastify.log.error({ err: error }, 'the inbox cannot reach Redis; callbacks are answered 503 until it can') })
+  })
+  if (worker !== false) {
+    let running: InboxWorker | undefined
+    fastify.addHook('onReady', async () => {
+      running = startInboxWorker(bullmq, events, { ...(typeof worker === 'object' ? worker : {}), logger: fastify.log }, telemetry)
+      await running.worker
+    })
+    // Before the host's own onClose hooks, which close the Redis client the worker runs on.
+    fastify.addHook('preClose', async () => { await running?.close() })
+  }
+  fastify.addHook('onClose', async () => { await bullmq.close() })
+  return async (batch, request) => {
+    try {
+      // The request's trace context goes with the jobs: the worker's spans continue its trace.
+      await bullmq.enqueue(batch, telemetry?.jobContext())
+      if (telemetry !== undefined) for (const event of batch) telemetry.stored(event)
+      return 'delivered'
+    } catch (error) {
+      request.log.error({ err: error, events: batch.length }, 'the inbox cannot store the events (Redis unreachable)')
+      return 'unavailable'
+    }
+  }
+}

@@ -1,0 +1,215 @@
+import { EventEmitter } from 'node:events'
+import type { Job, Worker } from 'bullmq'
+import type { FastifyBaseLogger, FastifyRequest } from 'fastify'
+import { ClaimLostError, InvalidOptionError } from '../errors.js'
+import {
+  CallbackEvents, type AnyProviderCallbackEvent, type ProviderCallbackEventName, type ProviderCallbackEvents
+} from '../events.js'
+import type { HandlerContext } from '../handler-context.js'
+import { deliveries, type Deliver } from '../idempotency/guard.js'
+import { redisStore, type RedisClientLike } from '../idempotency/redis.js'
+import { loadTelemetry, resolveTelemetry, type Telemetry, type TelemetryOptions } from '../telemetry.js'
+import { voximplantEventNames } from '../voximplant/schema.js'
+import { isUnrecoverable, UnrecoverableError } from './errors.js'
+import type { BullmqInbox, Inbox } from './inbox.js'
+import { eventOf, type InboxJobData } from './job.js'
+
+/** A handler run by an inbox's worker: there is no request (it was answered long ago). */
+export type InboxHandler<Event = AnyProviderCallbackEvent> = (event: Event, request: undefined, context: HandlerContext) => void | Promise<void>
+
+/** One handler per event name, as the plugin's `handlers` option. */
+export type InboxHandlers = {
+  [Name in ProviderCallbackEventName]?: InboxHandler<ProviderCallbackEvents[Name]>
+}
+
+export interface InboxWorkerOptions {
+  handlers?: InboxHandlers
+  /** Runs every event, whatever its name (a Voximplant type this version does not know too). */
+  onAny?: InboxHandler
+  /** Events run at once by this worker. Default 1 (BullMQ's). */
+  concurrency?: number
+  /** BullMQ's: ms a job's lock lasts unless renewed; a worker that dies loses its jobs after it. Default 30 s. */
+  lockDuration?: number
+  /** BullMQ's: ms between two checks for jobs whose worker died. Default 30 s. */
+  stalledInterval?: number
+  /** BullMQ's: how many times a job may stall before it fails. Default 1. */
+  maxStalledCount?: number
+  /** Where failures are logged (pino or anything with its methods). Default: errors and warnings to stderr. */
+  logger?: FastifyBaseLogger
+  /**
+   * OpenTelemetry, as the plugin's option: each run in a span that continues the request's trace,
+   * stored, retried and dead-lettered counted. Default: on when @opentelemetry/api is installed.
+   */
+  telemetry?: TelemetryOptions | false
+}
+
+/** What `createInboxWorker` returns. Events: `exhausted` (event, error): every attempt failed, now a dead letter; `failed` (event, error): one run failed. */
+export interface InboxWorker extends EventEmitter {
+  /** The BullMQ Worker. */
+  readonly worker: Promise<unknown>
+  on(event: 'exhausted' | 'failed', listener: (event: AnyProviderCallbackEvent, error: Error) => void): this
+  /** Waits for the events running to finish, then stops. */
+  close(): Promise<void>
+}
+
+/** The handlers a worker runs: a `handlers` map, or the app's `providerCallbacks`. */
+export interface HandlerSource {
+  handlersOf(event: AnyProviderCallbackEvent): ReadonlyArray<(event: AnyProviderCallbackEvent, request: any, context: HandlerContext) => void | Promise<void>>
+}
+
+const HOUR = 3600 * 1000
+
+/**
+ * Runs an inbox's events, in any process: no Fastify needed. Each run goes through the claim
+ * protocol on the inbox's Redis, so a job BullMQ runs twice (its worker stalled or died) still
+ * succeeds once. A handler that throws makes the run fail and BullMQ retry it after its backoff;
+ * one that throws `UnrecoverableError` sends the event to the dead letters at once.
+ */
+export function createInboxWorker (inbox: Inbox, options: InboxWorkerOptions = {}): InboxWorker {
+  const source = new CallbackEvents([...['traffic-threshold'], ...voximplantEventNames])
+  if (options.handlers !== undefined && (typeof options.handlers !== 'object' || options.handlers === null)) {
+    throw new InvalidOptionError('handlers must be an object of event name -> function')
+  }
+  for (const [name, handler] of Object.entries(options.handlers ?? {}) as Array<[ProviderCallbackEventName, InboxHandler<any>]>) {
+    source.on(name, handler as never)
+  }
+  if (options.onAny !== undefined) source.onAny(options.onAny as never)
+  return startInboxWorker(inbox as BullmqInbox, source, options, loadTelemetry(resolveTelemetry(options.telemetry)))
+}
+
+/** A worker over `source`'s handlers; `telemetry` is the plugin's, or the one createInboxWorker loads. */
+export function startInboxWorker (
+  inbox: BullmqInbox, source: HandlerSource, options: Omit<InboxWorkerOptions, 'handlers' | 'onAny' | 'telemetry'>, telemetry?: Telemetry | Promise<Telemetry | undefined>
+): InboxWorker {
+  const log = options.logger ?? stderrLogger
+  const { settings } = inbox
+  const concurrency = options.concurrency ?? 1
+  if (!Number.isSafeInteger(concurrency) || concurrency < 1) throw new InvalidOptionError(`concurrency must be a positive integer, got ${JSON.stringify(concurrency)}`)
+
+  // The claim protocol runs one handler: this one, which runs the event's own and keeps the error
+  // they threw (the protocol only logs it), for BullMQ's failedReason and retry decision.
+  const errors = new WeakMap<AnyProviderCallbackEvent, unknown>()
+  const guarded = new CallbackEvents([])
+  guarded.onAny(async (event, _request, context) => {
+    const handlers = source.handlersOf(event)
+    const results = await Promise.allSettled(handlers.map(async handler => { await handler(event, undefined, context) }))
+    const failures = results.flatMap(result => result.status === 'rejected' ? [result.reason as unknown] : [])
+    if (failures.length === 0) return
+    const error = failures.length === 1 ? failures[0] : new AggregateError(failures, `${failures.length} handlers failed: ${failures.map(messageOf).join('; ')}`)
+    // One handler that asks for no retry stops them all: a retry would run it again.
+    errors.set(event, failures.some(isUnrecoverable) && !isUnrecoverable(error) ? new UnrecoverableError(messageOf(error), { cause: error }) : error)
+    throw error
+  })
+  const delivery = deliveries(guarded, {
+    store: redisStore(inbox.commands() as unknown as RedisClientLike, { prefix: `provider-callbacks:inbox:${settings.name}:` }),
+    claimTtl: settings.claimTtl,
+    failOpen: false
+  }, log)
+  const byProvider: Record<AnyProviderCallbackEvent['provider'], Deliver> = {
+    edis: delivery.withWindow(settings.windows.edis),
+    voximplant: delivery.withWindow(settings.windows.voximplant)
+  }
+  // What the claim protocol logs through: there is no request in a worker.
+  const request = { log } as FastifyRequest
+
+  // Set before the BullMQ worker exists, so before its first job.
+  let traced: Telemetry | undefined
+  const process = async (job: Job<InboxJobData>): Promise<void> => {
+    const event = eventOf(job.data)
+    const deliver = (): ReturnType<Deliver> => byProvider[event.provider](event, request)
+    const outcome = await (traced === undefined ? deliver() : traced.runJob(event, job.data.trace, job.attemptsMade + 1, deliver))
+    switch (outcome) {
+      case 'delivered':
+      case 'duplicate':
+        return
+      case 'failed':
+        throw errors.get(event) ?? new Error('a handler failed')
+      case 'in-flight':
+        // Another run holds the claim (this job stalled and its first worker is still at it): the
+        // retry, after the backoff, finds the event done, or free again if that run failed.
+        throw new Error('another run of this event holds its claim; retried later')
+      case 'unavailable':
+        throw new Error('the claim protocol\'s Redis cannot be reached')
+      case 'lost':
+        throw new ClaimLostError()
+    }
+  }
+
+  const emitter = new EventEmitter() as InboxWorker
+  const emit = (name: 'exhausted' | 'failed', event: AnyProviderCallbackEvent, error: Error): void => {
+    emitter.emit(name, event, error)
+    inbox.emit(name, event, error)
+  }
+  let cleaner: NodeJS.Timeout | undefined
+  // Not waiting for Redis: a worker started while it is down runs once it is back.
+  const worker = Promise.all([import('bullmq'), telemetry]).then(([{ Worker }, loaded]) => {
+    traced = loaded
+    const worker: Worker<InboxJobData> = new Worker(settings.name, process, {
+      connection: inbox.connection as never,
+      prefix: settings.prefix,
+      concurrency,
+      ...(options.lockDuration !== undefined && { lockDuration: options.lockDuration }),
+      ...(options.stalledInterval !== undefined && { stalledInterval: options.stalledInterval }),
+      ...(options.maxStalledCount !== undefined && { maxStalledCount: options.maxStalledCount })
+    })
+    worker.on('error', error => { log.error({ err: error }, 'inbox worker error') })
+    worker.on('failed', (job, error) => {
+      if (job === undefined) return
+      const event = eventOf(job.data)
+      emit('failed', event, error)
+      if (isUnrecoverable(error) || job.attemptsMade >= (job.opts.attempts ?? 1)) {
+        log.error({ err: error, event: event.id, attempts: job.attemptsMade }, 'an inbox event is dead-lettered: every attempt failed')
+        traced?.deadLettered(event)
+        emit('exhausted', event, error)
+      } else {
+        traced?.retried(event)
+      }
+    })
+    // BullMQ trims finished jobs by age only when another job finishes: on a queue that went
+    // quiet, an EDIS event's done job would outlive its window and swallow the same id's next,
+    // legitimate, event. The worker trims too, hourly.
+    const clean = (): void => {
+      inbox.queue().then(async queue => {
+        for (const [state, keep] of [['completed', settings.removeOnComplete], ['failed', settings.removeOnFail]] as const) {
+          if ('age' in keep) await queue.clean(keep.age * 1000, 1000, state)
+        }
+      }).catch((error: unknown) => { log.warn({ err: error }, 'could not trim the inbox\'s finished jobs') })
+    }
+    clean()
+    cleaner = setInterval(clean, HOUR).unref()
+    return worker
+  })
+  Object.defineProperty(emitter, 'worker', { value: worker })
+  let closing: Promise<void> | undefined
+  emitter.close = async () => {
+    closing ??= worker.then(async worker => {
+      clearInterval(cleaner)
+      await worker.close()
+      await delivery.drain(0)
+    })
+    await closing
+  }
+  return emitter
+}
+
+function messageOf (error: unknown): string {
+  return error instanceof Error ? error.message : String(error)
+}
+
+// Without a logger of the host's: what needs a human is written to stderr, the rest is dropped.
+const write = (level: string) => (object: unknown, message?: string): void => {
+  const { err, event } = (typeof object === 'object' && object !== null ? object : {}) as { err?: unknown, event?: string }
+  console.error(`provider-callbacks inbox ${level}: ${message ?? String(object)}${event === undefined ? '' : ` (event ${event})`}${err === undefined ? '' : `: ${messageOf(err)}`}`)
+}
+const ignore = (): void => {}
+const stderrLogger = {
+  level: 'warn',
+  fatal: write('fatal'),
+  error: write('error'),
+  warn: write('warn'),
+  info: ignore,
+  debug: ignore,
+  trace: ignore,
+  silent: ignore,
+  child: () => stderrLogger
+} as unknown as FastifyBaseLogger

@@ -1,0 +1,65 @@
+import { randomUUID } from 'node:crypto'
+import { setTimeout as sleep } from 'node:timers/promises'
+import { Queue } from 'bullmq'
+import { Redis } from 'ioredis'
+import type { Test } from 'tap'
+import { bullmqInbox, type BullmqInboxOptions, type Inbox } from '../lib/index.js'
+import { REDIS_URL } from './redis-helpers.js'
+
+/** Fast retries, so that a test's failing runs take milliseconds, not BullMQ's hours. */
+export const FAST = { attempts: 3, backoff: { type: 'fixed', delay: 10 } } satisfies Partial<BullmqInboxOptions>
+
+/** A worker's connection, as README says to make it. */
+export function workerConnection (url = REDIS_URL): Redis {
+  const connection = new Redis(url, { maxRetriesPerRequest: null })
+  connection.on('error', () => {})
+  return connection
+}
+
+/**
+ * An inbox on a queue of its own (a random name), removed with its claims when the test ends; the
+ * shared Redis is never flushed.
+ */
+export function testInbox (t: Test, options: Partial<BullmqInboxOptions> = {}, url = REDIS_URL): { inbox: Inbox, name: string, connection: Redis } {
+  const connection = workerConnection(url)
+  const name = options.name ?? `test-${randomUUID()}`
+  const inbox = bullmqInbox({ connection, name, ...FAST, ...options })
+  t.teardown(async () => {
+    await inbox.close()
+    await removeQueue(name, url)
+    connection.disconnect()
+  })
+  return { inbox, name, connection }
+}
+
+export async function removeQueue (name: string, url = REDIS_URL): Promise<void> {
+  const connection = new Redis(url, { maxRetriesPerRequest: 1, retryStrategy: () => null })
+  connection.on('error', () => {})
+  try {
+    const queue = new Queue(name, { connection })
+    await queue.obliterate({ force: true })
+    await queue.close()
+    const claims = await connection.keys(`provider-callbacks:inbox:${name}:*`)
+    if (claims.length > 0) await connection.del(...claims)
+  } catch {} finally {
+    connection.disconnect()
+  }
+}
+
+/**
+ * Waits until `check` holds: a guard against a hang, not a measure of speed, so its deadline is
+ * generous; the state is asserted by the caller.
+ */
+export async function until (check: () => boolean | Promise<boolean>, what: string, patience = 60_000): Promise<void> {
+  const deadline = Date.now() + patience
+  while (!await check()) {
+    if (Date.now() > deadline) throw new Error(`gave up waiting for: ${what}`)
+    await sleep(10)
+  }
+}
+
+/** The queue's job counts, for assertions on what is stored. */
+export async function counts (inbox: Inbox): Promise<Record<string, number>> {
+  const { completed = 0, failed = 0, waiting = 0, active = 0, delayed = 0 } = await (await inbox.queue()).getJobCounts('completed', 'failed', 'waiting', 'active', 'delayed')
+  return { completed, failed, waiting, active, delayed }
+}

@@ -1,0 +1,304 @@
+// The inbox against the real Redis: answered once stored, handlers run by a worker with retries,
+// dead letters and replay, each event succeeding once.
+import { setTimeout as sleep } from 'node:timers/promises'
+import Fastify, { type FastifyInstance } from 'fastify'
+import t, { type Test } from 'tap'
+import providerCallbacks, {
+  createInboxWorker, type AnyProviderCallbackEvent, type Inbox, type ProviderCallbacksOptions, UnrecoverableError, bullmqInbox
+} from '../lib/index.js'
+import { eventIdOf, jobIdOf } from '../lib/inbox/job.js'
+import { basic, CREDENTIALS, EDIS_BODIES, FORM, postBatch, signedItem, VOX } from './helpers.js'
+import { counts, testInbox, until, workerConnection } from './inbox-helpers.js'
+import { connect, freePort, redisAvailable } from './redis-helpers.js'
+
+t.setTimeout(120_000)
+
+async function appWithInbox (t: Test, inbox: Inbox, options: Partial<ProviderCallbacksOptions> = {}): Promise<FastifyInstance> {
+  const app = Fastify()
+  await app.register(providerCallbacks, { voximplant: { secret: VOX }, edis: { credentials: CREDENTIALS }, inbox, ...options })
+  t.teardown(async () => { await app.close() })
+  return app
+}
+
+const item = (id: number, type = 'min_balance'): Record<string, unknown> => signedItem(type, id)
+const idOf = (id: number): string => `voximplant:${VOX.accountId}:${id}`
+
+t.test('job ids: every event id becomes an id BullMQ takes (no ":", never all digits), and back', async t => {
+  for (const id of ['voximplant:1234567:89', 'edis:kvm_1:80', 'edis:a%3Ab:c:%', 'edis:%25:x']) {
+    const jobId = jobIdOf(id)
+    t.notMatch(jobId, /:/)
+    t.notMatch(jobId, /^\d+$/)
+    t.equal(eventIdOf(jobId), id)
+  }
+})
+
+t.test('options: a wrong one is refused at once, with what is wrong', async t => {
+  const connection = workerConnection()
+  t.teardown(() => { connection.disconnect() })
+  const bad: Array<[unknown, RegExp]> = [
+    [undefined, /needs options/],
+    [{}, /connection must be an ioredis client/],
+    [{ connection, name: '' }, /name must be/],
+    [{ connection, name: 'a:b' }, /name must be/],
+    [{ connection, prefix: '' }, /prefix must be/],
+    [{ connection, attempts: 0 }, /attempts must be a positive integer/],
+    [{ connection, claimTtl: 2 ** 31 }, /claimTtl must be/],
+    [{ connection, backoff: { type: 'linear', delay: 1 } }, /backoff must be/],
+    [{ connection, backoff: { type: 'fixed', delay: -1 } }, /backoff must be/],
+    [{ connection, backoff: 1000 }, /backoff must be/]
+  ]
+  for (const [options, message] of bad) {
+    t.throws(() => bullmqInbox(options as never), { code: 'FST_PROVIDER_CALLBACKS_INVALID_OPTION', message }, String(message))
+  }
+  const register = async (options: Partial<ProviderCallbacksOptions>): Promise<void> => {
+    const app = Fastify()
+    try {
+      await app.register(providerCallbacks, { voximplant: { secret: VOX }, ...options })
+    } finally {
+      await app.close()
+    }
+  }
+  await t.rejects(register({ inbox: {} as Inbox }), { message: /inbox must be made by bullmqInbox/ })
+  const { inbox } = testInbox(t)
+  await t.rejects(register({ inbox, worker: 'yes' as never }), { message: /worker must be true, false or an object/ })
+  t.throws(() => createInboxWorker(inbox, { handlers: 'x' as never }), { message: /handlers must be an object/ })
+  t.throws(() => createInboxWorker(inbox, { concurrency: 0 }), { message: /concurrency must be a positive integer/ })
+})
+
+t.test('with Redis', async t => {
+  if (!await redisAvailable(t)) return
+
+  t.test('a handler that takes 5 s: the provider is answered first, the handler then runs to its end, once', async t => {
+    const { inbox } = testInbox(t)
+    const order: string[] = []
+    let finished!: () => void
+    const done = new Promise<void>(resolve => { finished = resolve })
+    const app = await appWithInbox(t, inbox, {
+      handlers: {
+        'min-balance': async (_event, request) => {
+          order.push(`handler started (request ${typeof request})`)
+          await sleep(5000)
+          order.push('handler finished')
+          finished()
+        }
+      }
+    })
+    await app.ready()
+    const response = await postBatch(app, [item(1)])
+    order.push(`answered ${response.statusCode}`)
+    await done
+    t.same(order.filter(step => step.startsWith('answered')), ['answered 200'])
+    t.ok(order.indexOf('answered 200') < order.indexOf('handler finished'), order.join(', '))
+    t.ok(order.includes('handler started (request undefined)'), 'a handler run by the worker has no request')
+    await until(async () => (await counts(inbox)).completed === 1, 'the job completed')
+  })
+
+  t.test('a handler failing twice then succeeding: retried by the worker, one success, no redelivery, no dead letter', async t => {
+    const { inbox } = testInbox(t, { attempts: 5 })
+    const runs: string[] = []
+    const failures: string[] = []
+    inbox.on('failed', (event, error) => { failures.push(`${event.id}: ${error.message}`) })
+    const app = await appWithInbox(t, inbox, {
+      handlers: {
+        'min-balance': event => {
+          runs.push(event.id)
+          if (runs.length <= 2) throw new Error(`boom ${runs.length}`)
+        }
+      }
+    })
+    t.equal((await postBatch(app, [item(2)])).statusCode, 200)
+    await until(async () => (await counts(inbox)).completed === 1, 'the job completed')
+    t.same(runs, [idOf(2), idOf(2), idOf(2)])
+    t.same(failures, [`${idOf(2)}: boom 1`, `${idOf(2)}: boom 2`])
+    t.same(await inbox.failed(), [])
+  })
+
+  t.test('a handler that always fails: dead-lettered with its error and attempts, exhausted emitted; replayed once fixed, it runs exactly once', async t => {
+    const { inbox } = testInbox(t, { attempts: 3 })
+    let fixed = false
+    const successes: string[] = []
+    const exhausted: Array<[string, string]> = []
+    const app = await appWithInbox(t, inbox, {
+      handlers: {
+        'min-balance': async event => {
+          if (!fixed) throw new Error('the ledger is down')
+          successes.push(event.id)
+        }
+      }
+    })
+    app.providerCallbacks.inbox!.on('exhausted', (event, error) => { exhausted.push([event.id, error.message]) })
+    t.equal((await postBatch(app, [item(3), item(4)])).statusCode, 200)
+    await until(async () => (await counts(inbox)).failed === 2, 'both dead-lettered')
+    const dead = await app.providerCallbacks.inbox!.failed()
+    t.same(dead.map(({ event, attempts, error }) => ({ id: event.id, name: event.name, attempts, error, date: event.receivedAt instanceof Date })), [
+      { id: idOf(3), name: 'min-balance', attempts: 3, error: 'the ledger is down', date: true },
+      { id: idOf(4), name: 'min-balance', attempts: 3, error: 'the ledger is down', date: true }
+    ])
+    t.same(exhausted.sort(), [[idOf(3), 'the ledger is down'], [idOf(4), 'the ledger is down']])
+
+    // A redelivery of a dead letter: 200, nothing new stored, nothing run.
+    t.equal((await postBatch(app, [item(3)])).statusCode, 200)
+    t.same(await counts(inbox), { completed: 0, failed: 2, waiting: 0, active: 0, delayed: 0 })
+
+    fixed = true
+    t.equal(await inbox.retry(idOf(3)), true)
+    await until(async () => (await counts(inbox)).completed === 1, 'the replayed event completed')
+    t.same(successes, [idOf(3)])
+    t.equal(await inbox.retry(idOf(3)), false, 'no longer a dead letter')
+    t.equal(await inbox.retry(idOf(999)), false, 'never stored')
+    t.equal(await inbox.retryFailed(), 1)
+    await until(async () => (await counts(inbox)).completed === 2, 'the other replayed event completed')
+    t.same(successes, [idOf(3), idOf(4)])
+    t.same(await inbox.failed(), [])
+  })
+
+  t.test('UnrecoverableError: dead-lettered after one run, whatever the attempts left; from one handler of two, too', async t => {
+    const { inbox } = testInbox(t, { attempts: 10 })
+    const runs: string[] = []
+    const app = await appWithInbox(t, inbox, {
+      handlers: {
+        'min-balance': event => {
+          runs.push(event.id)
+          throw new UnrecoverableError('this account is not ours')
+        }
+      }
+    })
+    app.providerCallbacks.on('min-balance', () => { throw new Error('and another') })
+    app.providerCallbacks.onAny(async event => { if (event.name === 'min-balance') throw new Error('and a third') })
+    t.equal((await postBatch(app, [item(5)])).statusCode, 200)
+    await until(async () => (await counts(inbox)).failed === 1, 'dead-lettered')
+    t.same(runs, [idOf(5)])
+    const [dead] = await inbox.failed()
+    t.equal(dead?.attempts, 1)
+    t.match(dead?.error, /^3 handlers failed: this account is not ours; and another; and a third$/)
+  })
+
+  t.test('a redelivery of an event stored, then done: 200 each time, one job, one run', async t => {
+    const { inbox } = testInbox(t)
+    const api = await appWithInbox(t, inbox, { worker: false })
+    t.equal((await postBatch(api, [item(6), item(6)])).statusCode, 200, 'twice in one batch')
+    t.equal((await postBatch(api, [item(6)])).statusCode, 200, 'again while stored')
+    t.same(await counts(inbox), { completed: 0, failed: 0, waiting: 1, active: 0, delayed: 0 })
+
+    const runs: Array<string | undefined> = []
+    const worker = createInboxWorker(inbox, { handlers: { 'min-balance': (event, request) => { runs.push(`${event.id} ${typeof request}`) } } })
+    t.teardown(async () => { await worker.close() })
+    await until(async () => (await counts(inbox)).completed === 1, 'the job completed')
+    t.equal((await postBatch(api, [item(6)])).statusCode, 200, 'again once done')
+    t.same(await counts(inbox), { completed: 1, failed: 0, waiting: 0, active: 0, delayed: 0 })
+    t.same(runs, [`${idOf(6)} undefined`])
+  })
+
+  t.test('an EDIS event: stored without its credentials (body fields or Basic), run with its payload', async t => {
+    const { inbox, connection } = testInbox(t)
+    const api = await appWithInbox(t, inbox, { worker: false })
+    const withFields = await api.inject({
+      method: 'POST',
+      url: '/callbacks/edis',
+      headers: { 'content-type': FORM },
+      payload: `${EDIS_BODIES.canonical}&callback_user=${encodeURIComponent(CREDENTIALS.username)}&callback_pw=${encodeURIComponent(CREDENTIALS.password)}`
+    })
+    t.equal(withFields.statusCode, 200)
+    const withBasic = await api.inject({
+      method: 'POST',
+      url: '/callbacks/edis',
+      headers: { 'content-type': FORM, authorization: basic(CREDENTIALS.username, CREDENTIALS.password) },
+      payload: EDIS_BODIES.percentTwenty
+    })
+    t.equal(withBasic.statusCode, 200)
+    const queue = await inbox.queue()
+    const stored = JSON.stringify(await connection.hgetall(`bull:${queue.name}:${jobIdOf('edis:kvm_123456_789012:80')}`)) +
+      JSON.stringify(await connection.hgetall(`bull:${queue.name}:${jobIdOf('edis:kvm_234567_890123:95')}`))
+    t.match(stored, /kvm_123456_789012/)
+    t.match(stored, /kvm_234567_890123/)
+    t.notMatch(stored, /callback_user|callback_pw|pa\$\$|authorization|Basic /i)
+
+    const seen: AnyProviderCallbackEvent[] = []
+    const worker = createInboxWorker(inbox, { onAny: event => { seen.push(event) } })
+    t.teardown(async () => { await worker.close() })
+    await until(() => seen.length === 2, 'both run')
+    t.same(seen.map(({ name, provider, id, payload, known }) => ({ name, provider, id, payload, known })).sort((a, b) => a.id < b.id ? -1 : 1), [
+      { name: 'traffic-threshold', provider: 'edis', id: 'edis:kvm_123456_789012:80', payload: { kvm: 'kvm_123456_789012', details: 'Traffic usage reached 80%', trigger_value: 80 }, known: true },
+      { name: 'traffic-threshold', provider: 'edis', id: 'edis:kvm_234567_890123:95', payload: { kvm: 'kvm_234567_890123', details: 'Traffic usage reached 95%', trigger_value: 95 }, known: true }
+    ])
+  })
+
+  t.test('a Voximplant type this version does not know: stored, and run by onAny handlers only', async t => {
+    const { inbox } = testInbox(t)
+    const api = await appWithInbox(t, inbox, { worker: false })
+    t.equal((await postBatch(api, [signedItem('brand_new_thing', 7, { brand_new_thing: { x: 1 } })])).statusCode, 200)
+    const named: string[] = []
+    const any: string[] = []
+    const worker = createInboxWorker(inbox, { handlers: { 'min-balance': event => { named.push(event.id) } }, onAny: event => { any.push(`${event.name} ${String(event.known)}`) } })
+    t.teardown(async () => { await worker.close() })
+    await until(async () => (await counts(inbox)).completed === 1, 'completed')
+    t.same(named, [])
+    t.same(any, ['brand-new-thing false'])
+  })
+
+  t.test('a checked request only: a forged batch is a 401 and stores nothing', async t => {
+    const { inbox } = testInbox(t)
+    const api = await appWithInbox(t, inbox, { worker: false })
+    const response = await postBatch(api, [item(8), { ...item(9), hash: 'forged' }])
+    t.equal(response.statusCode, 401)
+    t.same(await counts(inbox), { completed: 0, failed: 0, waiting: 0, active: 0, delayed: 0 })
+  })
+
+  t.test('a handler whose run finds the event in flight elsewhere: retried, and done once that run succeeded', async t => {
+    const { inbox, connection, name } = testInbox(t, { attempts: 20 })
+    const api = await appWithInbox(t, inbox, { worker: false })
+    // Another run holds the claim, as a stalled job's first worker does while it is still at it.
+    await connection.set(`provider-callbacks:inbox:${name}:${idOf(10)}`, 'claim:elsewhere', 'PX', 60_000)
+    const failures: string[] = []
+    inbox.on('failed', (_event, error) => { failures.push(error.message) })
+    const runs: string[] = []
+    const worker = createInboxWorker(inbox, { handlers: { 'min-balance': event => { runs.push(event.id) } } })
+    t.teardown(async () => { await worker.close() })
+    t.equal((await postBatch(api, [item(10)])).statusCode, 200)
+    await until(() => failures.length >= 1, 'a run found it in flight')
+    t.match(failures[0], /holds its claim/)
+    // That other run succeeded.
+    await connection.set(`provider-callbacks:inbox:${name}:${idOf(10)}`, 'done', 'PX', 60_000)
+    await until(async () => (await counts(inbox)).completed === 1, 'completed')
+    t.same(runs, [], 'never run here: it was done elsewhere')
+  })
+
+  t.test('the claim protocol\'s Redis unreachable when a run starts: the run fails, and is retried once it is back', async t => {
+    const { inbox, name } = testInbox(t, { attempts: 50, backoff: { type: 'fixed', delay: 100 } })
+    const api = await appWithInbox(t, inbox, { worker: false })
+    t.equal((await postBatch(api, [item(11)])).statusCode, 200)
+    // The inbox's own fail-fast client (the claims'), not the worker's BullMQ connection.
+    const commands = (inbox as unknown as { commands(): { disconnect(): void, connect(): Promise<void> } }).commands()
+    commands.disconnect()
+    const failures: string[] = []
+    inbox.on('failed', (_event, error) => {
+      if (failures.push(error.message) === 1) commands.connect().catch(() => {})
+    })
+    const runs: string[] = []
+    const probe = await connect()
+    t.teardown(() => { probe.disconnect() })
+    const claim = `provider-callbacks:inbox:${name}:${idOf(11)}`
+    const worker = createInboxWorker(inbox, { handlers: { 'min-balance': event => { runs.push(event.id) } } })
+    t.teardown(async () => { await worker.close() })
+    await until(async () => await probe.get(claim) === 'done', 'run once Redis was back')
+    await until(async () => (await counts(inbox)).completed === 1, 'completed')
+    t.match(failures[0], /cannot be reached/)
+    t.same(runs, [idOf(11)])
+  })
+})
+
+t.test('Redis unreachable: 503 STORE_UNAVAILABLE with Retry-After, at once; the app still starts', async t => {
+  const connection = workerConnection(`redis://127.0.0.1:${await freePort()}`)
+  t.teardown(() => { connection.disconnect() })
+  const inbox = bullmqInbox({ connection, name: 'unreachable' })
+  const app = Fastify()
+  await app.register(providerCallbacks, { voximplant: { secret: VOX }, inbox, worker: false })
+  t.teardown(async () => { await app.close() })
+  const response = await postBatch(app, [item(1)])
+  t.equal(response.statusCode, 503)
+  t.equal(response.headers['retry-after'], '30')
+  t.same(response.json(), { status: 'error', message: 'Callbacks cannot be processed right now; retry later.', code: 'FST_PROVIDER_CALLBACKS_STORE_UNAVAILABLE' })
+  const edis = await app.inject({ method: 'POST', url: '/callbacks/edis', headers: { 'content-type': FORM }, payload: EDIS_BODIES.canonical })
+  t.equal(edis.statusCode, 404, 'no EDIS route in this app')
+  await t.rejects(inbox.failed(), { message: /did not answer within 5000 ms/ }, 'the replay API gives up too')
+})
