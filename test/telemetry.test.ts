@@ -1,48 +1,16 @@
 // Telemetry through the real OpenTelemetry SDK: an in-memory span exporter and a metric reader.
 import { context, metrics, SpanKind, SpanStatusCode, trace, type Attributes } from '@opentelemetry/api'
-import { AsyncLocalStorageContextManager } from '@opentelemetry/context-async-hooks'
-import { InMemorySpanExporter, SimpleSpanProcessor, TracerProvider, type ReadableSpan } from '@opentelemetry/sdk-trace'
-import { MeterProvider, MetricReader, type DataPoint, type Histogram } from '@opentelemetry/sdk-metrics'
+import type { ReadableSpan } from '@opentelemetry/sdk-trace'
 import { FastifyOtelInstrumentation } from '@fastify/otel'
 import Fastify, { type FastifyInstance } from 'fastify'
 import t from 'tap'
 import providerCallbacks, { memoryStore, type IdempotencyStore, type ProviderCallbacksOptions } from '../lib/index.js'
-import { ATTRIBUTES, INSTRUMENTATION_NAME, loadTelemetry, METRICS, OTHER_EVENT_NAME } from '../lib/telemetry.js'
+import { ATTRIBUTES, loadTelemetry, METRICS, OTHER_EVENT_NAME } from '../lib/telemetry.js'
 import { basic, CREDENTIALS, EDIS_BODIES, FORM, gate, nextTurn, postBatch, signedItem, VOX } from './helpers.js'
+import { sdk, withContextManager } from './telemetry-helpers.js'
 
 t.setTimeout(120_000)
-context.setGlobalContextManager(new AsyncLocalStorageContextManager().enable())
-t.teardown(() => { context.disable() })
-
-class TestReader extends MetricReader {
-  protected override async onForceFlush (): Promise<void> {}
-  protected override async onShutdown (): Promise<void> {}
-}
-
-interface Point { attributes: Attributes, value: number }
-
-/** A fresh SDK: its providers, the plugin's finished spans, and a metric's points now. */
-function sdk () {
-  const exporter = new InMemorySpanExporter()
-  const tracerProvider = new TracerProvider({ spanProcessors: [new SimpleSpanProcessor({ exporter })] })
-  const reader = new TestReader()
-  const meterProvider = new MeterProvider({ readers: [reader] })
-  // The processor exports a span a few turns after it ends: a flush waits for that.
-  const finished = async (): Promise<ReadableSpan[]> => {
-    await tracerProvider.forceFlush()
-    return exporter.getFinishedSpans()
-  }
-  const spans = async (): Promise<ReadableSpan[]> => (await finished()).filter(span => span.instrumentationScope.name === INSTRUMENTATION_NAME)
-  const points = async (name: string): Promise<Point[]> => {
-    const { resourceMetrics } = await reader.collect()
-    const metric = resourceMetrics.scopeMetrics.flatMap(scope => scope.metrics).find(m => m.descriptor.name === name)
-    return (metric?.dataPoints ?? []).map(point => {
-      const value = (point as DataPoint<number | Histogram>).value
-      return { attributes: point.attributes, value: typeof value === 'number' ? value : value.count }
-    })
-  }
-  return { tracerProvider, meterProvider, finished, spans, points, telemetry: { tracerProvider, meterProvider } }
-}
+withContextManager(t)
 
 const SECRET = { apiKey: VOX.apiKey, salt: VOX.salt }
 const MIN_BALANCE_ID = (callbackId: number) => `voximplant:${VOX.accountId}:${callbackId}`
