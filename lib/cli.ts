@@ -5,6 +5,7 @@ import { request as httpRequest, type IncomingMessage, type OutgoingHttpHeaders 
 import { request as httpsRequest } from 'node:https'
 import { createRequire } from 'node:module'
 import { parseArgs } from 'node:util'
+import { inboxCommand } from './cli/inbox.js'
 import { edisTrafficBody, voximplantBatch, voximplantCallback, type EdisTrafficFields } from './testing.js'
 import { voximplantPayloads, type VoximplantCallbackType } from './voximplant/payloads.js'
 
@@ -29,6 +30,7 @@ to try your route end to end, locally or deployed.
 Commands:
   send edis         an EDIS Global traffic-threshold callback (form POST, or GET)
   send voximplant   Voximplant account callbacks, signed, in JSON batches
+  inbox             an inbox's dead letters: failed, retry EVENT_ID, retry-failed
 
 Options:
   -h, --help        this help; '${NAME} send <provider> --help' for a command's options
@@ -116,6 +118,7 @@ async function dispatch (argv: string[], io: CliIO): Promise<number> {
   const [command, provider, ...rest] = argv
   if (command === undefined || command === '--help' || command === '-h') return print(USAGE, io)
   if (command === '--version') return print(`${version()}\n`, io)
+  if (command === 'inbox') return await inboxCommand(argv.slice(1), io)
   if (command !== 'send') throw new UsageError(`unknown command '${command}'`, USAGE)
   if (provider === '--help' || provider === '-h') return print(USAGE, io)
   if (provider === 'edis') return await sendEdis(rest, io)

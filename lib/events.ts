@@ -72,7 +72,9 @@ export type ProviderCallbackHandlers = {
   [Name in ProviderCallbackEventName]?: ProviderCallbackHandler<ProviderCallbackEvents[Name]>
 }
 
-type Handler = ProviderCallbackHandler<AnyProviderCallbackEvent>
+// As stored: whether a handler's request is typed FastifyRequest or (an app with an inbox)
+// undefined, it gets what this delivery has.
+type Handler = (event: AnyProviderCallbackEvent, request: any, context: HandlerContext) => void | Promise<void>
 
 /**
  * The `app.providerCallbacks` decorator: where host code subscribes to events. An interface, not
@@ -100,7 +102,8 @@ export class CallbackEvents implements ProviderCallbacks {
   readonly #byName = new Map<string, readonly Handler[]>()
   #any: readonly Handler[] = []
   #observers: ReadonlyArray<(event: AnyProviderCallbackEvent) => void> = []
-  inbox: Inbox | undefined = undefined
+  // Set by the plugin when it has an inbox; typed as the app declared (see ProviderCallbacksTypes).
+  inbox = undefined as unknown as ProviderCallbacks['inbox']
 
   /** The test kit's: sees every event handed to handlers, without being one (see observeDeliveries). */
   observe (observer: (event: AnyProviderCallbackEvent) => void): () => void {
@@ -128,7 +131,7 @@ export class CallbackEvents implements ProviderCallbacks {
 
   onAny (handler: ProviderCallbackHandler): this {
     assertFunction(handler, 'the onAny handler')
-    this.#any = [...this.#any, handler]
+    this.#any = [...this.#any, handler as Handler]
     return this
   }
 

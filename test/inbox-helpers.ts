@@ -52,7 +52,8 @@ export async function removeQueue (name: string, url = REDIS_URL): Promise<void>
  */
 export async function until (check: () => boolean | Promise<boolean>, what: string, patience = 60_000): Promise<void> {
   const deadline = Date.now() + patience
-  while (!await check()) {
+  // A check that cannot be made yet (Redis reconnecting) is one that does not hold yet.
+  while (!await Promise.resolve().then(check).catch(() => false)) {
     if (Date.now() > deadline) throw new Error(`gave up waiting for: ${what}`)
     await sleep(10)
   }

@@ -22,7 +22,7 @@ export function inboxDelivery (fastify: FastifyInstance, events: CallbackEvents,
     throw new InvalidOptionError('worker must be true, false or an object of worker options')
   }
   const bullmq = inbox as BullmqInbox
-  events.inbox = inbox
+  events.inbox = inbox as CallbackEvents['inbox']
   // Connected before the app listens, so that its first callback is stored, not a 503; a Redis
   // that is down does not stop the app from starting (its callbacks are 503s until it is back).
   fastify.addHook('onReady', async () => {

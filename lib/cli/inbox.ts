@@ -1,0 +1,101 @@
+// provider-callbacks inbox failed | retry <event id> | retry-failed: the dead letters of an inbox,
+// and their replay, from a shell. Loads ioredis and bullmq only when run.
+import { parseArgs } from 'node:util'
+import type { CliIO } from '../cli.js'
+import { bullmqInbox, type Inbox } from '../inbox/inbox.js'
+import type { InboxConnection } from '../inbox/options.js'
+
+export const INBOX_USAGE = `Usage: provider-callbacks inbox <failed | retry EVENT_ID | retry-failed> --redis URL [options]
+
+The dead letters of an inbox (bullmqInbox): events whose handlers failed every attempt, or threw
+UnrecoverableError. Needs bullmq and ioredis installed beside the package.
+
+Commands:
+  failed               lists them, oldest first: event id, name, attempts, last error
+  retry EVENT_ID       runs that event again, with its attempts afresh
+  retry-failed         runs every one of them again
+
+Options:
+  --redis URL          the inbox's Redis, e.g. redis://localhost:6379 (required; env REDIS_URL);
+                       a password in it is never printed
+  --name NAME          the queue's name (default provider-callbacks)
+  --prefix PREFIX      BullMQ's key prefix (default bull)
+  --timeout MS         how long to wait for Redis (default 10000)
+  -h, --help           this help
+
+Exit codes: 0 done; 1 Redis could not be reached, or the event is not a dead letter; 2 the command
+line was wrong.
+`
+
+/** Runs `inbox ...` (the arguments after `inbox`) and resolves to the exit code. */
+export async function inboxCommand (args: string[], io: CliIO): Promise<number> {
+  let parsed
+  try {
+    parsed = parseArgs({
+      args,
+      allowPositionals: true,
+      options: {
+        redis: { type: 'string' },
+        name: { type: 'string', default: 'provider-callbacks' },
+        prefix: { type: 'string', default: 'bull' },
+        timeout: { type: 'string', default: '10000' },
+        help: { type: 'boolean', short: 'h' }
+      }
+    })
+  } catch (error) {
+    return usage(io, (error as Error).message.replace(/(\.\s|\.?\n)[\s\S]*$/, ''))
+  }
+  const { values, positionals: [command, ...rest] } = parsed
+  if (values.help === true) {
+    io.stdout.write(INBOX_USAGE)
+    return 0
+  }
+  const expected = command === 'retry' ? 1 : 0
+  if (command !== 'failed' && command !== 'retry' && command !== 'retry-failed') {
+    return usage(io, command === undefined ? 'inbox what? failed, retry EVENT_ID or retry-failed' : `unknown inbox command '${command}'`)
+  }
+  if (rest.length !== expected) return usage(io, command === 'retry' ? 'retry needs one EVENT_ID' : `${command} takes no argument`)
+  const url = values.redis ?? io.env.REDIS_URL
+  if (url === undefined) return usage(io, 'missing --redis (or REDIS_URL)')
+  if (!URL.canParse(url) || !/^rediss?:$/.test(new URL(url).protocol)) return usage(io, '--redis must be a redis:// or rediss:// URL')
+  const timeout = Number(values.timeout)
+  if (!Number.isSafeInteger(timeout) || timeout < 1) return usage(io, `--timeout must be a positive integer, got '${values.timeout}'`)
+  const where = `${new URL(url).host} (queue ${values.name})`
+
+  const { Redis } = await import('ioredis')
+  const connection = new Redis(url, { maxRetriesPerRequest: null, lazyConnect: true })
+  connection.on('error', () => {})
+  let inbox: Inbox | undefined
+  try {
+    inbox = bullmqInbox({ connection: connection as unknown as InboxConnection, name: values.name, prefix: values.prefix, addTimeout: timeout })
+    if (command === 'failed') {
+      const dead = await inbox.failed()
+      for (const { event, attempts, error } of dead) io.stdout.write(`${event.id}  ${event.name}  ${attempts} attempt${attempts === 1 ? '' : 's'}  ${error}\n`)
+      io.stdout.write(`${dead.length} dead letter${dead.length === 1 ? '' : 's'} in ${where}\n`)
+      return 0
+    }
+    if (command === 'retry') {
+      const id = rest[0]!
+      if (await inbox.retry(id)) {
+        io.stdout.write(`${id}: back in ${where}, to run again\n`)
+        return 0
+      }
+      io.stderr.write(`${id}: not a dead letter in ${where}\n`)
+      return 1
+    }
+    const count = await inbox.retryFailed()
+    io.stdout.write(`${count} dead letter${count === 1 ? '' : 's'} back in ${where}, to run again\n`)
+    return 0
+  } catch (error) {
+    io.stderr.write(`provider-callbacks: ${where}: ${(error as Error).message}\n`)
+    return 1
+  } finally {
+    await inbox?.close()
+    connection.disconnect()
+  }
+}
+
+function usage (io: CliIO, message: string): number {
+  io.stderr.write(`provider-callbacks: ${message}\n\n${INBOX_USAGE}`)
+  return 2
+}

@@ -1,0 +1,88 @@
+// provider-callbacks inbox failed | retry | retry-failed, against an inbox on the real Redis.
+import Fastify from 'fastify'
+import t from 'tap'
+import { main } from '../lib/cli.js'
+import providerCallbacks from '../lib/index.js'
+import { postBatch, signedItem, VOX } from './helpers.js'
+import { counts, testInbox, until } from './inbox-helpers.js'
+import { freePort, REDIS_URL, redisAvailable } from './redis-helpers.js'
+
+t.setTimeout(120_000)
+
+async function cli (argv: string[], env: Record<string, string> = {}): Promise<{ code: number, stdout: string, stderr: string }> {
+  let stdout = ''
+  let stderr = ''
+  const code = await main(argv, { stdout: { write: text => { stdout += text } }, stderr: { write: text => { stderr += text } }, env })
+  return { code, stdout, stderr }
+}
+
+t.test('a wrong command line: exit 2, what is wrong, and the usage', async t => {
+  for (const [argv, message] of [
+    [['inbox'], /inbox what\?/],
+    [['inbox', 'list'], /unknown inbox command 'list'/],
+    [['inbox', 'retry'], /retry needs one EVENT_ID/],
+    [['inbox', 'failed', 'x'], /failed takes no argument/],
+    [['inbox', 'failed'], /missing --redis/],
+    [['inbox', 'failed', '--redis', 'http://x'], /--redis must be a redis:\/\//],
+    [['inbox', 'failed', '--redis', REDIS_URL, '--timeout', '0'], /--timeout must be a positive integer/],
+    [['inbox', 'failed', '--nope'], /Unknown option '--nope'/]
+  ] as const) {
+    const run = await cli([...argv])
+    t.equal(run.code, 2, argv.join(' '))
+    t.match(run.stderr, message)
+    t.match(run.stderr, /Usage: provider-callbacks inbox/)
+  }
+  const help = await cli(['inbox', '--help'])
+  t.equal(help.code, 0)
+  t.match(help.stdout, /^Usage: provider-callbacks inbox/)
+  t.match((await cli(['--help'])).stdout, /inbox {13}an inbox's dead letters/)
+})
+
+t.test('Redis unreachable: exit 1, said, and the password in the URL never printed', async t => {
+  const run = await cli(['inbox', 'failed', '--redis', `redis://:s3cret-pw@127.0.0.1:${await freePort()}`, '--timeout', '300'])
+  t.equal(run.code, 1)
+  t.match(run.stderr, /127\.0\.0\.1:\d+ \(queue provider-callbacks\): Redis did not answer within 300 ms/)
+  t.notMatch(run.stdout + run.stderr, /s3cret/)
+})
+
+t.test('with Redis: failed lists the dead letters, retry and retry-failed run them again', async t => {
+  if (!await redisAvailable(t)) return
+  const { inbox, name } = testInbox(t, { attempts: 2 })
+  let fixed = false
+  const succeeded: string[] = []
+  const app = Fastify()
+  await app.register(providerCallbacks, {
+    voximplant: { secret: VOX },
+    inbox,
+    handlers: { 'min-balance': event => { if (!fixed) throw new Error('ledger down'); succeeded.push(event.id) } }
+  })
+  t.teardown(async () => { await app.close() })
+  t.equal((await postBatch(app, [signedItem('min_balance', 1), signedItem('min_balance', 2)])).statusCode, 200)
+  await until(async () => (await counts(inbox)).failed === 2, 'dead-lettered')
+  const args = ['--redis', REDIS_URL, '--name', name]
+  const id = (n: number): string => `voximplant:${VOX.accountId}:${n}`
+
+  const failed = await cli(['inbox', 'failed', ...args])
+  t.equal(failed.code, 0)
+  t.equal(failed.stdout, `${id(1)}  min-balance  2 attempts  ledger down\n${id(2)}  min-balance  2 attempts  ledger down\n2 dead letters in 127.0.0.1:6379 (queue ${name})\n`.replace('127.0.0.1:6379', new URL(REDIS_URL).host))
+
+  fixed = true
+  const retry = await cli(['inbox', 'retry', id(1), ...args])
+  t.equal(retry.code, 0)
+  t.match(retry.stdout, `${id(1)}: back in`)
+  await until(() => succeeded.length === 1, 'retried')
+  const again = await cli(['inbox', 'retry', id(1), ...args])
+  t.equal(again.code, 1)
+  t.match(again.stderr, `${id(1)}: not a dead letter`)
+
+  const elsewhere = await cli(['inbox', 'retry-failed', '--name', `${name}-other`], { REDIS_URL })
+  t.equal(elsewhere.code, 0, 'REDIS_URL from the environment; another queue, with no dead letters')
+  t.match(elsewhere.stdout, new RegExp(`^0 dead letters back in .* \\(queue ${name}-other\\)`))
+  // Read only: the shared Redis may hold another test's queue of the default name.
+  t.match((await cli(['inbox', 'failed'], { REDIS_URL })).stdout, /dead letters? in .* \(queue provider-callbacks\)\n$/)
+  const mine = await cli(['inbox', 'retry-failed', ...args])
+  t.match(mine.stdout, /^1 dead letter back in/)
+  await until(() => succeeded.length === 2, 'retried')
+  t.same(succeeded, [id(1), id(2)])
+  t.match((await cli(['inbox', 'failed', ...args])).stdout, /^0 dead letters in/)
+})

@@ -1,0 +1,95 @@
+// The inbox across processes, over the real Redis: a worker SIGKILLed mid-run, and two API replicas
+// with two worker processes under redeliveries and random failures. Each event succeeds once.
+import { spawn, type ChildProcess } from 'node:child_process'
+import { once } from 'node:events'
+import Fastify, { type FastifyInstance } from 'fastify'
+import t, { type Test } from 'tap'
+import providerCallbacks from '../lib/index.js'
+import { postBatch, signedItem, TYPESCRIPT_NODE_ARGS, VOX } from './helpers.js'
+import { counts, testInbox, until } from './inbox-helpers.js'
+import { connect, REDIS_URL, redisAvailable, seededRandom } from './redis-helpers.js'
+
+// Child processes start the TypeScript loader (seconds of CPU each on a busy machine), and the
+// stalled-job detection waits out a lock: room for both, and still an end to a hang.
+t.setTimeout(300_000)
+
+function startWorker (t: Test, env: Record<string, string>): ChildProcess & { ready: Promise<unknown> } {
+  const child = spawn(process.execPath, [...TYPESCRIPT_NODE_ARGS, 'test/fixtures/inbox-worker.ts'], {
+    env: { ...process.env, REDIS_URL, ...env },
+    stdio: ['ignore', 'inherit', 'inherit', 'ipc']
+  })
+  t.teardown(async () => {
+    if (child.exitCode !== null || child.signalCode !== null) return
+    const exited = once(child, 'exit')
+    child.kill('SIGTERM')
+    await exited
+  })
+  return Object.assign(child, { ready: once(child, 'message') })
+}
+
+async function apiReplica (t: Test, inbox: ReturnType<typeof testInbox>['inbox']): Promise<FastifyInstance> {
+  const app = Fastify()
+  await app.register(providerCallbacks, { voximplant: { secret: VOX }, inbox, worker: false })
+  t.teardown(async () => { await app.close() })
+  await app.ready()
+  return app
+}
+
+t.test('with Redis', async t => {
+  if (!await redisAvailable(t)) return
+  const redis = await connect()
+  t.teardown(() => { redis.disconnect() })
+  const list = async (queue: string, name: string): Promise<string[]> => await redis.call('LRANGE', `${queue}:${name}`, '0', '-1') as string[]
+
+  t.test('a worker SIGKILLed mid-run: BullMQ finds the job stalled, another worker runs it, once', async t => {
+    const { inbox, name } = testInbox(t)
+    t.teardown(async () => { await redis.del(`${name}:started`, `${name}:succeeded`, `${name}:failed`) })
+    const api = await apiReplica(t, inbox)
+    const timing = { LOCK_DURATION: '1000', STALLED_INTERVAL: '500', CLAIM_TTL: '2000' }
+    const doomed = startWorker(t, { QUEUE: name, MODE: 'hang', ...timing })
+    await doomed.ready
+    const id = `voximplant:${VOX.accountId}:1`
+    t.equal((await postBatch(api, [signedItem('min_balance', 1)])).statusCode, 200)
+    await until(async () => (await list(name, 'started')).length === 1, 'the doomed worker started the run')
+    const killed = once(doomed, 'exit')
+    doomed.kill('SIGKILL')
+    await killed
+    const rescuer = startWorker(t, { QUEUE: name, MODE: 'ok', ...timing })
+    await rescuer.ready
+    await until(async () => (await list(name, 'succeeded')).length >= 1, 'the other worker ran it')
+    await until(async () => (await counts(inbox)).completed === 1, 'completed')
+    t.same(await list(name, 'succeeded'), [id], 'one success')
+    t.same(await list(name, 'started'), [id, id], 'started by the dead worker, then by the other')
+    t.same(await inbox.failed(), [])
+  })
+
+  t.test('two API replicas, two worker processes, 300 events each delivered three times, a quarter of the runs failing: each succeeds once, no dead letter', async t => {
+    // attempts and backoff are the job's, so the API replica's: 30 runs make a dead letter (0.25^30) unthinkable.
+    const { inbox, name } = testInbox(t, { attempts: 30 })
+    t.teardown(async () => { await redis.del(`${name}:started`, `${name}:succeeded`, `${name}:failed`) })
+    const replicas = [await apiReplica(t, inbox), await apiReplica(t, inbox)]
+    const workers = [1, 2].map(seed => startWorker(t, { QUEUE: name, MODE: 'flaky', SEED: String(seed), CONCURRENCY: '8' }))
+    await Promise.all(workers.map(async worker => await worker.ready))
+    const random = seededRandom(7)
+    const ids = Array.from({ length: 300 }, (_, i) => i + 1)
+    // Three deliveries of each, in batches of up to 10, shuffled, to replicas chosen at random, up to 8 at once.
+    const deliveries = [...ids, ...ids, ...ids].sort(() => random() - 0.5)
+    const batches: number[][] = []
+    for (let i = 0; i < deliveries.length; i += 10) batches.push(deliveries.slice(i, i + 10))
+    const statuses: number[] = []
+    const send = async (): Promise<void> => {
+      for (let batch = batches.shift(); batch !== undefined; batch = batches.shift()) {
+        const replica = replicas[random() < 0.5 ? 0 : 1]!
+        statuses.push((await postBatch(replica, batch.map(id => signedItem('min_balance', id)))).statusCode)
+      }
+    }
+    await Promise.all(Array.from({ length: 8 }, send))
+    t.same([...new Set(statuses)], [200])
+    await until(async () => { const { completed = 0, failed = 0 } = await counts(inbox); return completed + failed === ids.length }, 'every event completed or dead', 240_000)
+    const succeeded = await list(name, 'succeeded')
+    t.equal(succeeded.length, ids.length, 'one success per event')
+    t.same([...new Set(succeeded)].sort(), ids.map(id => `voximplant:${VOX.accountId}:${id}`).sort())
+    t.ok((await list(name, 'failed')).length > 0, 'some runs failed and were retried')
+    t.same(await counts(inbox), { completed: ids.length, failed: 0, waiting: 0, active: 0, delayed: 0 })
+  })
+})
