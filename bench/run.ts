@@ -17,9 +17,11 @@ import {
   fmt, machine, markdownTable, median, ms, ratios, ratiosSvg, ratiosTable, resultsTable, summarise, type Sample, type Summary
 } from './report.js'
 import { BenchError, killAll, ServerProcess } from './server-process.js'
+import { BenchRedis, workerTable, workerThroughput, type WorkerRun } from './inbox.js'
 
 const SERVERS = ['plugin', 'plugin-no-idempotency', 'fastify-bare', 'express', 'node-http']
 const EXTRAS = 'extras'
+const INBOX = 'inbox'
 // Run only when named in --only: the plugin with telemetry off, with @opentelemetry/api but no SDK
 // (the plugin server: the API is installed here), and under a registered SDK.
 const TELEMETRY = 'telemetry'
@@ -35,7 +37,7 @@ const USAGE = `Usage: npm run bench [-- options]
   --duration S      seconds of each measured run (default 4)
   --warmup S        seconds of warm-up before each measured run (default 1)
   --connections N   autocannon connections (default 10)
-  --only LIST       servers to run, and/or "extras": ${SERVERS.join(', ')}, ${EXTRAS} (default: all);
+  --only LIST       servers to run, and/or "extras", "inbox": ${SERVERS.join(', ')}, ${EXTRAS}, ${INBOX} (default: all)
                     and/or "${TELEMETRY}" (only when named): the plugin with telemetry off, with no SDK, with an SDK
   --scenario LIST   scenarios of the main table: ${SCENARIOS.map(s => s.name).join(', ')} (default: all)
   --cpu-prof DIR    write each server process's CPU profile (node --cpu-prof) into DIR`
@@ -73,7 +75,7 @@ function options () {
     if (unknown.length > 0) fail(`--${name}: unknown ${unknown.join(', ')}`)
     return given
   }
-  const only = list('only', [...SERVERS, EXTRAS, TELEMETRY])
+  const only = list('only', [...SERVERS, EXTRAS, INBOX, TELEMETRY])
   const scenarios = list('scenario', SCENARIOS.map(s => s.name))
   return {
     rounds: number('rounds', true),
@@ -84,6 +86,7 @@ function options () {
     scenarios: SCENARIOS.filter(s => scenarios === undefined || scenarios.includes(s.name)),
     extras: only === undefined || only.includes(EXTRAS),
     telemetry: only?.includes(TELEMETRY) === true,
+    inbox: only === undefined || only.includes(INBOX),
     execArgv: values['cpu-prof'] === undefined ? [] : ['--cpu-prof', `--cpu-prof-dir=${values['cpu-prof']}`],
     argv: process.argv.slice(2).join(' ')
   }
@@ -336,6 +339,78 @@ async function telemetry (): Promise<string[]> {
   ]
 }
 
+const WORKER_EVENTS = 3000
+
+/** The inbox beside the synchronous path, on a redis-server of the bench's own. */
+async function inboxSection (): Promise<string[]> {
+  const lines: string[] = ['## The inbox beside the synchronous path', '']
+  const redis = new BenchRedis()
+  if (!await redis.start()) {
+    redis.stop()
+    return [...lines, 'Skipped: redis-server could not be started.', '']
+  }
+  try {
+    const scenarios = ['vox-1', 'vox-10', 'vox-100'].map(name => SCENARIOS.find(s => s.name === name)!)
+    const vox10 = scenarios[1]!
+    const env = (round: number): Record<string, string> => ({ REDIS_URL: redis.url, BENCH_INBOX_NAME: `bench-inbox-${round}`, BENCH_REDIS_PREFIX: `bench-${round}:` })
+    const plan: Plan = [
+      { server: 'plugin', scenarios },
+      { server: 'plugin-redis', scenarios, env },
+      { server: 'plugin-inbox', scenarios, env },
+      { server: 'plugin-slow', scenarios: [vox10] },
+      { server: 'plugin-inbox-worker', scenarios: [vox10], env }
+    ]
+    log(`inbox: the synchronous path (memoryStore, redisStore) and the inbox, on redis-server ${redis.url}`)
+    const samples = await rounds(plan, async (_server, _scenario, measure) => {
+      // What the previous run stored (hundreds of thousands of jobs) is not the next one's.
+      await redis.flush()
+      return await measure()
+    })
+    const servers = plan.map(p => p.server)
+    const summaries = summarise(samples, servers, scenarios.map(s => s.name))
+    const find = (server: string, scenario: string) => summaries.find(s => s.server === server && s.scenario === scenario)
+    const label: Record<string, string> = {
+      plugin: 'sync, memoryStore, no-op handler',
+      'plugin-redis': 'sync, redisStore, no-op handler',
+      'plugin-inbox': 'inbox (API replica, worker: false)',
+      'plugin-slow': 'sync, memoryStore, 50 ms handler',
+      'plugin-inbox-worker': 'inbox + worker in process (16), 50 ms handler'
+    }
+    lines.push(markdownTable(['batch', 'server', 'req/s', 'items/s', 'p99 ms', 'CPU µs/item', 'CPU %'],
+      summaries.map(s => [s.scenario, label[s.server] ?? s.server, fmt(s.reqPerSec, 0), fmt(s.itemsPerSec, 0), ms(s.p99Ms), fmt(s.cpuMicrosPerItem), fmt(s.cpuPercent, 0)])), '')
+    const targets: string[] = []
+    for (const { name } of scenarios) {
+      const inbox = find('plugin-inbox', name)!
+      const memory = find('plugin', name)!
+      const withRedis = find('plugin-redis', name)!
+      const toMemory = inbox.reqPerSec / memory.reqPerSec
+      const toRedis = inbox.reqPerSec / withRedis.reqPerSec
+      targets.push(`- ${name}: inbox / sync memoryStore req/s **${fmt(toMemory)}** (target ≥ 0.5: ${toMemory >= 0.5 ? 'met' : 'NOT met'}); ` +
+        `inbox / sync redisStore **${fmt(toRedis)}** (target ≥ 1: ${toRedis >= 1 ? 'met' : 'NOT met'})`)
+    }
+    const slowInbox = find('plugin-inbox-worker', 'vox-10')!
+    const slowSync = find('plugin-slow', 'vox-10')!
+    targets.push(`- vox-10, 50 ms handler: inbox p99 **${ms(slowInbox.p99Ms)} ms** (target < 20: ${slowInbox.p99Ms < 20 ? 'met' : 'NOT met'}), the synchronous path's ${ms(slowSync.p99Ms)} ms`)
+    lines.push(...targets, '')
+
+    log(`inbox: worker throughput, ${WORKER_EVENTS} events stored, then one worker`)
+    const runs: WorkerRun[] = []
+    for (let round = 1; round <= opts.rounds; round++) {
+      for (const concurrency of round % 2 === 1 ? [1, 16] : [16, 1]) {
+        const run = await workerThroughput(redis, concurrency, WORKER_EVENTS)
+        log(`  worker concurrency ${String(concurrency).padStart(2)}: ${fmt(run.eventsPerSec, 0)} events/s, ${fmt(run.cpuMicrosPerEvent)} µs/event (runner process), redis ${fmt(run.redisMicrosPerEvent)} µs/event`)
+        runs.push(run)
+      }
+    }
+    lines.push('### Worker throughput (a handler that does nothing; medians over the rounds)', '', ...workerTable(runs), '',
+      'The worker runs in the runner process, each run on a flushed redis-server: its CPU per event includes BullMQ\'s and the claim protocol\'s ' +
+      '(claim, complete: two round trips per event beside BullMQ\'s own).', '')
+  } finally {
+    redis.stop()
+  }
+  return lines
+}
+
 async function main (): Promise<void> {
   const started = Date.now()
   const mainRuns = opts.servers.length * opts.scenarios.length * opts.rounds
@@ -375,6 +450,7 @@ async function main (): Promise<void> {
   }
   if (opts.extras) report.push(...await extras())
   if (opts.telemetry) report.push(...await telemetry())
+  if (opts.inbox) report.push(...await inboxSection())
 
   const wall = (Date.now() - started) / 1000
   report.push('## How it was measured', '',

@@ -8,8 +8,9 @@
  * password), VOX_API_KEY and VOX_SALT (the Voximplant account's API key and the webhook's security
  * salt); built-in demo values for the three otherwise.
  */
+import { randomUUID } from 'node:crypto'
 import Fastify, { type FastifyInstance } from 'fastify'
-import providerCallbacks, { VoximplantCallbackSchemas, type VoximplantCallbackType } from '../lib/index.js'
+import providerCallbacks, { bullmqInbox, VoximplantCallbackSchemas, type VoximplantCallbackType } from '../lib/index.js'
 // The test kit builds the samples, as users build deliveries in their own tests.
 import { edisTrafficBody, voximplantCallback, voximplantHash } from '../lib/testing.js'
 // Not from the package's entry point: a receiver only checks hashes, but the demo plays Voximplant
@@ -404,6 +405,8 @@ async function main (): Promise<void> {
     console.log(`${SAMPLES.length} deliveries: ${accepted} accepted, ${rejected} rejected; NOT as expected: ${which}`)
   }
 
+  if (!await showInbox()) unexpected.push('inbox')
+
   // A demo whose samples went wrong is not worth serving: stop, and say so in the exit code.
   if (once || unexpected.length > 0) {
     await app.close()
@@ -421,6 +424,69 @@ async function main (): Promise<void> {
   }
   process.once('SIGINT', stop)
   process.once('SIGTERM', stop)
+}
+
+/**
+ * The inbox, when a Redis is reachable (REDIS_URL, or 127.0.0.1:6379): an app that stores each
+ * callback in a BullMQ queue of its own and answers at once, with a handler that fails its first
+ * run; the worker retries it and it succeeds. Without a Redis this part is skipped, and says so.
+ * Whether it went as expected.
+ */
+async function showInbox (): Promise<boolean> {
+  const url = process.env.REDIS_URL ?? 'redis://127.0.0.1:6379'
+  const where = new URL(url).host
+  const { Redis } = await import('ioredis')
+  const probe = new Redis(url, { lazyConnect: true, connectTimeout: 1000, maxRetriesPerRequest: 0, retryStrategy: () => null, enableOfflineQueue: false })
+  probe.on('error', () => {})
+  const up = await probe.connect().then(async () => await probe.ping(), () => undefined)
+  probe.disconnect()
+  console.log('')
+  if (up === undefined) {
+    console.log(`Inbox: SKIPPED, no Redis at ${where} (start one, or set REDIS_URL, to see events stored, retried and run)`)
+    return true
+  }
+  const connection = new Redis(url, { maxRetriesPerRequest: null })
+  connection.on('error', () => {})
+  const name = `provider-callbacks-demo-${randomUUID()}`
+  const inbox = bullmqInbox({ connection, name, attempts: 3, backoff: { type: 'fixed', delay: 500 } })
+  const app = Fastify()
+  let runs = 0
+  let succeeded!: () => void
+  const done = new Promise<void>(resolve => { succeeded = resolve })
+  await app.register(providerCallbacks, {
+    voximplant: { secret: voximplantSecret },
+    inbox,
+    handlers: {
+      'min-balance': async event => {
+        runs++
+        if (runs === 1) {
+          console.log(`  worker, run 1 of ${event.id}: the handler throws "ledger unreachable"; BullMQ retries it in 500 ms`)
+          throw new Error('ledger unreachable')
+        }
+        console.log(`  worker, run ${runs} of ${event.id}: the handler succeeds`)
+        succeeded()
+      }
+    }
+  })
+  try {
+    const item = voximplantCallback('min_balance', { account_id: ACCOUNT_ID }, voximplantSecret)
+    console.log(`Inbox on Redis at ${where} (BullMQ queue ${name}):`)
+    const answer = await app.inject({ method: 'POST', url: ROUTES.voximplant, headers: { 'content-type': 'application/json' }, payload: { callbacks: [item] } })
+    console.log(`  POST ${ROUTES.voximplant} min_balance -> ${answer.statusCode}: answered once Redis stored it, whatever the handler does`)
+    const timeout = new Promise<'timeout'>(resolve => setTimeout(resolve, 30_000, 'timeout').unref())
+    const ended = await Promise.race([done, timeout])
+    const asExpected = answer.statusCode === 200 && ended !== 'timeout' && runs === 2
+    console.log(asExpected ? '  the event failed once, was retried, and succeeded: run exactly once to success' : '  NOT as expected: the event did not succeed on its retry')
+    return asExpected
+  } finally {
+    await app.close()
+    const queue = new (await import('bullmq')).Queue(name, { connection })
+    await queue.obliterate({ force: true })
+    await queue.close()
+    const claims = await connection.keys(`provider-callbacks:inbox:${name}:*`)
+    if (claims.length > 0) await connection.del(...claims)
+    connection.disconnect()
+  }
 }
 
 await main()

@@ -1,8 +1,8 @@
 // Checks that every example in README.md compiles and does what README says, against the package as
 // users install it: `checkReadme({ consumerDir, report })` is given a project into which the packed
-// tarball is installed with fastify@5, typescript@5.9, @types/node@20, ioredis@5 and the OpenTelemetry
-// packages of README's telemetry example (check-package.mjs makes one); `node scripts/check-readme.mjs
-// <consumerDir>` runs it by hand.
+// tarball is installed with fastify@5, typescript@5.9, @types/node@20, ioredis@5, bullmq@6, @bull-board (api,
+// fastify) 9 and the OpenTelemetry packages of README's telemetry example (check-package.mjs makes one);
+// `node scripts/check-readme.mjs <consumerDir>` runs it by hand.
 //
 // The conventions README follows:
 // - Every ```ts and ```js block has `<!-- readme-check: ID -->` on the line before its fence, and ID
@@ -454,6 +454,47 @@ const CHECKS = {
     }
   },
 
+  inbox: {
+    lang: 'ts',
+    async run ({ dir, kit, out, consumerRequire }) {
+      const secret = { apiKey: 'readme-api-key', salt: 'readme-salt' }
+      const url = process.env.REDIS_URL ?? 'redis://127.0.0.1:6379'
+      const { Redis } = consumerRequire('ioredis')
+      const redis = new Redis(url, { lazyConnect: true, maxRetriesPerRequest: 0, enableOfflineQueue: false, retryStrategy: () => null })
+      redis.on('error', () => {})
+      const up = await redis.connect().then(() => true, () => false)
+      if (!up) {
+        redis.disconnect()
+        if (process.env.CI !== undefined) throw new Error(`no Redis at ${url}, and CI is set`)
+        return `SKIPPED: no Redis at ${url} (set REDIS_URL; where CI is set this fails)`
+      }
+      const item = kit.voximplantCallback('min_balance', secret)
+      const id = `voximplant:${item.account_id}:${item.callback_id}`
+      try {
+        return await withServer(out, { cwd: dir, env: { VOX_API_KEY: secret.apiKey, VOX_SALT: secret.salt, REDIS_URL: url } }, async server => {
+          const first = await postJson(`${server.url}/callbacks/voximplant`, kit.voximplantBatch([item]))
+          assert.equal(first.status, 200, first.text)
+          const again = await postJson(`${server.url}/callbacks/voximplant`, kit.voximplantBatch([item]))
+          assert.equal(again.status, 200, again.text)
+          await server.waitFor(() => server.logs.some(line => line.msg === 'low balance, from the inbox'), 'the handler, run by the worker')
+          assert.deepEqual(server.logs.filter(line => line.msg === 'low balance, from the inbox').map(line => line.id), [id])
+          return `with Redis at ${url}: a callback delivered twice -> 200, 200, stored once, its handler run once by the app's worker`
+        })
+      } finally {
+        // Only this check's job, in the README's queue: the shared Redis is never flushed.
+        await redis.del(`bull:provider-callbacks:${id.replaceAll('%', '%25').replaceAll(':', '%3A')}`)
+        redis.disconnect()
+      }
+    }
+  },
+
+  'inbox-dashboard': {
+    lang: 'ts',
+    async run () {
+      return 'compiles against bullmq, @bull-board/api and @bull-board/fastify: the inbox\'s queue is what BullMQAdapter takes'
+    }
+  },
+
   'own-store': {
     lang: 'ts',
     // The listing is the package's types, to the letter of their signatures.
@@ -559,7 +600,7 @@ function compileErrors (output, blocks) {
 
 /**
  * Checks README.md's examples in `consumerDir` (where the package's tarball, fastify@5,
- * typescript@5.9, @types/node@20 and ioredis@5 are installed), in consumerDir/readme/. Calls
+ * typescript@5.9, @types/node@20, ioredis@5, bullmq@6 and @bull-board 9 are installed), in consumerDir/readme/. Calls
  * `report(ok, what, output?)` once per block, and for what concerns no one block; resolves to the
  * number of failures.
  */

@@ -7,7 +7,7 @@ import providerCallbacks, {
   createInboxWorker, type AnyProviderCallbackEvent, type Inbox, type ProviderCallbacksOptions, UnrecoverableError, bullmqInbox
 } from '../lib/index.js'
 import { eventIdOf, jobIdOf } from '../lib/inbox/job.js'
-import { basic, CREDENTIALS, EDIS_BODIES, FORM, postBatch, signedItem, VOX } from './helpers.js'
+import { basic, CREDENTIALS, EDIS_BODIES, FORM, gate, postBatch, signedItem, VOX } from './helpers.js'
 import { counts, testInbox, until, workerConnection } from './inbox-helpers.js'
 import { connect, freePort, redisAvailable } from './redis-helpers.js'
 
@@ -102,7 +102,9 @@ t.test('with Redis', async t => {
       handlers: {
         'min-balance': event => {
           runs.push(event.id)
-          if (runs.length <= 2) throw new Error(`boom ${runs.length}`)
+          // eslint-disable-next-line no-throw-literal -- a handler may throw anything: a string too
+          if (runs.length === 1) throw 'boom 1'
+          if (runs.length === 2) throw new Error('boom 2')
         }
       }
     })
@@ -163,7 +165,8 @@ t.test('with Redis', async t => {
         }
       }
     })
-    app.providerCallbacks.on('min-balance', () => { throw new Error('and another') })
+    // eslint-disable-next-line no-throw-literal -- a handler may throw anything; its text is kept
+    app.providerCallbacks.on('min-balance', () => { throw 'and another' })
     app.providerCallbacks.onAny(async event => { if (event.name === 'min-balance') throw new Error('and a third') })
     t.equal((await postBatch(app, [item(5)])).statusCode, 200)
     await until(async () => (await counts(inbox)).failed === 1, 'dead-lettered')
@@ -261,6 +264,37 @@ t.test('with Redis', async t => {
     await connection.set(`provider-callbacks:inbox:${name}:${idOf(10)}`, 'done', 'PX', 60_000)
     await until(async () => (await counts(inbox)).completed === 1, 'completed')
     t.same(runs, [], 'never run here: it was done elsewhere')
+  })
+
+  t.test('a run whose claim another run took meanwhile: its signal is aborted, its end is not recorded, and the retry finds the event done', async t => {
+    const { inbox, connection, name } = testInbox(t, { attempts: 50, backoff: { type: 'fixed', delay: 50 }, claimTtl: 600 })
+    const api = await appWithInbox(t, inbox, { worker: false })
+    const claim = `provider-callbacks:inbox:${name}:${idOf(12)}`
+    const running = gate()
+    let signal: AbortSignal | undefined
+    const failures: string[] = []
+    inbox.on('failed', (_event, error) => { failures.push(error.message) })
+    const worker = createInboxWorker(inbox, {
+      handlers: {
+        'min-balance': async (_event, _request, context) => {
+          signal = context.signal
+          await running.pass()
+        }
+      }
+    })
+    t.teardown(async () => { await worker.close() })
+    t.equal((await postBatch(api, [item(12)])).statusCode, 200)
+    await running.reached
+    // Another run holds it now, as after this worker was cut off from Redis past claimTtl.
+    await connection.set(claim, 'claim:another-run', 'PX', 60_000)
+    await until(() => signal?.aborted === true, 'the next refresh found the claim another\'s')
+    t.equal(signal?.reason?.code, 'FST_PROVIDER_CALLBACKS_CLAIM_LOST')
+    running.open()
+    await until(() => failures.length >= 1, 'the run failed')
+    t.match(failures[0], /could not be confirmed/)
+    t.equal(await connection.get(claim), 'claim:another-run', 'nothing recorded over the other run\'s claim')
+    await connection.set(claim, 'done', 'PX', 60_000)
+    await until(async () => (await counts(inbox)).completed === 1, 'completed as done')
   })
 
   t.test('the claim protocol\'s Redis unreachable when a run starts: the run fails, and is retried once it is back', async t => {

@@ -65,12 +65,21 @@ export async function inboxCommand (args: string[], io: CliIO): Promise<number> 
   const { Redis } = await import('ioredis')
   const connection = new Redis(url, { maxRetriesPerRequest: null, lazyConnect: true })
   connection.on('error', () => {})
-  let inbox: Inbox | undefined
+  const failure = (error: unknown): number => {
+    io.stderr.write(`provider-callbacks: ${where}: ${(error as Error).message}\n`)
+    return 1
+  }
+  let inbox: Inbox
   try {
     inbox = bullmqInbox({ connection: connection as unknown as InboxConnection, name: values.name, prefix: values.prefix, addTimeout: timeout })
+  } catch (error) {
+    connection.disconnect()
+    return failure(error)
+  }
+  try {
     if (command === 'failed') {
       const dead = await inbox.failed()
-      for (const { event, attempts, error } of dead) io.stdout.write(`${event.id}  ${event.name}  ${attempts} attempt${attempts === 1 ? '' : 's'}  ${error}\n`)
+      for (const { event, attempts, error } of dead) io.stdout.write(`${event.id}  ${event.name}  attempts ${attempts}  ${error}\n`)
       io.stdout.write(`${dead.length} dead letter${dead.length === 1 ? '' : 's'} in ${where}\n`)
       return 0
     }
@@ -87,10 +96,9 @@ export async function inboxCommand (args: string[], io: CliIO): Promise<number> 
     io.stdout.write(`${count} dead letter${count === 1 ? '' : 's'} back in ${where}, to run again\n`)
     return 0
   } catch (error) {
-    io.stderr.write(`provider-callbacks: ${where}: ${(error as Error).message}\n`)
-    return 1
+    return failure(error)
   } finally {
-    await inbox?.close()
+    await inbox.close()
     connection.disconnect()
   }
 }

@@ -10,7 +10,7 @@ import { startInboxWorker, type InboxWorker, type InboxWorkerOptions } from './w
 export type Enqueue = (events: readonly AnyProviderCallbackEvent[], request: FastifyRequest) => Promise<Outcome>
 
 /** The plugin's `worker` option: this process's worker's settings, or `false` for none here. */
-export type InboxWorkerOption = boolean | Pick<InboxWorkerOptions, 'concurrency' | 'lockDuration' | 'stalledInterval' | 'maxStalledCount'>
+export type InboxWorkerOption = boolean | Pick<InboxWorkerOptions, 'concurrency' | 'lockDuration' | 'stalledInterval'>
 
 /**
  * The plugin's side of an inbox: the routes' enqueue, and (unless `worker: false`) a worker in this

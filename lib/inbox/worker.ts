@@ -32,8 +32,6 @@ export interface InboxWorkerOptions {
   lockDuration?: number
   /** BullMQ's: ms between two checks for jobs whose worker died. Default 30 s. */
   stalledInterval?: number
-  /** BullMQ's: how many times a job may stall before it fails. Default 1. */
-  maxStalledCount?: number
   /** Where failures are logged (pino or anything with its methods). Default: errors and warnings to stderr. */
   logger?: FastifyBaseLogger
   /**
@@ -66,7 +64,7 @@ const HOUR = 3600 * 1000
  * one that throws `UnrecoverableError` sends the event to the dead letters at once.
  */
 export function createInboxWorker (inbox: Inbox, options: InboxWorkerOptions = {}): InboxWorker {
-  const source = new CallbackEvents([...['traffic-threshold'], ...voximplantEventNames])
+  const source = new CallbackEvents(['traffic-threshold', ...voximplantEventNames])
   if (options.handlers !== undefined && (typeof options.handlers !== 'object' || options.handlers === null)) {
     throw new InvalidOptionError('handlers must be an object of event name -> function')
   }
@@ -95,7 +93,8 @@ export function startInboxWorker (
     const results = await Promise.allSettled(handlers.map(async handler => { await handler(event, undefined, context) }))
     const failures = results.flatMap(result => result.status === 'rejected' ? [result.reason as unknown] : [])
     if (failures.length === 0) return
-    const error = failures.length === 1 ? failures[0] : new AggregateError(failures, `${failures.length} handlers failed: ${failures.map(messageOf).join('; ')}`)
+    // BullMQ keeps an Error's message as the job's failedReason: a thrown string becomes one.
+    const error = failures.length === 1 ? asError(failures[0]) : new AggregateError(failures, `${failures.length} handlers failed: ${failures.map(messageOf).join('; ')}`)
     // One handler that asks for no retry stops them all: a retry would run it again.
     errors.set(event, failures.some(isUnrecoverable) && !isUnrecoverable(error) ? new UnrecoverableError(messageOf(error), { cause: error }) : error)
     throw error
@@ -123,7 +122,7 @@ export function startInboxWorker (
       case 'duplicate':
         return
       case 'failed':
-        throw errors.get(event) ?? new Error('a handler failed')
+        throw errors.get(event)
       case 'in-flight':
         // Another run holds the claim (this job stalled and its first worker is still at it): the
         // retry, after the backoff, finds the event done, or free again if that run failed.
@@ -149,16 +148,17 @@ export function startInboxWorker (
       prefix: settings.prefix,
       concurrency,
       ...(options.lockDuration !== undefined && { lockDuration: options.lockDuration }),
-      ...(options.stalledInterval !== undefined && { stalledInterval: options.stalledInterval }),
-      ...(options.maxStalledCount !== undefined && { maxStalledCount: options.maxStalledCount })
+      ...(options.stalledInterval !== undefined && { stalledInterval: options.stalledInterval })
     })
     worker.on('error', error => { log.error({ err: error }, 'inbox worker error') })
-    worker.on('failed', (job, error) => {
-      if (job === undefined) return
-      const event = eventOf(job.data)
+    // BullMQ types the job as possibly undefined, which it never is for a job the worker ran.
+    worker.on('failed', (job: Job<InboxJobData> | undefined, error) => {
+      const { data, attemptsMade, opts } = job!
+      const event = eventOf(data)
       emit('failed', event, error)
-      if (isUnrecoverable(error) || job.attemptsMade >= (job.opts.attempts ?? 1)) {
-        log.error({ err: error, event: event.id, attempts: job.attemptsMade }, 'an inbox event is dead-lettered: every attempt failed')
+      // attempts is always set: the inbox gives every job its own.
+      if (isUnrecoverable(error) || attemptsMade >= opts.attempts!) {
+        log.error({ err: error, event: event.id, attempts: attemptsMade }, 'an inbox event is dead-lettered: every attempt failed')
         traced?.deadLettered(event)
         emit('exhausted', event, error)
       } else {
@@ -192,24 +192,17 @@ export function startInboxWorker (
   return emitter
 }
 
+function asError (error: unknown): Error {
+  return error instanceof Error ? error : new Error(String(error))
+}
+
 function messageOf (error: unknown): string {
   return error instanceof Error ? error.message : String(error)
 }
 
 // Without a logger of the host's: what needs a human is written to stderr, the rest is dropped.
-const write = (level: string) => (object: unknown, message?: string): void => {
-  const { err, event } = (typeof object === 'object' && object !== null ? object : {}) as { err?: unknown, event?: string }
-  console.error(`provider-callbacks inbox ${level}: ${message ?? String(object)}${event === undefined ? '' : ` (event ${event})`}${err === undefined ? '' : `: ${messageOf(err)}`}`)
+const write = (level: string) => (fields: { err?: unknown, event?: string }, message: string): void => {
+  console.error(`provider-callbacks inbox ${level}: ${message}`, JSON.stringify({ event: fields.event, error: messageOf(fields.err) }))
 }
-const ignore = (): void => {}
-const stderrLogger = {
-  level: 'warn',
-  fatal: write('fatal'),
-  error: write('error'),
-  warn: write('warn'),
-  info: ignore,
-  debug: ignore,
-  trace: ignore,
-  silent: ignore,
-  child: () => stderrLogger
-} as unknown as FastifyBaseLogger
+// The claim protocol and this worker log errors and warnings only.
+const stderrLogger = { error: write('error'), warn: write('warn') } as unknown as FastifyBaseLogger
