@@ -42,7 +42,9 @@ t.test('with Redis', async t => {
   const list = async (queue: string, name: string): Promise<string[]> => await redis.call('LRANGE', `${queue}:${name}`, '0', '-1') as string[]
 
   t.test('a worker SIGKILLed mid-run: BullMQ finds the job stalled, another worker runs it, once', async t => {
-    const { inbox, name } = testInbox(t)
+    // The other worker may find the job stalled before the dead one's claim expired: its runs then
+    // find the event in flight and are retried, so there are attempts enough to outlast the claim.
+    const { inbox, name } = testInbox(t, { attempts: 200, backoff: { type: 'fixed', delay: 100 } })
     t.teardown(async () => { await redis.del(`${name}:started`, `${name}:succeeded`, `${name}:failed`) })
     const api = await apiReplica(t, inbox)
     const timing = { LOCK_DURATION: '1000', STALLED_INTERVAL: '500', CLAIM_TTL: '2000' }

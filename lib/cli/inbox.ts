@@ -76,31 +76,30 @@ export async function inboxCommand (args: string[], io: CliIO): Promise<number> 
     connection.disconnect()
     return failure(error)
   }
-  try {
-    if (command === 'failed') {
-      const dead = await inbox.failed()
-      for (const { event, attempts, error } of dead) io.stdout.write(`${event.id}  ${event.name}  attempts ${attempts}  ${error}\n`)
-      io.stdout.write(`${dead.length} dead letter${dead.length === 1 ? '' : 's'} in ${where}\n`)
+  const answer = await run(command, rest[0], inbox, where, io).catch(failure)
+  await inbox.close()
+  connection.disconnect()
+  return answer
+}
+
+async function run (command: 'failed' | 'retry' | 'retry-failed', id: string | undefined, inbox: Inbox, where: string, io: CliIO): Promise<number> {
+  if (command === 'failed') {
+    const dead = await inbox.failed()
+    for (const { event, attempts, error } of dead) io.stdout.write(`${event.id}  ${event.name}  attempts ${attempts}  ${error}\n`)
+    io.stdout.write(`${dead.length} dead letter${dead.length === 1 ? '' : 's'} in ${where}\n`)
+    return 0
+  }
+  if (command === 'retry') {
+    if (await inbox.retry(id!)) {
+      io.stdout.write(`${id}: back in ${where}, to run again\n`)
       return 0
     }
-    if (command === 'retry') {
-      const id = rest[0]!
-      if (await inbox.retry(id)) {
-        io.stdout.write(`${id}: back in ${where}, to run again\n`)
-        return 0
-      }
-      io.stderr.write(`${id}: not a dead letter in ${where}\n`)
-      return 1
-    }
-    const count = await inbox.retryFailed()
-    io.stdout.write(`${count} dead letter${count === 1 ? '' : 's'} back in ${where}, to run again\n`)
-    return 0
-  } catch (error) {
-    return failure(error)
-  } finally {
-    await inbox.close()
-    connection.disconnect()
+    io.stderr.write(`${id}: not a dead letter in ${where}\n`)
+    return 1
   }
+  const count = await inbox.retryFailed()
+  io.stdout.write(`${count} dead letter${count === 1 ? '' : 's'} back in ${where}, to run again\n`)
+  return 0
 }
 
 function usage (io: CliIO, message: string): number {
