@@ -30,6 +30,10 @@ const SERVERS = ['plugin', 'plugin-redis', 'plugin-no-idempotency', 'fastify-bar
 const EXTRAS = 'extras'
 const SHARED_REDIS_URL = process.env.REDIS_URL ?? 'redis://127.0.0.1:6379'
 const INBOX = 'inbox'
+// Run only when named in --only: the plugin with telemetry off, with @opentelemetry/api but no SDK
+// (the plugin server: the API is installed here), and under a registered SDK.
+const TELEMETRY = 'telemetry'
+const TELEMETRY_SERVERS = ['plugin-telemetry-off', 'plugin', 'plugin-otel-sdk']
 const HERE = new URL('.', import.meta.url)
 // Per measured run, beyond warm-up and duration: starting the window, filling the hash pool.
 const RUN_OVERHEAD_S = 0.6
@@ -41,6 +45,7 @@ const USAGE = `Usage: npm run bench [-- options]
   --warmup S        seconds of warm-up before each measured run (default 1)
   --connections N   autocannon connections (default 10)
   --only LIST       servers to run, and/or "extras", "inbox": ${SERVERS.join(', ')}, ${EXTRAS}, ${INBOX} (default: all)
+                    and/or "${TELEMETRY}" (only when named): the plugin with telemetry off, with no SDK, with an SDK
   --scenario LIST   scenarios of the main table: ${SCENARIOS.map(s => s.name).join(', ')} (default: all)
   --cpu-prof DIR    write each server process's CPU profile (node --cpu-prof) into DIR`
 
@@ -77,7 +82,7 @@ function options () {
     if (unknown.length > 0) fail(`--${name}: unknown ${unknown.join(', ')}`)
     return given
   }
-  const only = list('only', [...SERVERS, EXTRAS, INBOX])
+  const only = list('only', [...SERVERS, EXTRAS, INBOX, TELEMETRY])
   const scenarios = list('scenario', SCENARIOS.map(s => s.name))
   return {
     rounds: number('rounds', true),
@@ -87,6 +92,7 @@ function options () {
     servers: SERVERS.filter(s => only === undefined || only.includes(s)),
     scenarios: SCENARIOS.filter(s => scenarios === undefined || scenarios.includes(s.name)),
     extras: only === undefined || only.includes(EXTRAS),
+    telemetry: only?.includes(TELEMETRY) === true,
     inbox: only === undefined || only.includes(INBOX),
     execArgv: values['cpu-prof'] === undefined ? [] : ['--cpu-prof', `--cpu-prof-dir=${values['cpu-prof']}`],
     argv: process.argv.slice(2).join(' ')
@@ -423,6 +429,32 @@ function redisSection (summaries: Summary[], scenarios: string[], redisCpu: Map<
     (ratio100 === undefined ? '' : `redisStore / memoryStore req/s at batch 100: **${fmt(ratio100)}** (target ≥ 0.7: ${ratio100 >= 0.7 ? 'met' : 'NOT met'}).`), '']
 }
 
+/** The cost of telemetry: the plugin with it off, with the API and no SDK, and under an SDK, interleaved. */
+async function telemetry (): Promise<string[]> {
+  log('telemetry: the plugin with telemetry off, with @opentelemetry/api and no SDK, and under an SDK')
+  const samples = await rounds(TELEMETRY_SERVERS.map(server => ({ server, scenarios: opts.scenarios })))
+  const names = opts.scenarios.map(s => s.name)
+  const summaries = summarise(samples, TELEMETRY_SERVERS, names)
+  const rows = names.map(scenario => {
+    const [off, noSdk, sdk] = TELEMETRY_SERVERS.map(server => summaries.find(s => s.server === server && s.scenario === scenario)!) as [Summary, Summary, Summary]
+    return [
+      scenario,
+      `${fmt(off.reqPerSec, 0)} (±${fmt(off.reqPerSecSpread * 50, 0)}%)`, `${fmt(noSdk.reqPerSec, 0)} (±${fmt(noSdk.reqPerSecSpread * 50, 0)}%)`, `${fmt(sdk.reqPerSec, 0)} (±${fmt(sdk.reqPerSecSpread * 50, 0)}%)`,
+      fmt(noSdk.reqPerSec / off.reqPerSec), fmt(sdk.reqPerSec / off.reqPerSec),
+      `${fmt(off.cpuMicrosPerItem)}, ${fmt(noSdk.cpuMicrosPerItem)}, ${fmt(sdk.cpuMicrosPerItem)}`,
+      fmt(noSdk.cpuMicrosPerItem / off.cpuMicrosPerItem), fmt(sdk.cpuMicrosPerItem / off.cpuMicrosPerItem)
+    ]
+  })
+  return [
+    '## Telemetry', '',
+    'The plugin with `telemetry: false` (off: `@opentelemetry/api` not loaded), with the API and no SDK (the default `plugin` server: nothing recorded), ' +
+    'and under a registered SDK (`plugin-otel-sdk`: async-local-storage context, every span sampled and batched, metrics read every 10 s, exporters that discard). ' +
+    'Medians of the rounds, each server a fresh process per round, interleaved; ± is half the spread of req/s over the rounds.', '',
+    markdownTable(['scenario', 'off req/s', 'no SDK req/s', 'SDK req/s', 'no SDK / off (req/s)', 'SDK / off (req/s)', 'CPU µs/item: off, no SDK, SDK', 'no SDK / off (CPU)', 'SDK / off (CPU)'], rows),
+    ''
+  ]
+}
+
 const WORKER_EVENTS = 3000
 
 /** The inbox beside the synchronous path, on a redis-server of the bench's own. */
@@ -498,8 +530,8 @@ async function inboxSection (): Promise<string[]> {
 async function main (): Promise<void> {
   const started = Date.now()
   const mainRuns = opts.servers.length * opts.scenarios.length * opts.rounds
-  const extraRuns = opts.extras ? 2 * opts.rounds + 2 : 0
-  const spawns = (opts.servers.length + (opts.extras ? 1 : 0)) * opts.rounds
+  const extraRuns = (opts.extras ? 2 * opts.rounds + 2 : 0) + (opts.telemetry ? TELEMETRY_SERVERS.length * opts.scenarios.length * opts.rounds : 0)
+  const spawns = (opts.servers.length + (opts.extras ? 1 : 0) + (opts.telemetry ? TELEMETRY_SERVERS.length : 0)) * opts.rounds
   const estimate = (mainRuns + extraRuns) * (opts.warmup + opts.duration + RUN_OVERHEAD_S) + spawns * SPAWN_S
   log(`bench: ${opts.servers.length} servers x ${opts.scenarios.length} scenarios x ${opts.rounds} rounds = ${mainRuns} runs` +
     `${opts.extras ? ` + ${extraRuns} extra runs` : ''}, ${opts.warmup} s warm-up + ${opts.duration} s each: about ${estimate < 120 ? `${Math.ceil(estimate)} s` : `${Math.ceil(estimate / 60)} min`}`)
@@ -569,6 +601,7 @@ async function main (): Promise<void> {
     }
   }
   if (opts.extras) report.push(...await extras())
+  if (opts.telemetry) report.push(...await telemetry())
   if (opts.inbox) report.push(...await inboxSection())
 
   const wall = (Date.now() - started) / 1000

@@ -5,6 +5,7 @@ import { InvalidOptionError } from './errors.js'
 import type { HandlerContext } from './handler-context.js'
 import type { Inbox } from './inbox/inbox.js'
 import { isPromiseLike, type MaybePromise } from './maybe-promise.js'
+import { recordHandlerError } from './telemetry.js'
 
 export type ProviderName = 'edis' | 'voximplant'
 
@@ -202,6 +203,7 @@ function run (handler: Handler, event: AnyProviderCallbackEvent, request: Fastif
 
 function failed (error: unknown, event: AnyProviderCallbackEvent, request: FastifyRequest): false {
   request.log.error({ err: error, event: event.id }, `a '${event.name}' handler failed`)
+  recordHandlerError(error)
   return false
 }
 

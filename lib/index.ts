@@ -5,6 +5,7 @@ import { CallbackEvents, type ProviderCallbackEventName, type ProviderCallbackHa
 import { deliveries } from './idempotency/guard.js'
 import { inboxDelivery } from './inbox/plugin.js'
 import { resolveOptions, type ProviderCallbacksOptions } from './options.js'
+import { loadTelemetry } from './telemetry.js'
 import { typeboxValidatorCompiler } from './validation.js'
 import { voximplantEventNames } from './voximplant/schema.js'
 import { voximplantRoutes } from './voximplant/route.js'
@@ -35,18 +36,30 @@ const plugin: FastifyPluginAsync<ProviderCallbacksOptions> = async (fastify, opt
   // also keeps the plugin's parsers, validator and error handler away from the host's routes.
   const { idempotency, windows, retryAfter, handlerTimeout, closeGracePeriod } = resolved
   const delivery = deliveries(events, idempotency, fastify.log)
+  const telemetry = await loadTelemetry(resolved.telemetry)
+  if (telemetry !== undefined) {
+    const stopObserving = telemetry.observeClaims(delivery.held)
+    fastify.addHook('onClose', async () => { stopObserving() })
+  }
   // With an inbox, the routes store events and a worker runs them (see lib/inbox/).
-  const enqueue = options.inbox === undefined ? undefined : inboxDelivery(fastify, events, options.inbox, options.worker)
+  const enqueue = options.inbox === undefined ? undefined : inboxDelivery(fastify, events, options.inbox, options.worker, telemetry)
+  // Without telemetry (off, or @opentelemetry/api not installed) nothing is wrapped.
+  const routeOptions = (provider: 'edis' | 'voximplant') => {
+    const observe = telemetry?.observer(provider)
+    return { observe, enqueue, retryAfter, handlerTimeout, onErrorAnswer: telemetry?.refused(provider) }
+  }
   // preClose runs before every onClose hook, so before the host's own, which closes the store's
   // client: the handlers still running (past handlerTimeout too) finish and are recorded first.
   fastify.addHook('preClose', async () => { await delivery.drain(closeGracePeriod) })
   await fastify.register(async scope => {
     scope.setValidatorCompiler(typeboxValidatorCompiler)
     if (edis !== undefined) {
-      await scope.register(edisRoutes, { settings: edis, deliver: delivery.withWindow(windows.edis), enqueue, retryAfter, handlerTimeout })
+      const { observe, ...rest } = routeOptions('edis')
+      await scope.register(edisRoutes, { settings: edis, deliver: delivery.withWindow(windows.edis, observe), ...rest })
     }
     if (voximplant !== undefined) {
-      await scope.register(voximplantRoutes, { settings: voximplant, deliver: delivery.batchWithWindow(windows.voximplant), enqueue, retryAfter, handlerTimeout })
+      const { observe, ...rest } = routeOptions('voximplant')
+      await scope.register(voximplantRoutes, { settings: voximplant, deliver: delivery.batchWithWindow(windows.voximplant, observe), ...rest })
     }
   }, { prefix: resolved.prefix })
 }
@@ -70,6 +83,7 @@ export type { InboxWorkerOption } from './inbox/plugin.js'
 export { UnrecoverableError } from './inbox/errors.js'
 export type { HandlerContext } from './handler-context.js'
 export type { EdisOptions, IdempotencyOptions, ProviderCallbacksOptions, VoximplantOptions } from './options.js'
+export type { JobTraceContext, MeterProviderLike, TelemetryOptions, TracerProviderLike } from './telemetry.js'
 export { memoryStore, type MemoryStoreOptions } from './idempotency/memory.js'
 export { redisStore, type RedisClientLike, type RedisStore, type RedisStoreOptions } from './idempotency/redis.js'
 export type { ClaimResult, IdempotencyStore, KeyOwner } from './idempotency/store.js'

@@ -8,6 +8,7 @@ import type { InboxWorkerOption } from './inbox/plugin.js'
 import type { IdempotencySettings } from './idempotency/guard.js'
 import { memoryStore } from './idempotency/memory.js'
 import type { IdempotencyStore } from './idempotency/store.js'
+import { resolveTelemetry, type TelemetryOptions } from './telemetry.js'
 import type { VoximplantRouteSettings } from './voximplant/route.js'
 import { lookedUpSecrets, staticSecrets, type ScopedVoximplantSecret, type VoximplantSecretLookup } from './voximplant/secrets.js'
 
@@ -74,6 +75,13 @@ export interface ProviderCallbacksOptions {
    */
   closeGracePeriod?: number
   /**
+   * OpenTelemetry spans and metrics (README's Telemetry section), recorded through
+   * `@opentelemetry/api` when it is installed: by the SDK the host registered, or by the
+   * `tracerProvider`/`meterProvider` given here. Default: on (a no-op until an SDK is there);
+   * `false` turns it off, and the API is then not even loaded.
+   */
+  telemetry?: TelemetryOptions | false
+  /**
    * A durable inbox (`bullmqInbox`): each request's verified events are stored, answered 200 once
    * Redis acknowledged them, and run by a worker with retries and dead letters. `idempotency` and
    * `handlerTimeout` then apply to no request; the inbox has its own windows.
@@ -96,6 +104,8 @@ export interface ResolvedOptions {
   handlerTimeout: number | undefined
   /** ms */
   closeGracePeriod: number
+  /** Undefined when telemetry is off. */
+  telemetry: TelemetryOptions | undefined
 }
 
 const SECOND = 1000
@@ -135,7 +145,8 @@ export function resolveOptions (options: ProviderCallbacksOptions): ResolvedOpti
     },
     retryAfter: Math.ceil(claimTtl / SECOND),
     handlerTimeout: options.handlerTimeout === false ? undefined : timerDelay(options.handlerTimeout ?? 10 * SECOND, 'handlerTimeout'),
-    closeGracePeriod: timerDelay(options.closeGracePeriod ?? 10 * SECOND, 'closeGracePeriod')
+    closeGracePeriod: timerDelay(options.closeGracePeriod ?? 10 * SECOND, 'closeGracePeriod'),
+    telemetry: resolveTelemetry(options.telemetry)
   }
 }
 

@@ -46,12 +46,15 @@ function translate (error: ReplyError, acceptedType: string): Answer {
   return new InternalError()
 }
 
+/** Told of every error answer a route gives (telemetry counts them). */
+export type ErrorAnswerObserver = (request: FastifyRequest, statusCode: number, code: string) => void
+
 /**
  * The routes' error handler: every failure becomes `{ status: 'error', message, code }`, logged at
  * info for what the sender got wrong and at error for what the server did. Log lines carry codes,
  * paths and messages, never a value from the request.
  */
-export function errorHandler (acceptedType: string) {
+export function errorHandler (acceptedType: string, observe?: ErrorAnswerObserver) {
   return function handleError (this: unknown, error: ReplyError, request: FastifyRequest, reply: FastifyReply): FastifyReply {
     const answer = translate(error, acceptedType)
     const { statusCode } = answer
@@ -60,6 +63,7 @@ export function errorHandler (acceptedType: string) {
     } else {
       request.log.info({ code: answer.code, statusCode, problems: answer.problems }, 'provider callback rejected')
     }
+    observe?.(request, statusCode, answer.code)
     if (answer.retryAfter !== undefined) reply.header('retry-after', answer.retryAfter)
     // A sender refused for who it is, or before its body is read (405), gets no kept-alive
     // connection: a body it had still to send is not read and thrown away for it, however large.

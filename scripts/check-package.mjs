@@ -88,6 +88,10 @@ async function kitRoundTrip (plugin, kit) {
 }
 `
 
+// What README's telemetry example installs beside the package (scripts/check-readme.mjs runs it).
+const OTEL_PACKAGES = ['@opentelemetry/api@1', '@opentelemetry/sdk-node@0.301', '@opentelemetry/exporter-prometheus@0.301',
+  '@opentelemetry/exporter-trace-otlp-http@0.301', '@fastify/otel@0.21']
+
 const ESM_JS = `import assert from 'node:assert/strict'
 import Fastify from 'fastify'
 import providerCallbacks, { providerCallbacks as named } from 'fastify-provider-callbacks'
@@ -99,6 +103,8 @@ assert.equal(typeof providerCallbacks, 'function')
 assert.equal(named, providerCallbacks)
 assert.equal(namespace.default, providerCallbacks)
 assert.equal(typeof namespace.InvalidOptionError, 'function')
+// @opentelemetry/api is an optional peer: not installed here, and the plugin works without it.
+await assert.rejects(import('@opentelemetry/api'), { code: 'ERR_MODULE_NOT_FOUND' })
 await roundTrip(providerCallbacks)
 await roundTrip(named)
 await kitRoundTrip(providerCallbacks, kit)
@@ -337,6 +343,13 @@ async function main () {
 
   report(esmTs.code === 0, 'TypeScript .mts compiled by tsc runs: register, POST -> 200, typed handler called', esmTs.output)
   report(cjsTs.code === 0, 'TypeScript .cts compiled by tsc runs: default import and import = require register, POST -> 200', cjsTs.output)
+
+  // Everything above ran without @opentelemetry/api (an optional peer) installed; README's telemetry
+  // example needs it and an SDK.
+  const otel = await run(npm[0], [...npm.slice(1), 'install', ...OTEL_PACKAGES, '--no-audit', '--no-fund', '--prefer-offline', '--loglevel=error'], consumer)
+  report(otel.code === 0, `then npm install ${OTEL_PACKAGES.join(' ')} (for README's telemetry example; every check above ran without @opentelemetry/api)`,
+    otel.code === 0 ? undefined : otel.output.replace(npmEnvNoise, ''))
+  if (otel.code !== 0) return
 
   // Every code block of README.md, compiled (strict, nodenext) against the installed package and run.
   await checkReadme({ consumerDir: consumer, report })

@@ -1,7 +1,8 @@
 // Checks that every example in README.md compiles and does what README says, against the package as
 // users install it: `checkReadme({ consumerDir, report })` is given a project into which the packed
-// tarball is installed with fastify@5, typescript@5.9, @types/node@20, ioredis@5, bullmq@6 and @bull-board (api, fastify) 9 (check-package.mjs
-// makes one); `node scripts/check-readme.mjs <consumerDir>` runs it by hand.
+// tarball is installed with fastify@5, typescript@5.9, @types/node@20, ioredis@5, bullmq@6, @bull-board (api,
+// fastify) 9 and the OpenTelemetry packages of README's telemetry example (check-package.mjs makes one);
+// `node scripts/check-readme.mjs <consumerDir>` runs it by hand.
 //
 // The conventions README follows:
 // - Every ```ts and ```js block has `<!-- readme-check: ID -->` on the line before its fence, and ID
@@ -23,6 +24,7 @@ import assert from 'node:assert/strict'
 import { execFile, spawn } from 'node:child_process'
 import { existsSync, mkdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs'
 import { createRequire } from 'node:module'
+import { createServer as createHttpServer } from 'node:http'
 import { createServer } from 'node:net'
 import { dirname, join, resolve } from 'node:path'
 import { fileURLToPath } from 'node:url'
@@ -182,6 +184,40 @@ function unknownItem (kit, secret, type) {
   const { min_balance: _, ...common } = item
   return { ...common, type, [type]: { anything: 'new' } }
 }
+
+/** Resolves to what `condition()` gives once it is truthy, asking every 50 ms, for up to PATIENCE. */
+async function poll (condition, what) {
+  const deadline = Date.now() + PATIENCE
+  for (;;) {
+    const found = await condition()
+    if (found) return found
+    if (Date.now() > deadline) throw new Error(`no ${what} within ${PATIENCE / 1000} s`)
+    await new Promise(resolve => setTimeout(resolve, 50))
+  }
+}
+
+/** An OTLP/HTTP collector on a free port: the spans posted to it (the JSON encoding), each with its scope's name. */
+async function otlpCollector () {
+  const spans = []
+  const server = createHttpServer((request, response) => {
+    let body = ''
+    request.on('data', chunk => { body += chunk })
+    request.on('end', () => {
+      try {
+        for (const resource of JSON.parse(body).resourceSpans ?? []) {
+          for (const scope of resource.scopeSpans ?? []) spans.push(...scope.spans.map(span => ({ ...span, scope: scope.scope.name })))
+        }
+      } catch { /* not a trace export */ }
+      response.setHeader('content-type', 'application/json')
+      response.end('{}')
+    })
+  })
+  await new Promise(resolve => server.listen(0, '127.0.0.1', resolve))
+  return { spans, url: `http://127.0.0.1:${server.address().port}`, close: () => new Promise(resolve => server.close(resolve)) }
+}
+
+/** An OTLP span's attributes as an object. */
+const otlpAttributes = span => Object.fromEntries(span.attributes.map(({ key, value }) => [key, Object.values(value)[0]]))
 
 /** A sh block's commands: `\` continuations joined, comments and blank lines left out, each with the comment above it. */
 function shCommands (code) {
@@ -352,6 +388,69 @@ const CHECKS = {
       })
       shown.push('with Redis down: -> 503 STORE_UNAVAILABLE, no handler ran, each failed reconnection logged, no "Unhandled error event", still serving')
       return shown.join('; ')
+    }
+  },
+
+  telemetry: {
+    lang: 'ts',
+    async run ({ dir, kit, out }) {
+      const secret = { apiKey: 'readme-api-key', salt: 'readme-salt' }
+      const collector = await otlpCollector()
+      const metricsPort = await closedPort()
+      try {
+        return await withServer(out, {
+          cwd: dir,
+          env: { VOX_API_KEY: secret.apiKey, VOX_SALT: secret.salt, METRICS_PORT: String(metricsPort), OTEL_EXPORTER_OTLP_ENDPOINT: collector.url, OTEL_BSP_SCHEDULE_DELAY: '50' }
+        }, async server => {
+          const item = kit.voximplantCallback('min_balance', secret)
+          const answer = await postJson(`${server.url}/callbacks/voximplant`, kit.voximplantBatch([item]))
+          assert.equal(answer.status, 200, answer.text)
+          const forged = await postJson(`${server.url}/callbacks/voximplant`, kit.voximplantBatch([kit.voximplantCallback('min_balance', { apiKey: 'not the key' })]))
+          assert.equal(forged.status, 401, forged.text)
+          const id = `voximplant:${item.account_id}:${item.callback_id}`
+
+          // The spans, at the collector: the event's in the 200's trace, none in the 401's.
+          const requests = await poll(() => {
+            const found = collector.spans.filter(span => span.scope === '@fastify/otel' && span.name === 'request')
+            return found.length >= 2 && collector.spans.some(span => span.name === 'process voximplant') && found
+          }, 'request spans and an event span at the collector')
+          const events = collector.spans.filter(span => span.scope === 'fastify-provider-callbacks')
+          assert.equal(events.length, 1, JSON.stringify(events))
+          const [event] = events
+          assert.deepEqual(otlpAttributes(event), {
+            'messaging.system': 'provider_callbacks',
+            'messaging.operation.type': 'process',
+            'messaging.operation.name': 'process',
+            'messaging.destination.name': 'voximplant',
+            'messaging.message.id': id,
+            'provider_callbacks.event.name': 'min-balance',
+            'provider_callbacks.event.known': true,
+            'provider_callbacks.outcome': 'delivered'
+          })
+          const status = span => otlpAttributes(span)['http.response.status_code']
+          const ok = requests.find(span => Number(status(span)) === 200)
+          const refused = requests.find(span => Number(status(span)) === 401)
+          assert.ok(ok !== undefined && refused !== undefined, JSON.stringify(requests.map(otlpAttributes)))
+          assert.equal(event.traceId, ok.traceId, 'the event span is in the request\'s trace')
+          assert.ok(!collector.spans.some(span => span.traceId === refused.traceId && span.scope === 'fastify-provider-callbacks'), 'no event span for the 401')
+          const exported = JSON.stringify(collector.spans)
+          for (const value of [secret.apiKey, secret.salt, item.hash]) assert.ok(!exported.includes(value), `a span carries ${value}`)
+
+          // The metrics, from Prometheus.
+          const text = await poll(async () => {
+            const body = await (await fetch(`http://127.0.0.1:${metricsPort}/metrics`)).text()
+            return /provider_callbacks_requests_refused_total\{/.test(body) && body
+          }, 'metrics at /metrics')
+          assert.match(text, /^messaging_client_consumed_messages_total\{[^}]*provider_callbacks_outcome="delivered"[^}]*\} 1$/m, text)
+          assert.match(text, /^messaging_process_duration_count\{[^}]*provider_callbacks_event_name="min-balance"[^}]*\} 1$/m, text)
+          assert.match(text, /^provider_callbacks_requests_refused_total\{[^}]*http_response_status_code="401"[^}]*error_type="FST_PROVIDER_CALLBACKS_UNAUTHORIZED"[^}]*\} 1$/m, text)
+          assert.ok(!text.includes(String(item.account_id)), 'no account id in a metric')
+          return 'a signed callback -> 200 and a forged one -> 401; at an OTLP collector, @fastify/otel\'s request spans and one \'process voximplant\' span in the 200\'s trace ' +
+            '(its attributes as README lists them), none for the 401, no secret or hash in any span; on Prometheus\'s /metrics, the event delivered, its duration and the 401 by code, no account id'
+        })
+      } finally {
+        await collector.close()
+      }
     }
   },
 

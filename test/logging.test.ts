@@ -1,14 +1,31 @@
+import { context } from '@opentelemetry/api'
+import { AsyncLocalStorageContextManager } from '@opentelemetry/context-async-hooks'
+import { InMemorySpanExporter, SimpleSpanProcessor, TracerProvider } from '@opentelemetry/sdk-trace'
+import { InMemoryMetricExporter, MeterProvider, PeriodicExportingMetricReader, AggregationTemporality } from '@opentelemetry/sdk-metrics'
+import { FastifyOtelInstrumentation } from '@fastify/otel'
 import Fastify from 'fastify'
 import t from 'tap'
 import providerCallbacks from '../lib/index.js'
 import { basic, CREDENTIALS, EDIS_BODIES, FORM } from './helpers.js'
 
-t.test('no secret reaches a log line, at trace level, whatever the request', async t => {
+t.test('no secret reaches a log line at trace level, a span or a metric, whatever the request', async t => {
   const lines: string[] = []
   const app = Fastify({ logger: { level: 'trace', stream: { write: (line: string) => { lines.push(line) } } } })
   t.teardown(() => app.close())
+  // Every span and metric point, the plugin's and @fastify/otel's as README sets it up: the request's
+  // url.path without its query, where an EDIS GET hook carries its credentials.
+  context.setGlobalContextManager(new AsyncLocalStorageContextManager().enable())
+  t.teardown(() => { context.disable() })
+  const spans = new InMemorySpanExporter()
+  const tracerProvider = new TracerProvider({ spanProcessors: [new SimpleSpanProcessor({ exporter: spans })] })
+  const points = new InMemoryMetricExporter(AggregationTemporality.CUMULATIVE)
+  const reader = new PeriodicExportingMetricReader({ exporter: points, exportIntervalMillis: 3_600_000 })
+  const meterProvider = new MeterProvider({ readers: [reader] })
+  const instrumentation = new FastifyOtelInstrumentation({ requestHook: (span, request) => { span.setAttribute('url.path', request.url.split('?')[0]!) } })
+  instrumentation.setTracerProvider(tracerProvider)
+  await app.register(instrumentation.plugin())
   const rotated = { username: 'hook', password: 'second secret value' }
-  await app.register(providerCallbacks, { edis: { credentials: [CREDENTIALS, rotated] }, idempotency: false })
+  await app.register(providerCallbacks, { edis: { credentials: [CREDENTIALS, rotated] }, idempotency: false, telemetry: { tracerProvider, meterProvider } })
   let fail = false
   app.providerCallbacks.on('traffic-threshold', () => { if (fail) throw new Error('handler failed') })
   const { username, password } = CREDENTIALS
@@ -43,12 +60,22 @@ t.test('no secret reaches a log line, at trace level, whatever the request', asy
   const log = lines.join('\n')
   t.ok(lines.length > 40, 'the run logged every request')
   t.match(log, /callback_pw=\[redacted\]/, 'a GET query is logged with its credentials redacted')
+  await tracerProvider.forceFlush()
+  await reader.forceFlush()
+  const exported = spans.getFinishedSpans()
+  t.ok(exported.filter(span => span.name === 'process edis').length === 8 && exported.length > 50, 'a span for each event, and @fastify/otel\'s')
+  t.ok(points.getMetrics().length > 0, 'metrics were exported')
+  const telemetry = JSON.stringify({
+    spans: exported.map(({ name, attributes, events, status, links }) => ({ name, attributes, events, status, links })),
+    metrics: points.getMetrics().flatMap(m => m.scopeMetrics.flatMap(scope => scope.metrics.map(({ descriptor, dataPoints }) => ({ descriptor, dataPoints }))))
+  })
   for (const secret of [
     password, encodeURIComponent(password), new URLSearchParams({ p: password }).toString().slice(2),
     rotated.password, 'wrong guess', 'wrong+guess', 'again',
     Buffer.from(`${username}:${password}`).toString('base64'), Buffer.from(`${username}:wrong guess`).toString('base64')
   ]) {
     t.notOk(log.includes(secret), `the log never contains ${JSON.stringify(secret)}`)
+    t.notOk(telemetry.includes(secret), `no span or metric contains ${JSON.stringify(secret)}`)
   }
 })
 

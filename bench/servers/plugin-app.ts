@@ -4,12 +4,13 @@ import providerCallbacks, { type ProviderCallbacksOptions } from '../../lib/inde
 import { SECRET } from '../protocol.js'
 import { countItems, serve } from './harness.js'
 
-export async function servePlugin (idempotency?: ProviderCallbacksOptions['idempotency'], onClose?: () => Promise<void>): Promise<void> {
+export async function servePlugin (idempotency?: ProviderCallbacksOptions['idempotency'], onClose?: () => Promise<void>, options: Partial<ProviderCallbacksOptions> = {}): Promise<void> {
   const app = Fastify({ logger: false })
   await app.register(providerCallbacks, {
     edis: {},
     voximplant: { secret: SECRET },
-    ...(idempotency === undefined ? {} : { idempotency })
+    ...(idempotency === undefined ? {} : { idempotency }),
+    ...options
   })
   app.providerCallbacks.onAny(() => { countItems() })
   await app.listen({ host: '127.0.0.1', port: 0 })

@@ -5,7 +5,7 @@ import { invalidPayload, RepeatedFieldError, UnauthorizedError } from '../errors
 import { answerFor, type Deliver } from '../idempotency/guard.js'
 import { then, type MaybePromise } from '../maybe-promise.js'
 import { answerWithin } from '../handler-timeout.js'
-import { errorHandler, replySchemas, type SUCCESS } from '../replies.js'
+import { errorHandler, replySchemas, type ErrorAnswerObserver, type SUCCESS } from '../replies.js'
 import { refuseOtherMethods } from '../method-not-allowed.js'
 import { sourceHook } from '../source.js'
 import type { Enqueue } from '../inbox/plugin.js'
@@ -30,17 +30,19 @@ interface EdisRouteOptions {
   enqueue?: Enqueue | undefined
   retryAfter: number
   handlerTimeout: number | undefined
+  /** Told of every error answer (telemetry's count of refused requests). */
+  onErrorAnswer?: ErrorAnswerObserver | undefined
 }
 
 /** POST and GET `<prefix><path>`: EDIS's traffic-threshold hook, in a scope of its own. */
-export async function edisRoutes (scope: FastifyInstance, { settings, deliver, enqueue, retryAfter, handlerTimeout }: EdisRouteOptions): Promise<void> {
+export async function edisRoutes (scope: FastifyInstance, { settings, deliver, enqueue, retryAfter, handlerTimeout, onErrorAnswer }: EdisRouteOptions): Promise<void> {
   // Only form bodies here, parsed leniently; whatever the host registered (its JSON parser,
   // @fastify/formbody with other options) stays on the host's routes. The parser never throws:
   // Fastify before 5.12.8 does not catch a parser that throws, and the process would die of it. A
   // body it refuses is refused by the route's first hook instead, before anything reads a field.
   scope.removeAllContentTypeParsers()
   await scope.register(formbody, { parser: parseFormOrRefusal, bodyLimit: settings.bodyLimit })
-  scope.setErrorHandler(errorHandler(FORM))
+  scope.setErrorHandler(errorHandler(FORM, onErrorAnswer))
 
   const { isAllowedSource, areValidCredentials } = settings
   const coerceNumbers = numberCoercion(EdisTrafficRequestSchema) as (fields: FormFields) => FormFields

@@ -52,6 +52,11 @@ export class HeldClaims {
     return held
   }
 
+  /** How many claims are held now (telemetry reports it). */
+  get size (): number {
+    return this.#held.size
+  }
+
   /** No longer refreshed: its handlers are done, and it was recorded or released (or lost). */
   release (held: HeldClaim): void {
     this.#held.delete(held)

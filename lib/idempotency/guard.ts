@@ -37,6 +37,12 @@ export type Deliver = (event: AnyProviderCallbackEvent, request: FastifyRequest)
  */
 export type DeliverBatch = (events: readonly AnyProviderCallbackEvent[], request: FastifyRequest) => MaybePromise<Outcome>
 
+/**
+ * Wraps each event's delivery, in a batch too (telemetry's span around it): `run` runs the event's
+ * part (its handlers and their record, or what its claim found) and gives its outcome.
+ */
+export type ObserveDelivery = (event: AnyProviderCallbackEvent, request: FastifyRequest, run: () => MaybePromise<Outcome>) => MaybePromise<Outcome>
+
 // Claim owners: unique to a delivery attempt, across processes.
 const PROCESS = randomUUID()
 let attempts = 0
@@ -44,15 +50,17 @@ let attempts = 0
 /** This plugin instance's deliveries: one per provider's window, and the drain on close. */
 export interface Deliveries {
   /** Delivers events with this deduplication window (a provider's), one at a time. */
-  withWindow(window: number): Deliver
+  withWindow(window: number, observe?: ObserveDelivery): Deliver
   /** Delivers batches of events with this deduplication window. */
-  batchWithWindow(window: number): DeliverBatch
+  batchWithWindow(window: number, observe?: ObserveDelivery): DeliverBatch
   /**
    * Waits for every delivery still running (handlers past handlerTimeout, successes still being
    * recorded) for up to `grace` ms; then aborts the signals of those still running and gives up
    * their claims, before the host's store client goes away.
    */
   drain(grace: number): Promise<void>
+  /** How many claims this process holds now, while their handlers run (0 without idempotency). */
+  held(): number
 }
 
 /**
@@ -71,6 +79,7 @@ export function deliveries (events: CallbackEvents, settings: IdempotencySetting
   }
   // The drain gives up the claims still held; there are none without idempotency.
   let heldClaims: HeldClaims | undefined
+  const held = (): number => heldClaims?.size ?? 0
 
   const runUnguarded: Deliver = (event, request) => {
     const context = new DeliveryContext()
@@ -94,8 +103,9 @@ export function deliveries (events: CallbackEvents, settings: IdempotencySetting
 
   if (settings === undefined) {
     // Nothing listens: nothing to run.
-    const deliver: Deliver = (event, request) => events.hasListeners(event) ? runUnguarded(event, request) : 'delivered'
-    return { withWindow: () => deliver, batchWithWindow: () => (batch, request) => inOrder(batch, 0, 'delivered', deliver, request), drain }
+    const unguarded: Deliver = (event, request) => events.hasListeners(event) ? runUnguarded(event, request) : 'delivered'
+    const withWindow = (_window: number, observe?: ObserveDelivery): Deliver => observed(unguarded, observe)
+    return { withWindow, batchWithWindow: (window, observe) => (batch, request) => inOrder(batch, 0, 'delivered', withWindow(window, observe), request), drain, held }
   }
   const { store, claimTtl, failOpen } = settings
   const claims = heldClaims = new HeldClaims(store, claimTtl, log)
@@ -199,7 +209,8 @@ export function deliveries (events: CallbackEvents, settings: IdempotencySetting
     return settled === undefined ? outcome : settled.then(() => outcome)
   }
 
-  const deliverOne = (window: number): Deliver => function deliver (event, request) {
+  const deliverOne = (window: number, observe?: ObserveDelivery): Deliver => observed(deliverUnobserved(window), observe)
+  const deliverUnobserved = (window: number): Deliver => function deliver (event, request) {
     // Nothing listens: nothing to run, so nothing to remember.
     if (!events.hasListeners(event)) return 'delivered'
     const owner = `${PROCESS}:${++attempts}`
@@ -257,7 +268,26 @@ export function deliveries (events: CallbackEvents, settings: IdempotencySetting
 
   // A batch's items, in order, once its claims are in: each item's handlers start once the previous
   // item's settled; its record goes to the store meanwhile, and the outcome waits for all of them.
-  const runBatch = (batch: AnyProviderCallbackEvent[], owners: string[], claimed: Claimed[], sentAt: number, window: number, request: FastifyRequest): MaybePromise<Outcome> => {
+  // runClaimed, its part (handlers and record) observed as a whole when the batch is observed.
+  const runObserved = (
+    event: AnyProviderCallbackEvent, owner: string, sentAt: number, window: number, request: FastifyRequest, held: HeldClaim | undefined,
+    acknowledge: (outcome: MaybePromise<Outcome>) => void, observe: ObserveDelivery | undefined
+  ): Promise<void> | undefined => {
+    if (observe === undefined) return runClaimed(event, owner, sentAt, window, request, held, acknowledge)
+    const turn: { settled?: Promise<void> | undefined } = {}
+    acknowledge(observe(event, request, () => {
+      let recorded: MaybePromise<Outcome> = 'delivered'
+      turn.settled = runClaimed(event, owner, sentAt, window, request, held, outcome => { recorded = outcome })
+      return turn.settled === undefined ? recorded : turn.settled.then(() => recorded)
+    }))
+    return turn.settled
+  }
+
+  const runBatch = (
+    batch: AnyProviderCallbackEvent[], owners: string[], claimed: Claimed[], sentAt: number, window: number, request: FastifyRequest, observe: ObserveDelivery | undefined
+  ): MaybePromise<Outcome> => {
+    const observeItem = (event: AnyProviderCallbackEvent, run: () => MaybePromise<Outcome>): MaybePromise<Outcome> =>
+      observe === undefined ? run() : observe(event, request, run)
     let outcome: Outcome = 'delivered'
     const records: Array<Promise<Outcome>> = []
     const acknowledge = (recorded: MaybePromise<Outcome>): void => {
@@ -289,7 +319,7 @@ export function deliveries (events: CallbackEvents, settings: IdempotencySetting
         const claim = claimed[i]!
         const event = batch[i]!
         if (claim instanceof ClaimFailure) {
-          const fallback = unreachable(claim.cause, event, request)
+          const fallback = observeItem(event, () => unreachable(claim.cause, event, request))
           if (fallback === 'unavailable') {
             outcome = 'unavailable'
             giveBack(i + 1)
@@ -306,10 +336,10 @@ export function deliveries (events: CallbackEvents, settings: IdempotencySetting
           continue
         }
         if (claim !== 'claimed') {
-          outcome = worse(outcome, outcomeOfClaim(claim))
+          acknowledge(observeItem(event, () => outcomeOfClaim(claim)))
           continue
         }
-        const settled = runClaimed(event, owners[i]!, sentAt, window, request, held?.[i], acknowledge)
+        const settled = runObserved(event, owners[i]!, sentAt, window, request, held?.[i], acknowledge, observe)
         if (settled !== undefined) {
           holdTheRest(i + 1)
           return settled.then(() => from(i + 1))
@@ -321,19 +351,27 @@ export function deliveries (events: CallbackEvents, settings: IdempotencySetting
     return isPromiseLike(delivered) ? track(Promise.resolve(delivered)) : delivered
   }
 
-  const deliverBatch = (window: number): DeliverBatch => {
-    const deliver = deliverOne(window)
+  const deliverBatch = (window: number, observe?: ObserveDelivery): DeliverBatch => {
+    const deliver = deliverOne(window, observe)
     return (items, request) => {
-      // Nothing listens: nothing to run, so nothing to remember.
-      const batch = items.filter(event => events.hasListeners(event))
+      // Nothing listens: nothing to run, so nothing to remember (an observer still sees the event).
+      const batch: AnyProviderCallbackEvent[] = []
+      for (const event of items) {
+        if (events.hasListeners(event)) batch.push(event)
+        else if (observe !== undefined) observe(event, request, () => 'delivered')
+      }
       if (batch.length <= 1) return batch.length === 0 ? 'delivered' : deliver(batch[0]!, request)
       const owners = batch.map(() => `${PROCESS}:${++attempts}`)
       const sentAt = Date.now()
-      return then(claimAll(batch, owners), claimed => runBatch(batch, owners, claimed, sentAt, window, request))
+      return then(claimAll(batch, owners), claimed => runBatch(batch, owners, claimed, sentAt, window, request, observe))
     }
   }
 
-  return { withWindow: deliverOne, batchWithWindow: deliverBatch, drain }
+  return { withWindow: deliverOne, batchWithWindow: deliverBatch, drain, held }
+}
+
+function observed (deliver: Deliver, observe: ObserveDelivery | undefined): Deliver {
+  return observe === undefined ? deliver : (event, request) => observe(event, request, () => deliver(event, request))
 }
 
 /** A claim the store could not answer: the store could not be reached. */

@@ -1,6 +1,7 @@
 import { EventEmitter } from 'node:events'
 import type { Job, Queue } from 'bullmq'
 import type { AnyProviderCallbackEvent } from '../events.js'
+import type { JobTraceContext } from '../telemetry.js'
 import { eventIdOf, eventOf, jobData, jobIdOf, type InboxJobData } from './job.js'
 import { resolveInboxOptions, type BullmqInboxOptions, type InboxConnection, type InboxSettings } from './options.js'
 
@@ -116,14 +117,14 @@ export class BullmqInbox extends EventEmitter implements Inbox {
    * there already, in any state, is left as it is: a redelivery stores nothing new. Rejects when
    * Redis did not acknowledge in time or cannot be reached; the route then answers 503.
    */
-  async enqueue (events: readonly AnyProviderCallbackEvent[]): Promise<void> {
+  async enqueue (events: readonly AnyProviderCallbackEvent[], trace?: JobTraceContext): Promise<void> {
     // Disconnected: no command can go; said at once, without waiting for a reconnection.
     const commands = this.commands()
     if (commands.status !== 'ready') throw new Error(`Redis is not connected (${commands.status})`)
     const { attempts, backoff, removeOnComplete, removeOnFail } = this.settings
     await this.#bounded(async queue => await queue.addBulk(events.map(event => ({
       name: event.name,
-      data: jobData(event),
+      data: jobData(event, trace),
       opts: { jobId: jobIdOf(event.id), attempts, backoff, removeOnComplete, removeOnFail }
     }))))
   }

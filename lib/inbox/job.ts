@@ -1,4 +1,5 @@
 import type { AnyProviderCallbackEvent } from '../events.js'
+import type { JobTraceContext } from '../telemetry.js'
 
 /**
  * What a job holds: the event as handlers see it, `receivedAt` as an ISO string. Never a
@@ -12,14 +13,19 @@ export interface InboxJobData {
   payload: unknown
   receivedAt: string
   known: boolean
+  /** The request's trace context (a W3C traceparent: ids only), for the worker's span; with telemetry only. */
+  trace?: JobTraceContext
 }
 
-export function jobData (event: AnyProviderCallbackEvent): InboxJobData {
-  return { name: event.name, provider: event.provider, id: event.id, payload: event.payload, receivedAt: event.receivedAt.toISOString(), known: event.known }
+export function jobData (event: AnyProviderCallbackEvent, trace?: JobTraceContext): InboxJobData {
+  const data: InboxJobData = { name: event.name, provider: event.provider, id: event.id, payload: event.payload, receivedAt: event.receivedAt.toISOString(), known: event.known }
+  if (trace !== undefined) data.trace = trace
+  return data
 }
 
 export function eventOf (data: InboxJobData): AnyProviderCallbackEvent {
-  return { ...data, receivedAt: new Date(data.receivedAt) } as AnyProviderCallbackEvent
+  const { trace: _trace, ...event } = data
+  return { ...event, receivedAt: new Date(data.receivedAt) } as AnyProviderCallbackEvent
 }
 
 // BullMQ refuses a custom job id with ':' (its key separator) or made of digits only (its own

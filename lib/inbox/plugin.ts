@@ -2,6 +2,7 @@ import type { FastifyInstance, FastifyRequest } from 'fastify'
 import { InvalidOptionError } from '../errors.js'
 import type { AnyProviderCallbackEvent, CallbackEvents } from '../events.js'
 import type { Outcome } from '../idempotency/guard.js'
+import type { Telemetry } from '../telemetry.js'
 import type { BullmqInbox, Inbox } from './inbox.js'
 import { startInboxWorker, type InboxWorker, type InboxWorkerOptions } from './worker.js'
 
@@ -15,7 +16,7 @@ export type InboxWorkerOption = boolean | Pick<InboxWorkerOptions, 'concurrency'
  * The plugin's side of an inbox: the routes' enqueue, and (unless `worker: false`) a worker in this
  * process over the app's handlers, started once the app is ready and closed with it.
  */
-export function inboxDelivery (fastify: FastifyInstance, events: CallbackEvents, inbox: Inbox, worker: InboxWorkerOption | undefined): Enqueue {
+export function inboxDelivery (fastify: FastifyInstance, events: CallbackEvents, inbox: Inbox, worker: InboxWorkerOption | undefined, telemetry?: Telemetry): Enqueue {
   if (typeof (inbox as Partial<BullmqInbox>)?.enqueue !== 'function') throw new InvalidOptionError('inbox must be made by bullmqInbox({ connection })')
   if (worker !== undefined && typeof worker !== 'boolean' && (typeof worker !== 'object' || worker === null)) {
     throw new InvalidOptionError('worker must be true, false or an object of worker options')
@@ -30,7 +31,7 @@ export function inboxDelivery (fastify: FastifyInstance, events: CallbackEvents,
   if (worker !== false) {
     let running: InboxWorker | undefined
     fastify.addHook('onReady', async () => {
-      running = startInboxWorker(bullmq, events, { ...(typeof worker === 'object' ? worker : {}), logger: fastify.log })
+      running = startInboxWorker(bullmq, events, { ...(typeof worker === 'object' ? worker : {}), logger: fastify.log }, telemetry)
       await running.worker
     })
     // Before the host's own onClose hooks, which close the Redis client the worker runs on.
@@ -39,7 +40,9 @@ export function inboxDelivery (fastify: FastifyInstance, events: CallbackEvents,
   fastify.addHook('onClose', async () => { await bullmq.close() })
   return async (batch, request) => {
     try {
-      await bullmq.enqueue(batch)
+      // The request's trace context goes with the jobs: the worker's spans continue its trace.
+      await bullmq.enqueue(batch, telemetry?.jobContext())
+      if (telemetry !== undefined) for (const event of batch) telemetry.stored(event)
       return 'delivered'
     } catch (error) {
       request.log.error({ err: error, events: batch.length }, 'the inbox cannot store the events (Redis unreachable)')

@@ -8,6 +8,7 @@ import {
 import type { HandlerContext } from '../handler-context.js'
 import { deliveries, type Deliver } from '../idempotency/guard.js'
 import { redisStore, type RedisClientLike } from '../idempotency/redis.js'
+import { loadTelemetry, resolveTelemetry, type Telemetry, type TelemetryOptions } from '../telemetry.js'
 import { voximplantEventNames } from '../voximplant/schema.js'
 import { isUnrecoverable, UnrecoverableError } from './errors.js'
 import type { BullmqInbox, Inbox } from './inbox.js'
@@ -33,6 +34,11 @@ export interface InboxWorkerOptions {
   stalledInterval?: number
   /** Where failures are logged (pino or anything with its methods). Default: errors and warnings to stderr. */
   logger?: FastifyBaseLogger
+  /**
+   * OpenTelemetry, as the plugin's option: each run in a span that continues the request's trace,
+   * stored, retried and dead-lettered counted. Default: on when @opentelemetry/api is installed.
+   */
+  telemetry?: TelemetryOptions | false
 }
 
 /** What `createInboxWorker` returns. Events: `exhausted` (event, error): every attempt failed, now a dead letter; `failed` (event, error): one run failed. */
@@ -66,10 +72,13 @@ export function createInboxWorker (inbox: Inbox, options: InboxWorkerOptions = {
     source.on(name, handler as never)
   }
   if (options.onAny !== undefined) source.onAny(options.onAny as never)
-  return startInboxWorker(inbox as BullmqInbox, source, options)
+  return startInboxWorker(inbox as BullmqInbox, source, options, loadTelemetry(resolveTelemetry(options.telemetry)))
 }
 
-export function startInboxWorker (inbox: BullmqInbox, source: HandlerSource, options: Omit<InboxWorkerOptions, 'handlers' | 'onAny'>): InboxWorker {
+/** A worker over `source`'s handlers; `telemetry` is the plugin's, or the one createInboxWorker loads. */
+export function startInboxWorker (
+  inbox: BullmqInbox, source: HandlerSource, options: Omit<InboxWorkerOptions, 'handlers' | 'onAny' | 'telemetry'>, telemetry?: Telemetry | Promise<Telemetry | undefined>
+): InboxWorker {
   const log = options.logger ?? stderrLogger
   const { settings } = inbox
   const concurrency = options.concurrency ?? 1
@@ -102,9 +111,12 @@ export function startInboxWorker (inbox: BullmqInbox, source: HandlerSource, opt
   // What the claim protocol logs through: there is no request in a worker.
   const request = { log } as FastifyRequest
 
+  // Set before the BullMQ worker exists, so before its first job.
+  let traced: Telemetry | undefined
   const process = async (job: Job<InboxJobData>): Promise<void> => {
     const event = eventOf(job.data)
-    const outcome = await byProvider[event.provider](event, request)
+    const deliver = (): ReturnType<Deliver> => byProvider[event.provider](event, request)
+    const outcome = await (traced === undefined ? deliver() : traced.runJob(event, job.data.trace, job.attemptsMade + 1, deliver))
     switch (outcome) {
       case 'delivered':
       case 'duplicate':
@@ -129,7 +141,8 @@ export function startInboxWorker (inbox: BullmqInbox, source: HandlerSource, opt
   }
   let cleaner: NodeJS.Timeout | undefined
   // Not waiting for Redis: a worker started while it is down runs once it is back.
-  const worker = import('bullmq').then(({ Worker }) => {
+  const worker = Promise.all([import('bullmq'), telemetry]).then(([{ Worker }, loaded]) => {
+    traced = loaded
     const worker: Worker<InboxJobData> = new Worker(settings.name, process, {
       connection: inbox.connection as never,
       prefix: settings.prefix,
@@ -146,7 +159,10 @@ export function startInboxWorker (inbox: BullmqInbox, source: HandlerSource, opt
       // attempts is always set: the inbox gives every job its own.
       if (isUnrecoverable(error) || attemptsMade >= opts.attempts!) {
         log.error({ err: error, event: event.id, attempts: attemptsMade }, 'an inbox event is dead-lettered: every attempt failed')
+        traced?.deadLettered(event)
         emit('exhausted', event, error)
+      } else {
+        traced?.retried(event)
       }
     })
     // BullMQ trims finished jobs by age only when another job finishes: on a queue that went

@@ -6,7 +6,7 @@ import type { AnyProviderCallbackEvent } from '../events.js'
 import { answerFor, type DeliverBatch } from '../idempotency/guard.js'
 import { isPromiseLike, then, type MaybePromise } from '../maybe-promise.js'
 import { answerWithin } from '../handler-timeout.js'
-import { errorHandler, replySchemas, type SUCCESS } from '../replies.js'
+import { errorHandler, replySchemas, type ErrorAnswerObserver, type SUCCESS } from '../replies.js'
 import { refuseOtherMethods } from '../method-not-allowed.js'
 import { sourceHook } from '../source.js'
 import type { Enqueue } from '../inbox/plugin.js'
@@ -36,6 +36,8 @@ interface VoximplantRouteOptions {
   enqueue?: Enqueue | undefined
   retryAfter: number
   handlerTimeout: number | undefined
+  /** Told of every error answer (telemetry's count of refused requests). */
+  onErrorAnswer?: ErrorAnswerObserver | undefined
 }
 
 type Item = Record<string, unknown>
@@ -47,7 +49,7 @@ const coerceCommonFields = numberCoercion(VoximplantCommonFieldsSchema)!
 const eventNames = new Map(Object.keys(VoximplantCallbackSchemas).map(type => [type, kebab(type)]))
 
 /** POST `<prefix><path>`: Voximplant's account callbacks, in a scope of their own. */
-export async function voximplantRoutes (scope: FastifyInstance, { settings, deliver, enqueue, retryAfter, handlerTimeout }: VoximplantRouteOptions): Promise<void> {
+export async function voximplantRoutes (scope: FastifyInstance, { settings, deliver, enqueue, retryAfter, handlerTimeout, onErrorAnswer }: VoximplantRouteOptions): Promise<void> {
   const { bodyLimit, maxItems, secretsOf, isAllowedSource } = settings
   scope.removeAllContentTypeParsers()
   // Read as bytes and decoded here: with `parseAs: 'string'`, Fastify before 5.12 answers bytes
@@ -61,7 +63,7 @@ export async function voximplantRoutes (scope: FastifyInstance, { settings, deli
       done(new MalformedBodyError({ cause: error }), undefined)
     }
   })
-  scope.setErrorHandler(errorHandler('application/json'))
+  scope.setErrorHandler(errorHandler('application/json', onErrorAnswer))
 
   const onRequest: onRequestHookHandler[] = []
   if (isAllowedSource !== undefined) {
