@@ -2,7 +2,8 @@
  * A runnable tour of the plugin's routes. `npm run demo` starts an app with the plugin, sends it over
  * real HTTP the callbacks EDIS and Voximplant send (and a few it must refuse), prints what happened to
  * each, then keeps serving so you can try it with curl. `npm run demo -- --once` stops after the
- * samples and exits 1 if any answer was not the expected one, so it doubles as a smoke test.
+ * samples and exits 1 if any answer was not the expected one, so it doubles as a smoke test;
+ * `--telemetry` runs it under the OpenTelemetry SDK and prints the spans and metric points it made.
  *
  * Environment: PORT (default 3000; a free port if that one is busy), EDIS_CALLBACK_PW (the hook's
  * password), VOX_API_KEY and VOX_SALT (the Voximplant account's API key and the webhook's security
@@ -11,7 +12,7 @@
  */
 import { randomUUID } from 'node:crypto'
 import Fastify, { type FastifyInstance } from 'fastify'
-import providerCallbacks, { bullmqInbox, VoximplantCallbackSchemas, type VoximplantCallbackType } from '../lib/index.js'
+import providerCallbacks, { bullmqInbox, VoximplantCallbackSchemas, type TelemetryOptions, type VoximplantCallbackType } from '../lib/index.js'
 // The test kit builds the samples, as users build deliveries in their own tests.
 import { edisTrafficBody, voximplantCallback, voximplantHash } from '../lib/testing.js'
 // Not from the package's entry point: a receiver only checks hashes, but the demo plays Voximplant
@@ -188,10 +189,11 @@ function oneLine (value: unknown, max = 200): string {
   return text.length <= max ? text : `${text.slice(0, max - 1)}…`
 }
 
-async function buildApp (): Promise<FastifyInstance> {
+async function buildApp (telemetry: TelemetryOptions | undefined): Promise<FastifyInstance> {
   // 'warn' keeps the output readable: the plugin logs refused callbacks at info.
   const app = Fastify({ logger: { level: 'warn' } })
   await app.register(providerCallbacks, {
+    ...(telemetry === undefined ? {} : { telemetry }),
     edis: {
       credentials: { username: USERNAME, password },
       allowedIps: ['127.0.0.1', '::1']
@@ -397,7 +399,9 @@ function printSetupCommands (base: string): void {
 
 async function main (): Promise<void> {
   const once = process.argv.includes('--once')
-  const app = await buildApp()
+  // --telemetry: the OpenTelemetry SDK (a devDependency here), and what it got printed after the samples.
+  const telemetry = process.argv.includes('--telemetry') ? (await import('./telemetry.js')).demoTelemetry() : undefined
+  const app = await buildApp(telemetry?.options)
   const base = await listen(app)
   console.log(`Callbacks on ${base}: EDIS at ${ROUTES.edis} (user '${USERNAME}', allowed from ${HOST} and ::1), ` +
     `Voximplant at ${ROUTES.voximplant} (account ${ACCOUNT_ID}, API key ${MASKED}, salt ${MASKED})`)
@@ -421,6 +425,7 @@ async function main (): Promise<void> {
     console.log(`${SAMPLES.length} deliveries: ${accepted} accepted, ${rejected} rejected; NOT as expected: ${which}`)
   }
 
+  await telemetry?.print()
   if (!await showInbox()) unexpected.push('inbox')
 
   // A demo whose samples went wrong is not worth serving: stop, and say so in the exit code.
