@@ -277,3 +277,23 @@ t.test('redisStore over a client whose eval throws at once: a 503, as for a Redi
   t.equal((await postBatch(app, items(1, 2))).statusCode, 503)
   t.equal((await postBatch(app, items(1))).statusCode, 503)
 })
+
+t.test('with telemetry off (nothing wraps an item), a batch keeps its order and semantics: duplicates skipped, a failed item released, the rest run', async t => {
+  const { store, log, completes } = perKeyStore()
+  completes.open()
+  const app = await appWithStore(store, {}, { telemetry: false })
+  t.teardown(() => app.close())
+  let failing = true
+  app.providerCallbacks.onAny(async event => {
+    log.push(`run ${event.id}`)
+    if (failing && event.id === idOf(12)) throw new Error('not yet')
+  })
+  t.equal((await postBatch(app, items(11))).statusCode, 200)
+  log.length = 0
+  t.equal((await postBatch(app, items(11, 12, 13))).statusCode, 500, 'an item failed: the provider redelivers')
+  t.same(log.filter(line => line.startsWith('run')), [`run ${idOf(12)}`, `run ${idOf(13)}`], 'the done item skipped, the failed one did not stop the next')
+  failing = false
+  log.length = 0
+  t.equal((await postBatch(app, items(11, 12, 13))).statusCode, 200)
+  t.same(log.filter(line => line.startsWith('run')), [`run ${idOf(12)}`], 'the redelivery runs only what failed')
+})
