@@ -3,7 +3,8 @@
 import { parseArgs } from 'node:util'
 import { edisHooks, type EdisHooks } from '../provision/edis.js'
 import { ProvisionError } from '../provision/http.js'
-import { MASK, NAME, choice, integer, parsed, plural, print, secret, targetUrl, UsageError, type CliIO, type Command } from './common.js'
+import { MASK, NAME, choice, integer, parsed, plural, secret, targetUrl, UsageError, type CliIO, type Command } from './common.js'
+import { runSubcommand } from './subcommands.js'
 import { DEFAULT_STATE, readState, writeState, type RecordedHook } from './edis-state.js'
 
 const ACCOUNT_OPTIONS = `  --email EMAIL              the client-area login (env EDIS_EMAIL; required)
@@ -91,24 +92,7 @@ const SUBCOMMANDS = {
 
 export const edis: Command = {
   help: '  edis hooks        EDIS Global\'s traffic hooks through its API: set, remove, demo',
-  async run ([group, name, ...rest], io) {
-    if (group === undefined || group === '--help' || group === '-h') return print(USAGE, io)
-    if (group !== 'hooks') throw new UsageError(`unknown edis command '${group}': edis hooks set|remove|demo`, USAGE)
-    if (name === undefined || name === '--help' || name === '-h') return print(USAGE, io)
-    if (!Object.hasOwn(SUBCOMMANDS, name)) throw new UsageError(`unknown command 'edis hooks ${name}': set, remove or demo`, USAGE)
-    const { usage, flags, run } = SUBCOMMANDS[name as keyof typeof SUBCOMMANDS]
-    const values = args(rest, usage)
-    if (values.help === true) return print(usage, io)
-    const foreign = Object.keys(values).find(flag => !flags.includes(flag) && !ACCOUNT_FLAGS.includes(flag))
-    if (foreign !== undefined) throw new UsageError(`--${foreign} does not go with 'edis hooks ${name}'`, usage)
-    try {
-      return await run(values, io, usage)
-    } catch (error) {
-      if (!(error instanceof ProvisionError)) throw error
-      io.stderr.write(`${error.message}\n`)
-      return 1
-    }
-  }
+  run: async (argv, io) => await runSubcommand({ path: 'edis hooks', usage: USAGE, subcommands: SUBCOMMANDS, shared: ACCOUNT_FLAGS, parse: args }, argv, io)
 }
 
 function args (args: string[], usage: string) {

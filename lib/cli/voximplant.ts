@@ -1,9 +1,9 @@
 // `provider-callbacks voximplant webhook show|set`: the account's callback URL and security salt,
 // through the Management API with a service account's key file.
 import { parseArgs } from 'node:util'
-import { ProvisionError } from '../provision/http.js'
 import { voximplantWebhook, type VoximplantWebhook } from '../provision/voximplant.js'
-import { MASK, NAME, integer, parsed, print, secret, targetUrl, UsageError, type CliIO, type Command } from './common.js'
+import { MASK, NAME, integer, parsed, secret, targetUrl, UsageError, type CliIO, type Command } from './common.js'
+import { runSubcommand } from './subcommands.js'
 
 const COMMON_OPTIONS = `  --credentials FILE    the service account's key file, JSON with account_id, key_id and
                         private_key (env VOX_CREDENTIALS; required); never printed
@@ -54,24 +54,7 @@ const COMMON_FLAGS = ['help', 'credentials', 'api-url', 'timeout']
 
 export const voximplant: Command = {
   help: '  voximplant webhook   Voximplant\'s account webhook through its API: show, set',
-  async run ([group, name, ...rest], io) {
-    if (group === undefined || group === '--help' || group === '-h') return print(USAGE, io)
-    if (group !== 'webhook') throw new UsageError(`unknown voximplant command '${group}': voximplant webhook show|set`, USAGE)
-    if (name === undefined || name === '--help' || name === '-h') return print(USAGE, io)
-    if (!Object.hasOwn(SUBCOMMANDS, name)) throw new UsageError(`unknown command 'voximplant webhook ${name}': show or set`, USAGE)
-    const { usage, flags, run } = SUBCOMMANDS[name as keyof typeof SUBCOMMANDS]
-    const values = args(rest, usage)
-    if (values.help === true) return print(usage, io)
-    const foreign = Object.keys(values).find(flag => !flags.includes(flag) && !COMMON_FLAGS.includes(flag))
-    if (foreign !== undefined) throw new UsageError(`--${foreign} does not go with 'voximplant webhook ${name}'`, usage)
-    try {
-      return await run(values, io, usage)
-    } catch (error) {
-      if (!(error instanceof ProvisionError)) throw error
-      io.stderr.write(`${error.message}\n`)
-      return 1
-    }
-  }
+  run: async (argv, io) => await runSubcommand({ path: 'voximplant webhook', usage: USAGE, subcommands: SUBCOMMANDS, shared: COMMON_FLAGS, parse: args }, argv, io)
 }
 
 function args (args: string[], usage: string) {
