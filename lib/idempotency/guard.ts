@@ -1,4 +1,4 @@
-import { randomUUID } from 'node:crypto'
+import { randomBytes } from 'node:crypto'
 import { setTimeout as sleep } from 'node:timers/promises'
 import type { FastifyBaseLogger, FastifyRequest } from 'fastify'
 import { ClaimLostError, ClosingError, HandlerFailedError, InFlightError, StoreUnavailableError } from '../errors.js'
@@ -43,8 +43,9 @@ export type DeliverBatch = (events: readonly AnyProviderCallbackEvent[], request
  */
 export type ObserveDelivery = (event: AnyProviderCallbackEvent, request: FastifyRequest, run: () => MaybePromise<Outcome>) => MaybePromise<Outcome>
 
-// Claim owners: unique to a delivery attempt, across processes.
-const PROCESS = randomUUID()
+// Claim owners: unique to a delivery attempt, across processes. 96 random bits name the process:
+// short, so that a claim's value in Redis stays within one allocation (44 bytes).
+const PROCESS = randomBytes(12).toString('base64url')
 let attempts = 0
 
 /** This plugin instance's deliveries: one per provider's window, and the drain on close. */
@@ -174,7 +175,7 @@ export function deliveries (events: CallbackEvents, settings: IdempotencySetting
   // batch's item that waited for the items before it.
   const runClaimed = (
     event: AnyProviderCallbackEvent, owner: string, sentAt: number, window: number, request: FastifyRequest, held: HeldClaim | undefined,
-    acknowledge: (outcome: MaybePromise<Outcome>) => void
+    acknowledge: (outcome: MaybePromise<Outcome>, context?: DeliveryContext) => void
   ): Promise<void> | undefined => {
     // Lost while it waited for its turn: it never ran, and will run on a redelivery.
     if (held?.lost === true) {
@@ -193,11 +194,11 @@ export function deliveries (events: CallbackEvents, settings: IdempotencySetting
     // Handlers that finished at once cannot have outlived their claim; only pending ones are held.
     // Their record may still be pending (the store did not take it at once): the drain waits for it.
     if (!isPromiseLike(ran)) {
-      acknowledge(tracked(afterRun(ran, event, owner, sentAt, held, window, request, context), context))
+      acknowledge(afterRun(ran, event, owner, sentAt, held, window, request, context), context)
       return
     }
     const keep = held ?? claims.hold(event.id, owner, sentAt, context)
-    return track(ran.then(succeeded => { acknowledge(tracked(afterRun(succeeded, event, owner, sentAt, keep, window, request, context), context)) }), context)
+    return track(ran.then(succeeded => { acknowledge(afterRun(succeeded, event, owner, sentAt, keep, window, request, context), context) }), context)
   }
   const tracked = (outcome: MaybePromise<Outcome>, context: DeliveryContext): MaybePromise<Outcome> =>
     isPromiseLike(outcome) ? track(Promise.resolve(outcome), context) : outcome
@@ -205,7 +206,9 @@ export function deliveries (events: CallbackEvents, settings: IdempotencySetting
   const afterClaim = (claim: ClaimResult, event: AnyProviderCallbackEvent, owner: string, sentAt: number, window: number, request: FastifyRequest): MaybePromise<Outcome> => {
     if (claim !== 'claimed') return outcomeOfClaim(claim)
     let outcome: MaybePromise<Outcome> = 'delivered'
-    const settled = runClaimed(event, owner, sentAt, window, request, undefined, recorded => { outcome = recorded })
+    const settled = runClaimed(event, owner, sentAt, window, request, undefined, (recorded, context) => {
+      outcome = context === undefined ? recorded : tracked(recorded, context)
+    })
     return settled === undefined ? outcome : settled.then(() => outcome)
   }
 
@@ -289,6 +292,7 @@ export function deliveries (events: CallbackEvents, settings: IdempotencySetting
     const observeItem = (event: AnyProviderCallbackEvent, run: () => MaybePromise<Outcome>): MaybePromise<Outcome> =>
       observe === undefined ? run() : observe(event, request, run)
     let outcome: Outcome = 'delivered'
+    // The records are not tracked one by one: the batch is, and it waits for them all.
     const records: Array<Promise<Outcome>> = []
     const acknowledge = (recorded: MaybePromise<Outcome>): void => {
       if (isPromiseLike(recorded)) records.push(Promise.resolve(recorded))

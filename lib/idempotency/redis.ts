@@ -30,12 +30,17 @@ export interface RedisStore extends IdempotencyStore {
 const DONE = 'done'
 // One script per operation, over every key the tick has for it: ARGV[1] is the ttl, ARGV[1 + i]
 // the value for KEYS[i]. A claim is SET NX PX, and when the key is taken, what holds it (done, or
-// another delivery's claim) comes back in the same round trip. Only the owner's own claim is
+// another delivery's claim) comes back in the same round trip; only the keys taken are answered
+// (their index, then their value), so a batch that is all new costs no reply to encode and parse. Only the owner's own claim is
 // extended or dropped: after an expiry another replica may hold it. Answers are never nil (a nil
 // would end the array).
-const CLAIM = `local out = {}
+const CLAIM = `local out, n = {}, 0
 for i, key in ipairs(KEYS) do
-  if redis.call('SET', key, ARGV[i + 1], 'PX', ARGV[1], 'NX') then out[i] = 1 else out[i] = redis.call('GET', key) or 0 end
+  if not redis.call('SET', key, ARGV[i + 1], 'PX', ARGV[1], 'NX') then
+    out[n + 1] = i
+    out[n + 2] = redis.call('GET', key) or 0
+    n = n + 2
+  end
 end
 return out`
 const REFRESH = `local out = {}
@@ -73,17 +78,18 @@ export function redisStore (client: RedisClientLike, options: RedisStoreOptions 
   const oneScript = client.isCluster === false
   let groups = new Map<string, Group>()
 
-  const evaluate = async (script: string, ttl: number, keys: string[], values: string[]): Promise<unknown[]> => {
-    const answers = await client.eval(script, keys.length, ...keys, ttl, ...values)
-    return answers as unknown[]
-  }
+  const evaluate = async (script: string, ttl: number, keys: string[], values: string[]): Promise<unknown[]> =>
+    await (client.eval(script, keys.length, ...keys, ttl, ...values) as Promise<unknown[]>)
   const flush = (): void => {
     const due = groups
     groups = new Map()
     for (const { script, ttl, keys, values, callers } of due.values()) {
       if (oneScript) {
         evaluate(script, ttl, keys, values).then(
-          answers => { for (const { from, count, resolve } of callers) resolve(answers.slice(from, from + count)) },
+          answers => {
+            if (script === CLAIM) answers = expand(answers, keys.length)
+            for (const { from, count, resolve } of callers) resolve(count === answers.length ? answers : answers.slice(from, from + count))
+          },
           (error: unknown) => { for (const { reject } of callers) reject(error) }
         )
         continue
@@ -91,14 +97,14 @@ export function redisStore (client: RedisClientLike, options: RedisStoreOptions 
       for (const { from, count, resolve, reject } of callers) {
         const each = []
         for (let i = from; i < from + count; i++) {
-          each.push(evaluate(script, ttl, [keys[i]!], values.length === 0 ? [] : [values[i]!]).then(answers => answers[0]))
+          each.push(evaluate(script, ttl, [keys[i]!], values.length === 0 ? [] : [values[i]!]).then(answers => script === CLAIM ? expand(answers, 1)[0] : answers[0]))
         }
         Promise.all(each).then(resolve, reject)
       }
     }
   }
-  const enqueue = async (script: string, ttl: number, keys: readonly string[], values: readonly string[]): Promise<unknown[]> =>
-    await new Promise((resolve, reject) => {
+  const enqueue = (script: string, ttl: number, keys: readonly string[], values: readonly string[]): Promise<unknown[]> =>
+    new Promise((resolve, reject) => {
       if (groups.size === 0) queueMicrotask(flush)
       const id = `${ttl}:${script === CLAIM ? 'c' : script === REFRESH ? 'r' : script === COMPLETE ? 'd' : 'x'}`
       let group = groups.get(id)
@@ -120,11 +126,14 @@ export function redisStore (client: RedisClientLike, options: RedisStoreOptions 
     claimMany: async (claims, ttl) => (await enqueue(CLAIM, ttl, keysOf(claims), valuesOf(claims))).map(claimed),
     refresh: async (key, owner, ttl) => extended((await enqueue(REFRESH, ttl, [key], [claimValue(owner)]))[0]),
     refreshMany: async (claims, ttl) => (await enqueue(REFRESH, ttl, keysOf(claims), valuesOf(claims))).map(extended),
-    async complete (key, _owner, ttl) {
-      await enqueue(COMPLETE, ttl, [key], [])
-    },
-    async release (key, owner) {
-      await enqueue(RELEASE, 0, [key], [claimValue(owner)])
-    }
+    complete: async (key, _owner, ttl) => { await enqueue(COMPLETE, ttl, [key], []) },
+    release: async (key, owner) => { await enqueue(RELEASE, 0, [key], [claimValue(owner)]) }
   }
+}
+
+// CLAIM's answer, one per key: 1 where the key was free, else what held it.
+function expand (taken: unknown[], count: number): unknown[] {
+  const answers = new Array<unknown>(count).fill(1)
+  for (let i = 0; i < taken.length; i += 2) answers[(taken[i] as number) - 1] = taken[i + 1]
+  return answers
 }
