@@ -4,6 +4,7 @@ import { Queue } from 'bullmq'
 import { Redis } from 'ioredis'
 import type { Test } from 'tap'
 import { bullmqInbox, type BullmqInboxOptions, type Inbox } from '../lib/index.js'
+import { RECEIVED, type ReceivedJobData } from '../lib/inbox/job.js'
 import { REDIS_URL } from './redis-helpers.js'
 
 /** Fast retries, so that a test's failing runs take milliseconds, not BullMQ's hours. */
@@ -63,4 +64,15 @@ export async function until (check: () => boolean | Promise<boolean>, what: stri
 export async function counts (inbox: Inbox): Promise<Record<string, number>> {
   const { completed = 0, failed = 0, waiting = 0, active = 0, delayed = 0 } = await (await inbox.queue()).getJobCounts('completed', 'failed', 'waiting', 'active', 'delayed')
   return { completed, failed, waiting, active, delayed }
+}
+
+/** The event ids of each received job (a request's events, not yet fanned out), oldest first. */
+export async function received (inbox: Inbox): Promise<string[][]> {
+  const jobs = await (await inbox.queue() as Queue).getJobs(['prioritized', 'waiting', 'active', 'delayed'], 0, -1, true)
+  return jobs.filter(job => job.name === RECEIVED).map(job => (job.data as ReceivedJobData).events.map(event => event.id))
+}
+
+/** Waits until a worker fanned every received job out into a job per event. */
+export async function fannedOut (inbox: Inbox): Promise<void> {
+  await until(async () => (await received(inbox)).length === 0, 'every received job fanned out')
 }

@@ -1,14 +1,17 @@
 // The inbox against the real Redis: answered once stored, handlers run by a worker with retries,
 // dead letters and replay, each event succeeding once.
 import { setTimeout as sleep } from 'node:timers/promises'
-import Fastify, { type FastifyInstance } from 'fastify'
+import type { Queue } from 'bullmq'
+import Fastify, { type FastifyBaseLogger, type FastifyInstance } from 'fastify'
+import type { Redis, RedisOptions } from 'ioredis'
 import t, { type Test } from 'tap'
 import providerCallbacks, {
   createInboxWorker, type AnyProviderCallbackEvent, type Inbox, type ProviderCallbacksOptions, UnrecoverableError, bullmqInbox
 } from '../lib/index.js'
-import { eventIdOf, jobIdOf } from '../lib/inbox/job.js'
+import type { BullmqInbox } from '../lib/inbox/inbox.js'
+import { eventIdOf, jobIdOf, RECEIVED } from '../lib/inbox/job.js'
 import { basic, CREDENTIALS, EDIS_BODIES, FORM, gate, postBatch, signedItem, VOX } from './helpers.js'
-import { counts, testInbox, until, workerConnection } from './inbox-helpers.js'
+import { counts, fannedOut, received, testInbox, until, workerConnection } from './inbox-helpers.js'
 import { connect, freePort, redisAvailable } from './redis-helpers.js'
 
 t.setTimeout(120_000)
@@ -138,8 +141,9 @@ t.test('with Redis', async t => {
     ])
     t.same(exhausted.sort(), [[idOf(3), 'the ledger is down'], [idOf(4), 'the ledger is down']])
 
-    // A redelivery of a dead letter: 200, nothing new stored, nothing run.
+    // A redelivery of a dead letter: 200; once fanned out, no job more, nothing run.
     t.equal((await postBatch(app, [item(3)])).statusCode, 200)
+    await fannedOut(inbox)
     t.same(await counts(inbox), { completed: 0, failed: 2, waiting: 0, active: 0, delayed: 0 })
 
     fixed = true
@@ -181,15 +185,64 @@ t.test('with Redis', async t => {
     const api = await appWithInbox(t, inbox, { worker: false })
     t.equal((await postBatch(api, [item(6), item(6)])).statusCode, 200, 'twice in one batch')
     t.equal((await postBatch(api, [item(6)])).statusCode, 200, 'again while stored')
-    t.same(await counts(inbox), { completed: 0, failed: 0, waiting: 1, active: 0, delayed: 0 })
+    t.same(await received(inbox), [[idOf(6), idOf(6)], [idOf(6)]], 'each request stored as received, until a worker fans it out')
 
     const runs: Array<string | undefined> = []
     const worker = createInboxWorker(inbox, { handlers: { 'min-balance': (event, request) => { runs.push(`${event.id} ${typeof request}`) } } })
     t.teardown(async () => { await worker.close() })
     await until(async () => (await counts(inbox)).completed === 1, 'the job completed')
+    await fannedOut(inbox)
+    t.same(await counts(inbox), { completed: 1, failed: 0, waiting: 0, active: 0, delayed: 0 }, 'one job for the event')
     t.equal((await postBatch(api, [item(6)])).statusCode, 200, 'again once done')
-    t.same(await counts(inbox), { completed: 1, failed: 0, waiting: 0, active: 0, delayed: 0 })
+    await fannedOut(inbox)
+    t.same(await counts(inbox), { completed: 1, failed: 0, waiting: 0, active: 0, delayed: 0 }, 'its fan-out added nothing')
     t.same(runs, [`${idOf(6)} undefined`])
+  })
+
+  t.test('the requests of one turn stored in one received job, of 1000 events at most; fanned out in order, each event run once', async t => {
+    const { inbox } = testInbox(t)
+    const bullmq = inbox as BullmqInbox
+    await bullmq.connect()
+    const events = (from: number, count: number): AnyProviderCallbackEvent[] => Array.from({ length: count }, (_, i) => ({
+      name: 'min-balance', provider: 'voximplant', id: idOf(from + i), receivedAt: new Date(), known: true, payload: { callback_id: from + i }
+    }) as unknown as AnyProviderCallbackEvent)
+    // One turn: a request of 999 events, one of 2 (which fills the job), then one of 3 (the next job's).
+    await Promise.all([bullmq.enqueue(events(0, 999)), bullmq.enqueue(events(999, 2)), bullmq.enqueue(events(1001, 3))])
+    await bullmq.enqueue(events(1004, 1))
+    t.same((await received(inbox)).map(ids => [ids.length, ids[0], ids.at(-1)]), [
+      [1001, idOf(0), idOf(1000)],
+      [3, idOf(1001), idOf(1003)],
+      [1, idOf(1004), idOf(1004)]
+    ])
+    const runs: string[] = []
+    const worker = createInboxWorker(inbox, { onAny: event => { runs.push(event.id) } })
+    t.teardown(async () => { await worker.close() })
+    await until(() => runs.length === 1005, 'every event run')
+    t.same(runs, events(0, 1005).map(event => event.id), 'in the order received')
+    await fannedOut(inbox)
+    t.same(await counts(inbox), { completed: 1005, failed: 0, waiting: 0, active: 0, delayed: 0 })
+  })
+
+  t.test('a received job that cannot be fanned out: logged, retried, never a dead letter nor an event', async t => {
+    const { inbox } = testInbox(t)
+    const bullmq = inbox as BullmqInbox
+    await bullmq.connect()
+    const queue = await inbox.queue() as Queue
+    // An event id BullMQ refuses as a job id (digits only): no event of a route has one.
+    await bullmq.enqueue([{ name: 'min-balance', provider: 'voximplant', id: '12345', payload: {}, receivedAt: new Date(), known: true } as unknown as AnyProviderCallbackEvent])
+    const warnings: string[] = []
+    const logger = { error: () => {}, warn: (fields: { err: Error }, message: string) => { warnings.push(`${message}: ${fields.err.message}`) } } as unknown as FastifyBaseLogger
+    const failed: string[] = []
+    inbox.on('failed', event => { failed.push(event.id) })
+    const runs: string[] = []
+    const worker = createInboxWorker(inbox, { onAny: event => { runs.push(event.id) }, logger })
+    t.teardown(async () => { await worker.close() })
+    await until(() => warnings.length >= 1, 'the fan-out failed')
+    t.match(warnings[0], /could not fan a received job out into its events; retried: .*integer/i)
+    t.same(await inbox.failed(), [])
+    t.same(failed, [])
+    t.same(runs, [])
+    t.same((await queue.getJobs(['delayed'])).map(job => job.name), [RECEIVED], 'waiting for its retry')
   })
 
   t.test('an EDIS event: stored without its credentials (body fields or Basic), run with its payload', async t => {
@@ -210,16 +263,25 @@ t.test('with Redis', async t => {
     })
     t.equal(withBasic.statusCode, 200)
     const queue = await inbox.queue()
-    const stored = JSON.stringify(await connection.hgetall(`bull:${queue.name}:${jobIdOf('edis:kvm_123456_789012:80')}`)) +
-      JSON.stringify(await connection.hgetall(`bull:${queue.name}:${jobIdOf('edis:kvm_234567_890123:95')}`))
-    t.match(stored, /kvm_123456_789012/)
-    t.match(stored, /kvm_234567_890123/)
-    t.notMatch(stored, /callback_user|callback_pw|pa\$\$|authorization|Basic /i)
+    // Every job of the queue, as Redis holds it: received, then one per event.
+    const stored = async (): Promise<string> => {
+      const keys = await connection.keys(`bull:${queue.name}:*`)
+      const hashes = await Promise.all(keys.map(async key => await connection.type(key) === 'hash' ? await connection.hgetall(key) : {}))
+      return JSON.stringify(hashes)
+    }
+    const checkStored = (text: string, what: string): void => {
+      t.match(text, /kvm_123456_789012/, what)
+      t.match(text, /kvm_234567_890123/, what)
+      t.notMatch(text, /callback_user|callback_pw|pa\$\$|authorization|Basic /i, what)
+    }
+    checkStored(await stored(), 'received')
 
     const seen: AnyProviderCallbackEvent[] = []
     const worker = createInboxWorker(inbox, { onAny: event => { seen.push(event) } })
     t.teardown(async () => { await worker.close() })
     await until(() => seen.length === 2, 'both run')
+    t.same(Object.keys(await connection.hgetall(`bull:${queue.name}:${jobIdOf('edis:kvm_123456_789012:80')}`)).includes('data'), true, 'a job per event')
+    checkStored(await stored(), 'fanned out')
     t.same(seen.map(({ name, provider, id, payload, known }) => ({ name, provider, id, payload, known })).sort((a, b) => a.id < b.id ? -1 : 1), [
       { name: 'traffic-threshold', provider: 'edis', id: 'edis:kvm_123456_789012:80', payload: { kvm: 'kvm_123456_789012', details: 'Traffic usage reached 80%', trigger_value: 80 }, known: true },
       { name: 'traffic-threshold', provider: 'edis', id: 'edis:kvm_234567_890123:95', payload: { kvm: 'kvm_234567_890123', details: 'Traffic usage reached 95%', trigger_value: 95 }, known: true }
@@ -298,12 +360,18 @@ t.test('with Redis', async t => {
   })
 
   t.test('the claim protocol\'s Redis unreachable when a run starts: the run fails, and is retried once it is back', async t => {
-    const { inbox, name } = testInbox(t, { attempts: 50, backoff: { type: 'fixed', delay: 100 } })
+    const { inbox, name, connection } = testInbox(t, { attempts: 50, backoff: { type: 'fixed', delay: 100 } })
     const api = await appWithInbox(t, inbox, { worker: false })
     t.equal((await postBatch(api, [item(11)])).statusCode, 200)
-    // The inbox's own fail-fast client (the claims'), not the worker's BullMQ connection.
-    const commands = (inbox as unknown as { commands(): { disconnect(): void, connect(): Promise<void> } }).commands()
-    commands.disconnect()
+    // The worker's own fail-fast client (the claims'), not its BullMQ connection nor the inbox's
+    // (the fan-out's): the one it duplicates from the host's connection with no offline queue.
+    let commands!: Redis
+    const duplicate = connection.duplicate.bind(connection)
+    connection.duplicate = (override?: RedisOptions) => {
+      const client = duplicate(override)
+      if (override?.enableOfflineQueue === false) commands = client
+      return client
+    }
     const failures: string[] = []
     inbox.on('failed', (_event, error) => {
       if (failures.push(error.message) === 1) commands.connect().catch(() => {})
@@ -314,6 +382,7 @@ t.test('with Redis', async t => {
     const claim = `provider-callbacks:inbox:${name}:${idOf(11)}`
     const worker = createInboxWorker(inbox, { handlers: { 'min-balance': event => { runs.push(event.id) } } })
     t.teardown(async () => { await worker.close() })
+    commands.disconnect()
     await until(async () => await probe.get(claim) === 'done', 'run once Redis was back')
     await until(async () => (await counts(inbox)).completed === 1, 'completed')
     t.match(failures[0], /cannot be reached/)

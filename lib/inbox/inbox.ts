@@ -2,7 +2,7 @@ import { EventEmitter } from 'node:events'
 import type { Job, Queue } from 'bullmq'
 import type { AnyProviderCallbackEvent } from '../events.js'
 import type { JobTraceContext } from '../telemetry.js'
-import { eventIdOf, eventOf, jobData, jobIdOf, type InboxJobData } from './job.js'
+import { eventIdOf, eventOf, jobData, jobIdOf, RECEIVED, type InboxJobData, type ReceivedJobData } from './job.js'
 import { resolveInboxOptions, type BullmqInboxOptions, type InboxConnection, type InboxSettings } from './options.js'
 
 /** An event out of attempts, or refused for good (UnrecoverableError): the dead letters. */
@@ -50,6 +50,25 @@ const loadBullmq = async (): Promise<typeof import('bullmq')> => await import('b
 /** ms between two tries, for a fail-fast client, to reconnect to a Redis that went away. */
 const RECONNECT_DELAY = 200
 
+/** Events one stored job holds at most: a flood of requests in one turn makes several. */
+const MAX_RECEIVED = 1000
+
+/** Events a worker makes jobs of in one go: BullMQ's cost per job is high enough to block the event loop for long. */
+const FAN_OUT_CHUNK = 20
+
+// A received job is only ever retried because Redis failed under its fan-out: it never becomes a
+// dead letter, whose events would then be out of reach of failed() and retry(). Prioritized, so
+// behind every event's job (BullMQ runs jobs without a priority first): workers fan events out as
+// fast as they run them, not faster, and a backlog stays in received jobs, which are cheap, rather
+// than costing a worker in the app's process the CPU its requests need.
+const RECEIVED_OPTIONS = { attempts: 2 ** 31 - 1, backoff: { type: 'fixed', delay: 1000 }, removeOnComplete: true, priority: 1 } as const
+
+/** The requests of one turn of the event loop, stored together. */
+interface Pending {
+  events: InboxJobData[]
+  stored: Promise<void>
+}
+
 export class BullmqInbox extends EventEmitter implements Inbox {
   readonly name: string
   readonly settings: InboxSettings
@@ -61,10 +80,11 @@ export class BullmqInbox extends EventEmitter implements Inbox {
   #queue: Promise<Queue> | undefined
   #created: Queue | undefined
   #closed = false
+  #pending: Pending | undefined
 
-  constructor (options: BullmqInboxOptions) {
+  constructor (options: BullmqInboxOptions, settings = resolveInboxOptions(options)) {
     super()
-    this.settings = resolveInboxOptions(options)
+    this.settings = settings
     this.name = this.settings.name
     this.connection = options.connection
     this.#commands = options.connection.duplicate({
@@ -76,6 +96,11 @@ export class BullmqInbox extends EventEmitter implements Inbox {
     })
     // A fail-fast client reports every failed command; what matters is logged where it fails.
     this.#commands.on('error', () => {})
+  }
+
+  /** The same inbox over a fail-fast client of its own. */
+  sibling (): BullmqInbox {
+    return new BullmqInbox({ connection: this.connection }, this.settings)
   }
 
   /** The fail-fast client: for the queue, and the claim protocol's store. */
@@ -113,20 +138,50 @@ export class BullmqInbox extends EventEmitter implements Inbox {
   }
 
   /**
-   * Stores a request's events in one MULTI (BullMQ's addBulk): all or none. A job whose id is
-   * there already, in any state, is left as it is: a redelivery stores nothing new. Rejects when
-   * Redis did not acknowledge in time or cannot be reached; the route then answers 503.
+   * Stores a request's events: with those of the other requests of this turn of the event loop,
+   * in one BullMQ job (one command, so all or none), which a worker fans out into a job per event.
+   * Per-event jobs, BullMQ's costliest part, are thus made off the provider's path, and a batch of
+   * any size, or many requests at once, cost one add. Rejects when Redis did not acknowledge in time
+   * or cannot be reached; the route then answers 503.
    */
   async enqueue (events: readonly AnyProviderCallbackEvent[], trace?: JobTraceContext): Promise<void> {
     // Disconnected: no command can go; said at once, without waiting for a reconnection.
     const commands = this.commands()
     if (commands.status !== 'ready') throw new Error(`Redis is not connected (${commands.status})`)
+    const pending = this.#pending ??= this.#gather()
+    for (const event of events) pending.events.push(jobData(event, trace))
+    if (pending.events.length >= MAX_RECEIVED) this.#pending = undefined
+    await pending.stored
+  }
+
+  #gather (): Pending {
+    const events: InboxJobData[] = []
+    // After the turn's I/O callbacks: every request read in it has added its events by then.
+    const stored = new Promise<void>(resolve => { setImmediate(resolve) }).then(async () => {
+      if (this.#pending?.events === events) this.#pending = undefined
+      const data: ReceivedJobData = { events }
+      await this.#bounded(async queue => await queue.add(RECEIVED, data, RECEIVED_OPTIONS))
+    })
+    return { events, stored }
+  }
+
+  /**
+   * A received job's events, each as a job of its own, deduplicated by event id: one already there,
+   * in any state, is left as it is, so a redelivery stores nothing new. A few at a time (BullMQ's
+   * addBulk, one MULTI each), so that a worker in the app's process leaves the event loop to its
+   * requests between them; a worker that dies midway leaves the received job to be fanned out
+   * again, which adds only what is missing.
+   */
+  async fanOut (data: ReceivedJobData): Promise<void> {
     const { attempts, backoff, removeOnComplete, removeOnFail } = this.settings
-    await this.#bounded(async queue => await queue.addBulk(events.map(event => ({
-      name: event.name,
-      data: jobData(event, trace),
-      opts: { jobId: jobIdOf(event.id), attempts, backoff, removeOnComplete, removeOnFail }
-    }))))
+    for (let start = 0; start < data.events.length; start += FAN_OUT_CHUNK) {
+      const events = data.events.slice(start, start + FAN_OUT_CHUNK)
+      await this.#bounded(async queue => await queue.addBulk(events.map(event => ({
+        name: event.name,
+        data: event,
+        opts: { jobId: jobIdOf(event.id), attempts, backoff, removeOnComplete, removeOnFail }
+      }))))
+    }
   }
 
   async failed (): Promise<DeadLetter[]> {

@@ -12,7 +12,7 @@ import { loadTelemetry, resolveTelemetry, type Telemetry, type TelemetryOptions 
 import { voximplantEventNames } from '../voximplant/schema.js'
 import { isUnrecoverable, UnrecoverableError } from './errors.js'
 import type { BullmqInbox, Inbox } from './inbox.js'
-import { eventOf, type InboxJobData } from './job.js'
+import { eventOf, RECEIVED, type InboxJobData, type ReceivedJobData } from './job.js'
 
 /** A handler run by an inbox's worker: there is no request (it was answered long ago). */
 export type InboxHandler<Event = AnyProviderCallbackEvent> = (event: Event, request: undefined, context: HandlerContext) => void | Promise<void>
@@ -81,6 +81,9 @@ export function startInboxWorker (
 ): InboxWorker {
   const log = options.logger ?? stderrLogger
   const { settings } = inbox
+  // The claims go over a fail-fast client of the worker's own: a claim and its refreshes never
+  // wait behind the adds of the app's requests.
+  const own = inbox.sibling()
   const concurrency = options.concurrency ?? 1
   if (!Number.isSafeInteger(concurrency) || concurrency < 1) throw new InvalidOptionError(`concurrency must be a positive integer, got ${JSON.stringify(concurrency)}`)
 
@@ -100,7 +103,7 @@ export function startInboxWorker (
     throw error
   })
   const delivery = deliveries(guarded, {
-    store: redisStore(inbox.commands() as unknown as RedisClientLike, { prefix: `provider-callbacks:inbox:${settings.name}:` }),
+    store: redisStore(own.commands() as unknown as RedisClientLike, { prefix: `provider-callbacks:inbox:${settings.name}:` }),
     claimTtl: settings.claimTtl,
     failOpen: false
   }, log)
@@ -114,6 +117,10 @@ export function startInboxWorker (
   // Set before the BullMQ worker exists, so before its first job.
   let traced: Telemetry | undefined
   const process = async (job: Job<InboxJobData>): Promise<void> => {
+    if (job.name === RECEIVED) {
+      await inbox.fanOut(job.data as unknown as ReceivedJobData)
+      return
+    }
     const event = eventOf(job.data)
     const deliver = (): ReturnType<Deliver> => byProvider[event.provider](event, request)
     const outcome = await (traced === undefined ? deliver() : traced.runJob(event, job.data.trace, job.attemptsMade + 1, deliver))
@@ -153,7 +160,11 @@ export function startInboxWorker (
     worker.on('error', error => { log.error({ err: error }, 'inbox worker error') })
     // BullMQ types the job as possibly undefined, which it never is for a job the worker ran.
     worker.on('failed', (job: Job<InboxJobData> | undefined, error) => {
-      const { data, attemptsMade, opts } = job!
+      const { name, data, attemptsMade, opts } = job!
+      if (name === RECEIVED) {
+        log.warn({ err: error }, 'could not fan a received job out into its events; retried')
+        return
+      }
       const event = eventOf(data)
       emit('failed', event, error)
       // attempts is always set: the inbox gives every job its own.
@@ -186,6 +197,7 @@ export function startInboxWorker (
       clearInterval(cleaner)
       await worker.close()
       await delivery.drain(0)
+      await own.close()
     })
     await closing
   }
