@@ -1,7 +1,7 @@
 // What a batch of 100 claims + 100 completes costs, per event, sent in each of the ways redisStore
 // could send them: the client's CPU (this process, ioredis 5) and redis-server's (INFO cpu), on a
 // redis-server of its own (random port, no persistence), keys piling up as in the bench.
-// - eval: one script per operation over all keys, the body sent each time (what redisStore does);
+// - eval: redisStore's own scripts, one per operation over all keys, the body sent each time (what redisStore does);
 // - evalsha: the same scripts, loaded once;
 // - pipeline / multi: native `SET key value PX ttl NX GET` and `SET key done PX ttl`, a command per key;
 // - commands: the same native commands, each its own promise, written in the same tick.
@@ -9,6 +9,7 @@
 import { spawn } from 'node:child_process'
 import { setTimeout as sleep } from 'node:timers/promises'
 import { Redis } from 'ioredis'
+import { CLAIM, COMPLETE } from '../../lib/idempotency/redis.js'
 import { freePort } from '../../test/redis-helpers.js'
 
 const port = await freePort()
@@ -22,17 +23,6 @@ const redisCpu = async (): Promise<number> => {
   return field('used_cpu_user') + field('used_cpu_sys')
 }
 
-const CLAIM = `local out, n = {}, 0
-for i, key in ipairs(KEYS) do
-  if not redis.call('SET', key, ARGV[i + 1], 'PX', ARGV[1], 'NX') then
-    out[n + 1] = i
-    out[n + 2] = redis.call('GET', key) or 0
-    n = n + 2
-  end
-end
-return out`
-const COMPLETE = `for _, key in ipairs(KEYS) do redis.call('SET', key, 'done', 'PX', ARGV[1]) end
-return {}`
 const claimSha = await client.script('LOAD', CLAIM) as string
 const completeSha = await client.script('LOAD', COMPLETE) as string
 

@@ -34,7 +34,7 @@ const DONE = 'done'
 // (their index, then their value), so a batch that is all new costs no reply to encode and parse. Only the owner's own claim is
 // extended or dropped: after an expiry another replica may hold it. Answers are never nil (a nil
 // would end the array).
-const CLAIM = `local out, n = {}, 0
+export const CLAIM = `local out, n = {}, 0
 for i, key in ipairs(KEYS) do
   if not redis.call('SET', key, ARGV[i + 1], 'PX', ARGV[1], 'NX') then
     out[n + 1] = i
@@ -48,7 +48,7 @@ for i, key in ipairs(KEYS) do
   if redis.call('GET', key) == ARGV[i + 1] then out[i] = redis.call('PEXPIRE', key, ARGV[1]) else out[i] = 0 end
 end
 return out`
-const COMPLETE = `for _, key in ipairs(KEYS) do redis.call('SET', key, '${DONE}', 'PX', ARGV[1]) end
+export const COMPLETE = `for _, key in ipairs(KEYS) do redis.call('SET', key, '${DONE}', 'PX', ARGV[1]) end
 return {}`
 const RELEASE = `for i, key in ipairs(KEYS) do
   if redis.call('GET', key) == ARGV[i + 1] then redis.call('DEL', key) end
