@@ -7,7 +7,7 @@
 import autocannon from 'autocannon'
 import { fork, spawn, spawnSync } from 'node:child_process'
 import { mkdtempSync, rmSync, writeFileSync } from 'node:fs'
-import { tmpdir } from 'node:os'
+import { availableParallelism, tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { setTimeout as sleep } from 'node:timers/promises'
 import { fileURLToPath } from 'node:url'
@@ -30,6 +30,10 @@ const SERVERS = ['plugin', 'plugin-redis', 'plugin-no-idempotency', 'fastify-bar
 const EXTRAS = 'extras'
 const SHARED_REDIS_URL = process.env.REDIS_URL ?? 'redis://127.0.0.1:6379'
 const INBOX = 'inbox'
+// plugin and plugin-redis again, with the bench's redis-server on a CPU of its own and the runner
+// and servers on the other: Redis as production runs it, on another machine, not taking its CPU
+// from the server it serves.
+const REDIS_OWN_CPU = 'redis-own-cpu'
 // Run only when named in --only: the plugin with telemetry off, with @opentelemetry/api but no SDK
 // (the plugin server: the API is installed here), and under a registered SDK.
 const TELEMETRY = 'telemetry'
@@ -44,7 +48,7 @@ const USAGE = `Usage: npm run bench [-- options]
   --duration S      seconds of each measured run (default 4)
   --warmup S        seconds of warm-up before each measured run (default 1)
   --connections N   autocannon connections (default 10)
-  --only LIST       servers to run, and/or "extras", "inbox": ${SERVERS.join(', ')}, ${EXTRAS}, ${INBOX} (default: all)
+  --only LIST       servers to run, and/or "extras", "inbox", "${REDIS_OWN_CPU}": ${SERVERS.join(', ')}, ${EXTRAS}, ${INBOX}, ${REDIS_OWN_CPU} (default: all)
                     and/or "${TELEMETRY}" (only when named): the plugin with telemetry off, with no SDK, with an SDK
   --scenario LIST   scenarios of the main table: ${SCENARIOS.map(s => s.name).join(', ')} (default: all)
   --cpu-prof DIR    write each server process's CPU profile (node --cpu-prof) into DIR`
@@ -82,7 +86,7 @@ function options () {
     if (unknown.length > 0) fail(`--${name}: unknown ${unknown.join(', ')}`)
     return given
   }
-  const only = list('only', [...SERVERS, EXTRAS, INBOX, TELEMETRY])
+  const only = list('only', [...SERVERS, EXTRAS, INBOX, REDIS_OWN_CPU, TELEMETRY])
   const scenarios = list('scenario', SCENARIOS.map(s => s.name))
   return {
     rounds: number('rounds', true),
@@ -94,6 +98,7 @@ function options () {
     extras: only === undefined || only.includes(EXTRAS),
     telemetry: only?.includes(TELEMETRY) === true,
     inbox: only === undefined || only.includes(INBOX),
+    redisOwnCpu: only === undefined || only.includes(REDIS_OWN_CPU),
     execArgv: values['cpu-prof'] === undefined ? [] : ['--cpu-prof', `--cpu-prof-dir=${values['cpu-prof']}`],
     argv: process.argv.slice(2).join(' ')
   }
@@ -241,7 +246,7 @@ async function redisClient (url: string): Promise<Redis | undefined> {
  * The Redis plugin-redis runs against: a redis-server of the bench's own (no persistence, a port
  * of its own), so that its CPU time is the plugin's load alone; else REDIS_URL's, shared.
  */
-async function benchRedis (): Promise<{ url: string, client: Redis, own: boolean, stop: () => Promise<void> } | undefined> {
+async function benchRedis (): Promise<{ url: string, client: Redis, own: boolean, pid?: number, stop: () => Promise<void> } | undefined> {
   if (process.env.REDIS_URL === undefined && spawnSync('redis-server', ['--version']).status === 0) {
     const port = await freePort()
     const dir = mkdtempSync(join(tmpdir(), 'provider-callbacks-bench-redis-'))
@@ -253,7 +258,7 @@ async function benchRedis (): Promise<{ url: string, client: Redis, own: boolean
     }
     for (let tries = 0; tries < 100; tries++) {
       const client = await redisClient(url)
-      if (client !== undefined) return { url, client, own: true, stop }
+      if (client !== undefined) return { url, client, own: true, pid: child.pid!, stop }
       await sleep(50)
     }
     await stop()
@@ -429,6 +434,67 @@ function redisSection (summaries: Summary[], scenarios: string[], redisCpu: Map<
     (ratio100 === undefined ? '' : `redisStore / memoryStore req/s at batch 100: **${fmt(ratio100)}** (target ≥ 0.7: ${ratio100 >= 0.7 ? 'met' : 'NOT met'}).`), '']
 }
 
+/** Pins every thread of a process to `cpus` (taskset's list: '0', '1', '0-1'); children started after inherit it. */
+function pin (pid: number, cpus: string): void {
+  const result = spawnSync('taskset', ['-a', '-cp', cpus, String(pid)], { stdio: 'ignore' })
+  if (result.status !== 0) throw new BenchError(`bench FAILED: taskset -a -cp ${cpus} ${pid} did not work`)
+}
+
+/** memoryStore and redisStore, interleaved, with redis-server on a CPU of its own and the rest on another. */
+async function redisOwnCpuSection (): Promise<string[]> {
+  const title = ['## redisStore against memoryStore, Redis on a CPU of its own', '']
+  const count = availableParallelism()
+  if (count < 2 || spawnSync('taskset', ['-V']).status !== 0) return [...title, `Skipped: it needs taskset and 2 CPUs (${count} here).`, '']
+  const redis = await benchRedis()
+  if (redis?.pid === undefined) {
+    await redis?.stop()
+    redis?.client.disconnect()
+    return [...title, 'Skipped: it needs a redis-server of the bench\'s own (redis-server on PATH, REDIS_URL unset).', '']
+  }
+  const last = String(count - 1)
+  const rest = count === 2 ? '0' : `0-${count - 2}`
+  const prefix = `provider-callbacks-bench:${process.pid}-${Date.now()}-own-cpu:`
+  const redisCpu = new Map<string, number[]>()
+  let samples: Sample[]
+  log(`${REDIS_OWN_CPU}: redis-server on CPU ${last}, the runner and its servers on CPU ${rest}`)
+  pin(redis.pid, last)
+  pin(process.pid, rest)
+  try {
+    samples = await rounds(['plugin', 'plugin-redis'].map(server => ({
+      server,
+      scenarios: opts.scenarios,
+      ...(server === 'plugin-redis' ? { env: (round: number) => ({ BENCH_REDIS_PREFIX: `${prefix}${round}:`, REDIS_URL: redis.url }) } : {})
+    })), async (server, scenario, measure) => {
+      if (server.name !== 'plugin-redis') return await measure()
+      const before = await redisCpuSeconds(redis.client)
+      const measured = await measure()
+      redisCpu.set(scenario.name, [...redisCpu.get(scenario.name) ?? [], (await redisCpuSeconds(redis.client) - before) * 1e6 / measured.usage.items])
+      return measured
+    })
+  } finally {
+    pin(process.pid, `0-${count - 1}`)
+    await deleteKeys(redis.client, prefix)
+    redis.client.disconnect()
+    await redis.stop()
+  }
+  const names = opts.scenarios.map(s => s.name)
+  const summaries = summarise(samples, ['plugin', 'plugin-redis'], names)
+  const find = (server: string, scenario: string): Summary => summaries.find(s => s.server === server && s.scenario === scenario)!
+  const rows = names.map(scenario => {
+    const memory = find('plugin', scenario)
+    const withRedis = find('plugin-redis', scenario)
+    return [scenario, fmt(memory.reqPerSec, 0), fmt(withRedis.reqPerSec, 0), fmt(withRedis.reqPerSec / memory.reqPerSec),
+      fmt(memory.cpuMicrosPerItem), fmt(withRedis.cpuMicrosPerItem), fmt(median(redisCpu.get(scenario) ?? []))]
+  })
+  const at100 = names.includes('vox-100') ? find('plugin-redis', 'vox-100').reqPerSec / find('plugin', 'vox-100').reqPerSec : undefined
+  return [...title,
+    `The same two servers, with the bench's redis-server pinned to CPU ${last} and the runner (autocannon) and the servers to CPU ${rest} ` +
+    '(taskset), in both configurations: Redis then takes no CPU from the server it serves, as on a machine of its own in production. ' +
+    'The load generator shares the server\'s CPU, so req/s are lower than in the table above; compare the ratios.', '',
+    markdownTable(['scenario', 'memoryStore req/s', 'redisStore req/s', 'redis / memory (req/s)', 'plugin CPU µs/event, memory', 'plugin CPU µs/event, redis', 'redis-server CPU µs/event'], rows), '',
+    ...(at100 === undefined ? [] : [`redisStore / memoryStore req/s at batch 100, Redis on a CPU of its own: **${fmt(at100)}** (target ≥ 0.7: ${at100 >= 0.7 ? 'met' : 'NOT met'}).`, ''])]
+}
+
 /** The cost of telemetry: the plugin with it off, with the API and no SDK, and under an SDK, interleaved. */
 async function telemetry (): Promise<string[]> {
   log('telemetry: the plugin with telemetry off, with @opentelemetry/api and no SDK, and under an SDK')
@@ -602,6 +668,7 @@ async function main (): Promise<void> {
   }
   if (opts.extras) report.push(...await extras())
   if (opts.telemetry) report.push(...await telemetry())
+  if (opts.redisOwnCpu) report.push(...await redisOwnCpuSection())
   if (opts.inbox) report.push(...await inboxSection())
 
   const wall = (Date.now() - started) / 1000
