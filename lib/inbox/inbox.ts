@@ -50,6 +50,30 @@ const loadBullmq = async (): Promise<typeof import('bullmq')> => await import('b
 /** ms between two tries, for a fail-fast client, to reconnect to a Redis that went away. */
 const RECONNECT_DELAY = 200
 
+/**
+ * A client duplicated from the host's, for what a request or a claim waits on: no offline queue
+ * and no retries, so a Redis that is down fails a command at once (a 503, a claim unavailable)
+ * rather than holding it until Redis is back. Connected on first use (`connected`).
+ */
+export function failFastClient (connection: InboxConnection, commandTimeout: number): InboxConnection {
+  const client = connection.duplicate({
+    enableOfflineQueue: false,
+    maxRetriesPerRequest: 0,
+    commandTimeout,
+    retryStrategy: () => RECONNECT_DELAY,
+    lazyConnect: true
+  })
+  // A fail-fast client reports every failed command; what matters is logged where it fails.
+  client.on('error', () => {})
+  return client
+}
+
+/** `client`, its connection started if it never was. */
+export function connected (client: InboxConnection): InboxConnection {
+  if (client.status === 'wait') client.connect().catch(() => {})
+  return client
+}
+
 /** Events one stored job holds at most: a flood of requests in one turn makes several. */
 const MAX_RECEIVED = 1000
 
@@ -73,40 +97,24 @@ export class BullmqInbox extends EventEmitter implements Inbox {
   readonly name: string
   readonly settings: InboxSettings
   readonly connection: InboxConnection
-  // The inbox's own client, duplicated from the host's, for what a request or a claim waits on:
-  // no offline queue and no retries, so a Redis that is down fails a command at once (a 503)
-  // rather than holding it until Redis is back.
+  // The inbox's own client, duplicated from the host's: what a request waits on.
   readonly #commands: InboxConnection
   #queue: Promise<Queue> | undefined
   #created: Queue | undefined
   #closed = false
   #pending: Pending | undefined
 
-  constructor (options: BullmqInboxOptions, settings = resolveInboxOptions(options)) {
+  constructor (options: BullmqInboxOptions) {
     super()
-    this.settings = settings
+    this.settings = resolveInboxOptions(options)
     this.name = this.settings.name
     this.connection = options.connection
-    this.#commands = options.connection.duplicate({
-      enableOfflineQueue: false,
-      maxRetriesPerRequest: 0,
-      commandTimeout: this.settings.addTimeout,
-      retryStrategy: () => RECONNECT_DELAY,
-      lazyConnect: true
-    })
-    // A fail-fast client reports every failed command; what matters is logged where it fails.
-    this.#commands.on('error', () => {})
+    this.#commands = failFastClient(options.connection, this.settings.addTimeout)
   }
 
-  /** The same inbox over a fail-fast client of its own. */
-  sibling (): BullmqInbox {
-    return new BullmqInbox({ connection: this.connection }, this.settings)
-  }
-
-  /** The fail-fast client: for the queue, and the claim protocol's store. */
+  /** The fail-fast client, connected on first use: for the queue's commands. */
   commands (): InboxConnection {
-    if (this.#commands.status === 'wait') this.#commands.connect().catch(() => {})
-    return this.#commands
+    return connected(this.#commands)
   }
 
   /**

@@ -11,7 +11,7 @@ import { redisStore, type RedisClientLike } from '../idempotency/redis.js'
 import { loadTelemetry, resolveTelemetry, type Telemetry, type TelemetryOptions } from '../telemetry.js'
 import { voximplantEventNames } from '../voximplant/schema.js'
 import { isUnrecoverable, UnrecoverableError } from './errors.js'
-import type { BullmqInbox, Inbox } from './inbox.js'
+import { connected, failFastClient, type BullmqInbox, type Inbox } from './inbox.js'
 import { eventOf, RECEIVED, type InboxJobData, type ReceivedJobData } from './job.js'
 
 /** A handler run by an inbox's worker: there is no request (it was answered long ago). */
@@ -81,11 +81,11 @@ export function startInboxWorker (
 ): InboxWorker {
   const log = options.logger ?? stderrLogger
   const { settings } = inbox
-  // The claims go over a fail-fast client of the worker's own: a claim and its refreshes never
-  // wait behind the adds of the app's requests.
-  const own = inbox.sibling()
   const concurrency = options.concurrency ?? 1
   if (!Number.isSafeInteger(concurrency) || concurrency < 1) throw new InvalidOptionError(`concurrency must be a positive integer, got ${JSON.stringify(concurrency)}`)
+  // The claims go over a fail-fast client of the worker's own: a claim and its refreshes never
+  // wait behind the adds of the app's requests.
+  const claims = failFastClient(inbox.connection, settings.addTimeout)
 
   // The claim protocol runs one handler: this one, which runs the event's own and keeps the error
   // they threw (the protocol only logs it), for BullMQ's failedReason and retry decision.
@@ -103,7 +103,7 @@ export function startInboxWorker (
     throw error
   })
   const delivery = deliveries(guarded, {
-    store: redisStore(own.commands() as unknown as RedisClientLike, { prefix: `provider-callbacks:inbox:${settings.name}:` }),
+    store: redisStore(connected(claims) as unknown as RedisClientLike, { prefix: `provider-callbacks:inbox:${settings.name}:` }),
     claimTtl: settings.claimTtl,
     failOpen: false
   }, log)
@@ -197,7 +197,7 @@ export function startInboxWorker (
       clearInterval(cleaner)
       await worker.close()
       await delivery.drain(0)
-      await own.close()
+      claims.disconnect()
     })
     await closing
   }
