@@ -12,7 +12,7 @@ import type { BullmqInbox } from '../lib/inbox/inbox.js'
 import { eventIdOf, jobIdOf, RECEIVED } from '../lib/inbox/job.js'
 import { basic, CREDENTIALS, EDIS_BODIES, FORM, gate, postBatch, signedItem, VOX } from './helpers.js'
 import { counts, fannedOut, received, testInbox, until, workerConnection } from './inbox-helpers.js'
-import { connect, freePort, redisAvailable } from './redis-helpers.js'
+import { connect, freePort, OwnRedis, redisAvailable } from './redis-helpers.js'
 
 t.setTimeout(120_000)
 
@@ -221,6 +221,62 @@ t.test('with Redis', async t => {
     t.same(runs, events(0, 1005).map(event => event.id), 'in the order received')
     await fannedOut(inbox)
     t.same(await counts(inbox), { completed: 1005, failed: 0, waiting: 0, active: 0, delayed: 0 })
+  })
+
+  t.test('requests read while an add is on its way go together in the next received job, once it is back', async t => {
+    // A redis-server of the test's own, held busy (DEBUG SLEEP) while the first add is on its way.
+    const redis = new OwnRedis(await freePort(), ['--enable-debug-command', 'yes'])
+    await redis.start()
+    t.teardown(async () => { await redis.destroy() })
+    const { inbox } = testInbox(t, { addTimeout: 60_000 }, redis.url)
+    const bullmq = inbox as BullmqInbox
+    await bullmq.connect()
+    await inbox.queue()
+    const event = (id: number): AnyProviderCallbackEvent[] => [{
+      name: 'min-balance', provider: 'voximplant', id: idOf(id), receivedAt: new Date(), known: true, payload: { callback_id: id }
+    } as unknown as AnyProviderCallbackEvent]
+    const blocker = workerConnection(redis.url)
+    t.teardown(() => { blocker.disconnect() })
+    await blocker.ping()
+    const busy = blocker.call('DEBUG', 'SLEEP', '2')
+    const stored = [bullmq.enqueue(event(1))]
+    // Three more requests, each in a turn of its own, while the first add waits for Redis.
+    for (const id of [2, 3, 4]) {
+      await sleep(20)
+      stored.push(bullmq.enqueue(event(id)))
+    }
+    await Promise.all([busy, ...stored])
+    t.same(await received(inbox), [[idOf(1)], [idOf(2), idOf(3), idOf(4)]])
+  })
+
+  t.test('Redis connected but not answering within addTimeout: 503s, and the redeliveries run each event once', async t => {
+    const redis = new OwnRedis(await freePort(), ['--enable-debug-command', 'yes'])
+    await redis.start()
+    t.teardown(async () => { await redis.destroy() })
+    const { inbox } = testInbox(t, { addTimeout: 300 }, redis.url)
+    const runs: string[] = []
+    const app = Fastify()
+    await app.register(providerCallbacks, { voximplant: { secret: VOX }, inbox, handlers: { 'min-balance': event => { runs.push(event.id) } } })
+    t.teardown(async () => { await app.close() })
+    await app.ready()
+    const blocker = workerConnection(redis.url)
+    t.teardown(() => { blocker.disconnect() })
+    await blocker.ping()
+    const busy = blocker.call('DEBUG', 'SLEEP', '2')
+    // The second request is read while the first one's add is on its way: bounded all the same.
+    const first = postBatch(app, [signedItem('min_balance', 1)])
+    await sleep(20)
+    const answers = await Promise.all([first, postBatch(app, [signedItem('min_balance', 2)])])
+    t.same(answers.map(answer => [answer.statusCode, answer.headers['retry-after'], answer.json().code]),
+      Array(2).fill([503, '30', 'FST_PROVIDER_CALLBACKS_STORE_UNAVAILABLE']))
+    await busy
+    // The adds given up on may still land once Redis answers: the redeliveries add nothing then.
+    for (const id of [1, 2]) t.equal((await postBatch(app, [signedItem('min_balance', id)])).statusCode, 200)
+    await fannedOut(inbox)
+    await until(async () => (await counts(inbox)).completed === 2, 'both completed')
+    await sleep(200)
+    t.same(runs.sort(), [idOf(1), idOf(2)], 'each once')
+    t.same(await counts(inbox), { completed: 2, failed: 0, waiting: 0, active: 0, delayed: 0 })
   })
 
   t.test('a received job that cannot be fanned out: logged, retried, never a dead letter nor an event', async t => {

@@ -75,7 +75,8 @@ export async function freePort (): Promise<number> {
 export class OwnRedis {
   readonly dir = mkdtempSync(join(tmpdir(), 'provider-callbacks-redis-'))
   #process: ChildProcess | undefined
-  constructor (readonly port: number) {}
+  /** `args`: more of redis-server's options. */
+  constructor (readonly port: number, readonly args: string[] = []) {}
 
   get url (): string {
     return `redis://127.0.0.1:${this.port}`
@@ -84,7 +85,7 @@ export class OwnRedis {
   async start (): Promise<void> {
     this.#process = spawn('redis-server', [
       '--port', String(this.port), '--bind', '127.0.0.1', '--save', '', '--appendonly', 'yes',
-      '--appendfsync', 'always', '--dir', this.dir, '--daemonize', 'no', '--logfile', ''
+      '--appendfsync', 'always', '--dir', this.dir, '--daemonize', 'no', '--logfile', '', ...this.args
     ], { stdio: 'ignore' })
     // Only a redis-server that cannot start runs out of this; a busy machine must not.
     const deadline = Date.now() + 30_000

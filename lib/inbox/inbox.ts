@@ -87,10 +87,15 @@ const FAN_OUT_CHUNK = 20
 // than costing a worker in the app's process the CPU its requests need.
 const RECEIVED_OPTIONS = { attempts: 2 ** 31 - 1, backoff: { type: 'fixed', delay: 1000 }, removeOnComplete: true, priority: 1 } as const
 
-/** The requests of one turn of the event loop, stored together. */
+/** The requests stored together: those of one turn of the event loop, or of the turns an add was on its way. */
 interface Pending {
   events: InboxJobData[]
+  /** When its first request came: its add is bounded by addTimeout from then. */
+  since: number
+  /** Its turn is over: it may go as soon as an add may. */
+  due: boolean
   stored: Promise<void>
+  settle: (error?: unknown) => void
 }
 
 export class BullmqInbox extends EventEmitter implements Inbox {
@@ -102,7 +107,13 @@ export class BullmqInbox extends EventEmitter implements Inbox {
   #queue: Promise<Queue> | undefined
   #created: Queue | undefined
   #closed = false
+  // Gathering requests; full ones (MAX_RECEIVED events) wait for their add in #full.
   #pending: Pending | undefined
+  readonly #full: Pending[] = []
+  // One received job on its way to Redis at a time. Requests read meanwhile gather into the next,
+  // which goes once it is back (a group commit): the busier the app, the more requests an add
+  // holds, so Redis's work and the app's per request fall as the load rises.
+  #adding = false
 
   constructor (options: BullmqInboxOptions) {
     super()
@@ -146,8 +157,9 @@ export class BullmqInbox extends EventEmitter implements Inbox {
   }
 
   /**
-   * Stores a request's events: with those of the other requests of this turn of the event loop,
-   * in one BullMQ job (one command, so all or none), which a worker fans out into a job per event.
+   * Stores a request's events: with those of the other requests of this turn of the event loop
+   * (and of the turns while the previous add was on its way), in one BullMQ job (one command, so
+   * all or none), which a worker fans out into a job per event.
    * Per-event jobs, BullMQ's costliest part, are thus made off the provider's path, and a batch of
    * any size, or many requests at once, cost one add. Rejects when Redis did not acknowledge in time
    * or cannot be reached; the route then answers 503.
@@ -158,19 +170,43 @@ export class BullmqInbox extends EventEmitter implements Inbox {
     if (commands.status !== 'ready') throw new Error(`Redis is not connected (${commands.status})`)
     const pending = this.#pending ??= this.#gather()
     for (const event of events) pending.events.push(jobData(event, trace))
-    if (pending.events.length >= MAX_RECEIVED) this.#pending = undefined
+    if (pending.events.length >= MAX_RECEIVED) {
+      this.#pending = undefined
+      this.#full.push(pending)
+      this.#send()
+    }
     await pending.stored
   }
 
   #gather (): Pending {
-    const events: InboxJobData[] = []
+    let settle!: Pending['settle']
+    const stored = new Promise<void>((resolve, reject) => { settle = error => { error === undefined ? resolve() : reject(error) } })
+    const pending: Pending = { events: [], since: Date.now(), due: false, stored, settle }
     // After the turn's I/O callbacks: every request read in it has added its events by then.
-    const stored = new Promise<void>(resolve => { setImmediate(resolve) }).then(async () => {
-      if (this.#pending?.events === events) this.#pending = undefined
-      const data: ReceivedJobData = { events }
-      await this.#bounded(async queue => await queue.add(RECEIVED, data, RECEIVED_OPTIONS))
+    setImmediate(() => {
+      pending.due = true
+      this.#send()
     })
-    return { events, stored }
+    return pending
+  }
+
+  // The next add, unless one is on its way: full jobs first, in their order, then the gathering
+  // one once its turn is over.
+  #send (): void {
+    if (this.#adding) return
+    let next = this.#full.shift()
+    if (next === undefined && this.#pending?.due === true) {
+      next = this.#pending
+      this.#pending = undefined
+    }
+    if (next === undefined) return
+    const { events, since, settle } = next
+    const data: ReceivedJobData = { events }
+    this.#adding = true
+    this.#bounded(async queue => await queue.add(RECEIVED, data, RECEIVED_OPTIONS), since).then(() => { settle() }, settle).finally(() => {
+      this.#adding = false
+      this.#send()
+    })
   }
 
   /**
@@ -219,12 +255,12 @@ export class BullmqInbox extends EventEmitter implements Inbox {
   // The client's commandTimeout bounds each command; this bounds BullMQ's start-up (which waits
   // for a connection) as well. Work that lands after its caller gave up is harmless: an add that
   // lands after a 503 is found by the redelivery, which stores nothing new.
-  async #bounded<T> (work: (queue: Queue) => Promise<T>): Promise<T> {
+  async #bounded<T> (work: (queue: Queue) => Promise<T>, since = Date.now()): Promise<T> {
     const { addTimeout } = this.settings
     const done = this.queue().then(work)
     let timer: NodeJS.Timeout | undefined
     const timeout = new Promise<never>((_resolve, reject) => {
-      timer = setTimeout(() => { reject(new Error(`Redis did not answer within ${addTimeout} ms`)) }, addTimeout)
+      timer = setTimeout(() => { reject(new Error(`Redis did not answer within ${addTimeout} ms`)) }, since + addTimeout - Date.now())
     })
     try {
       return await Promise.race([done, timeout])
