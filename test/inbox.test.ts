@@ -26,6 +26,21 @@ async function appWithInbox (t: Test, inbox: Inbox, options: Partial<ProviderCal
 const item = (id: number, type = 'min_balance'): Record<string, unknown> => signedItem(type, id)
 const idOf = (id: number): string => `voximplant:${VOX.accountId}:${id}`
 
+/**
+ * A redis-server of the test's own that `hold(seconds)` keeps from answering anyone (DEBUG SLEEP,
+ * written to Redis before it returns): a Redis that is connected but slow. Its promise settles when
+ * Redis answers again.
+ */
+async function busyRedis (t: Test): Promise<{ url: string, hold: (seconds: number) => Promise<unknown> }> {
+  const redis = new OwnRedis(await freePort(), ['--enable-debug-command', 'yes'])
+  await redis.start()
+  t.teardown(async () => { await redis.destroy() })
+  const blocker = workerConnection(redis.url)
+  t.teardown(() => { blocker.disconnect() })
+  await blocker.ping()
+  return { url: redis.url, hold: async seconds => await blocker.call('DEBUG', 'SLEEP', String(seconds)) }
+}
+
 t.test('job ids: every event id becomes an id BullMQ takes (no ":", never all digits), and back', async t => {
   for (const id of ['voximplant:1234567:89', 'edis:kvm_1:80', 'edis:a%3Ab:c:%', 'edis:%25:x']) {
     const jobId = jobIdOf(id)
@@ -224,10 +239,7 @@ t.test('with Redis', async t => {
   })
 
   t.test('requests read while an add is on its way go together in the next received job, once it is back', async t => {
-    // A redis-server of the test's own, held busy (DEBUG SLEEP) while the first add is on its way.
-    const redis = new OwnRedis(await freePort(), ['--enable-debug-command', 'yes'])
-    await redis.start()
-    t.teardown(async () => { await redis.destroy() })
+    const redis = await busyRedis(t)
     const { inbox } = testInbox(t, { addTimeout: 60_000 }, redis.url)
     const bullmq = inbox as BullmqInbox
     await bullmq.connect()
@@ -235,10 +247,7 @@ t.test('with Redis', async t => {
     const event = (id: number): AnyProviderCallbackEvent[] => [{
       name: 'min-balance', provider: 'voximplant', id: idOf(id), receivedAt: new Date(), known: true, payload: { callback_id: id }
     } as unknown as AnyProviderCallbackEvent]
-    const blocker = workerConnection(redis.url)
-    t.teardown(() => { blocker.disconnect() })
-    await blocker.ping()
-    const busy = blocker.call('DEBUG', 'SLEEP', '2')
+    const busy = redis.hold(2)
     const stored = [bullmq.enqueue(event(1))]
     // Three more requests, each in a turn of its own, while the first add waits for Redis.
     for (const id of [2, 3, 4]) {
@@ -250,19 +259,14 @@ t.test('with Redis', async t => {
   })
 
   t.test('Redis connected but not answering within addTimeout: 503s, and the redeliveries run each event once', async t => {
-    const redis = new OwnRedis(await freePort(), ['--enable-debug-command', 'yes'])
-    await redis.start()
-    t.teardown(async () => { await redis.destroy() })
+    const redis = await busyRedis(t)
     const { inbox } = testInbox(t, { addTimeout: 300 }, redis.url)
     const runs: string[] = []
     const app = Fastify()
     await app.register(providerCallbacks, { voximplant: { secret: VOX }, inbox, handlers: { 'min-balance': event => { runs.push(event.id) } } })
     t.teardown(async () => { await app.close() })
     await app.ready()
-    const blocker = workerConnection(redis.url)
-    t.teardown(() => { blocker.disconnect() })
-    await blocker.ping()
-    const busy = blocker.call('DEBUG', 'SLEEP', '2')
+    const busy = redis.hold(2)
     // The second request is read while the first one's add is on its way: bounded all the same.
     const first = postBatch(app, [signedItem('min_balance', 1)])
     await sleep(20)
