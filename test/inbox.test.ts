@@ -260,13 +260,12 @@ t.test('with Redis', async t => {
 
   t.test('Redis connected but not answering within addTimeout: 503s, and the redeliveries run each event once', async t => {
     const redis = await busyRedis(t)
-    const { inbox } = testInbox(t, { addTimeout: 300 }, redis.url)
-    const runs: string[] = []
+    const { inbox, name } = testInbox(t, { addTimeout: 500 }, redis.url)
     const app = Fastify()
-    await app.register(providerCallbacks, { voximplant: { secret: VOX }, inbox, handlers: { 'min-balance': event => { runs.push(event.id) } } })
+    await app.register(providerCallbacks, { voximplant: { secret: VOX }, inbox, worker: false })
     t.teardown(async () => { await app.close() })
     await app.ready()
-    const busy = redis.hold(2)
+    const busy = redis.hold(3)
     // The second request is read while the first one's add is on its way: bounded all the same.
     const first = postBatch(app, [signedItem('min_balance', 1)])
     await sleep(20)
@@ -276,9 +275,13 @@ t.test('with Redis', async t => {
     await busy
     // The adds given up on may still land once Redis answers: the redeliveries add nothing then.
     for (const id of [1, 2]) t.equal((await postBatch(app, [signedItem('min_balance', id)])).statusCode, 200)
+    // A worker of its own (the default addTimeout bounds its claims), as in another process.
+    const runs: string[] = []
+    const { inbox: workers } = testInbox(t, { name }, redis.url)
+    const worker = createInboxWorker(workers, { handlers: { 'min-balance': event => { runs.push(event.id) } } })
+    t.teardown(async () => { await worker.close() })
     await fannedOut(inbox)
     await until(async () => (await counts(inbox)).completed === 2, 'both completed')
-    await sleep(200)
     t.same(runs.sort(), [idOf(1), idOf(2)], 'each once')
     t.same(await counts(inbox), { completed: 2, failed: 0, waiting: 0, active: 0, delayed: 0 })
   })
