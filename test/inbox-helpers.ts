@@ -4,7 +4,9 @@ import { Queue } from 'bullmq'
 import { Redis } from 'ioredis'
 import type { Test } from 'tap'
 import { bullmqInbox, type BullmqInboxOptions, type Inbox } from '../lib/index.js'
-import { RECEIVED, type ReceivedJobData } from '../lib/inbox/job.js'
+import type { BullmqInbox } from '../lib/inbox/inbox.js'
+import type { InboxJobData } from '../lib/inbox/job.js'
+import { receivedKey } from '../lib/inbox/received.js'
 import { REDIS_URL } from './redis-helpers.js'
 
 /** Fast retries, so that a test's failing runs take milliseconds, not BullMQ's hours. */
@@ -41,7 +43,7 @@ export async function removeQueue (name: string, url = REDIS_URL): Promise<void>
     await queue.obliterate({ force: true })
     await queue.close()
     const claims = await connection.keys(`provider-callbacks:inbox:${name}:*`)
-    if (claims.length > 0) await connection.del(...claims)
+    await connection.del(receivedKey('bull', name), ...claims)
   } catch {} finally {
     connection.disconnect()
   }
@@ -66,13 +68,13 @@ export async function counts (inbox: Inbox): Promise<Record<string, number>> {
   return { completed, failed, waiting, active, delayed }
 }
 
-/** The event ids of each received job (a request's events, not yet fanned out), oldest first. */
+/** The event ids of each entry of the received stream (requests' events, not yet fanned out), oldest first. */
 export async function received (inbox: Inbox): Promise<string[][]> {
-  const jobs = await (await inbox.queue() as Queue).getJobs(['prioritized', 'waiting', 'active', 'delayed'], 0, -1, true)
-  return jobs.filter(job => job.name === RECEIVED).map(job => (job.data as ReceivedJobData).events.map(event => event.id))
+  const entries = await ((inbox as BullmqInbox).connection as Redis).xrange((inbox as BullmqInbox).received, '-', '+')
+  return entries.map(([, fields]) => (JSON.parse(fields[1]!) as InboxJobData[]).map(event => event.id))
 }
 
-/** Waits until a worker fanned every received job out into a job per event. */
+/** Waits until a worker fanned every received entry out into a job per event. */
 export async function fannedOut (inbox: Inbox): Promise<void> {
-  await until(async () => (await received(inbox)).length === 0, 'every received job fanned out')
+  await until(async () => (await received(inbox)).length === 0, 'every received entry fanned out')
 }

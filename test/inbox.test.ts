@@ -1,7 +1,6 @@
 // The inbox against the real Redis: answered once stored, handlers run by a worker with retries,
 // dead letters and replay, each event succeeding once.
 import { setTimeout as sleep } from 'node:timers/promises'
-import type { Queue } from 'bullmq'
 import Fastify, { type FastifyBaseLogger, type FastifyInstance } from 'fastify'
 import type { Redis, RedisOptions } from 'ioredis'
 import t, { type Test } from 'tap'
@@ -9,7 +8,8 @@ import providerCallbacks, {
   createInboxWorker, type AnyProviderCallbackEvent, type Inbox, type ProviderCallbacksOptions, UnrecoverableError, bullmqInbox
 } from '../lib/index.js'
 import type { BullmqInbox } from '../lib/inbox/inbox.js'
-import { eventIdOf, jobIdOf, RECEIVED } from '../lib/inbox/job.js'
+import { eventIdOf, jobIdOf } from '../lib/inbox/job.js'
+import { BACKLOG, startFanOut } from '../lib/inbox/received.js'
 import { basic, CREDENTIALS, EDIS_BODIES, FORM, gate, postBatch, signedItem, VOX } from './helpers.js'
 import { counts, fannedOut, received, testInbox, until, workerConnection } from './inbox-helpers.js'
 import { connect, freePort, OwnRedis, redisAvailable } from './redis-helpers.js'
@@ -286,26 +286,115 @@ t.test('with Redis', async t => {
     t.same(await counts(inbox), { completed: 2, failed: 0, waiting: 0, active: 0, delayed: 0 })
   })
 
-  t.test('a received job that cannot be fanned out: logged, retried, never a dead letter nor an event', async t => {
-    const { inbox } = testInbox(t)
+  t.test('a received entry that cannot be fanned out: logged, taken again after lockDuration, never a dead letter nor an event; the next ones go on', async t => {
+    const { inbox, connection } = testInbox(t)
     const bullmq = inbox as BullmqInbox
     await bullmq.connect()
-    const queue = await inbox.queue() as Queue
     // An event id BullMQ refuses as a job id (digits only): no event of a route has one.
     await bullmq.enqueue([{ name: 'min-balance', provider: 'voximplant', id: '12345', payload: {}, receivedAt: new Date(), known: true } as unknown as AnyProviderCallbackEvent])
+    await bullmq.enqueue([{ name: 'min-balance', provider: 'voximplant', id: idOf(7), payload: {}, receivedAt: new Date(), known: true } as unknown as AnyProviderCallbackEvent])
     const warnings: string[] = []
     const logger = { error: () => {}, warn: (fields: { err: Error }, message: string) => { warnings.push(`${message}: ${fields.err.message}`) } } as unknown as FastifyBaseLogger
     const failed: string[] = []
     inbox.on('failed', event => { failed.push(event.id) })
     const runs: string[] = []
-    const worker = createInboxWorker(inbox, { onAny: event => { runs.push(event.id) }, logger })
+    const worker = createInboxWorker(inbox, { onAny: event => { runs.push(event.id) }, logger, lockDuration: 300, stalledInterval: 100 })
     t.teardown(async () => { await worker.close() })
-    await until(() => warnings.length >= 1, 'the fan-out failed')
-    t.match(warnings[0], /could not fan a received job out into its events; retried: .*integer/i)
+    await until(() => runs.length === 1, 'the next entry run')
+    await until(() => warnings.length >= 2, 'the failing entry taken again')
+    t.match(warnings[0], /could not fan received events out into a job each; retried: .*integer/i)
+    t.equal(warnings[1], warnings[0])
+    t.same(runs, [idOf(7)])
     t.same(await inbox.failed(), [])
     t.same(failed, [])
-    t.same(runs, [])
-    t.same((await queue.getJobs(['delayed'])).map(job => job.name), [RECEIVED], 'waiting for its retry')
+    t.same(await received(inbox), [['12345']], 'still in the stream')
+    await worker.close()
+    const [pending, , , consumers] = await connection.xpending(bullmq.received, 'provider-callbacks') as [number, string, string, string[][]]
+    t.equal(pending, 1, 'pending still')
+    t.equal(consumers.length, 1, 'on the closed worker\'s consumer, kept: removing it would drop the entry from the group')
+  })
+
+  t.test('an entry taken by a worker that died before fanning it out: another takes it after lockDuration, and its events run once', async t => {
+    const { inbox, connection } = testInbox(t)
+    const bullmq = inbox as BullmqInbox
+    await bullmq.connect()
+    await bullmq.enqueue([{ name: 'min-balance', provider: 'voximplant', id: idOf(8), payload: {}, receivedAt: new Date(), known: true } as unknown as AnyProviderCallbackEvent])
+    // What a worker does before it dies: join the group, read the entry, and never acknowledge it.
+    await connection.xgroup('CREATE', bullmq.received, 'provider-callbacks', '0', 'MKSTREAM')
+    const taken = await connection.xreadgroup('GROUP', 'provider-callbacks', 'dead', 'COUNT', 10, 'STREAMS', bullmq.received, '>') as Array<[string, unknown[]]>
+    t.equal(taken[0]![1].length, 1, 'the dead worker took it')
+    const runs: string[] = []
+    const worker = createInboxWorker(inbox, { onAny: event => { runs.push(event.id) }, lockDuration: 500, stalledInterval: 100 })
+    t.teardown(async () => { await worker.close() })
+    await until(() => runs.length === 1, 'the event run')
+    await fannedOut(inbox)
+    t.same(runs, [idOf(8)])
+    t.same(await connection.xpending(bullmq.received, 'provider-callbacks'), [0, null, null, null], 'nothing left pending')
+    t.same(await counts(inbox), { completed: 1, failed: 0, waiting: 0, active: 0, delayed: 0 })
+    await worker.close()
+    const consumers = await connection.xinfo('CONSUMERS', bullmq.received, 'provider-callbacks') as string[][]
+    t.same(consumers.map(fields => fields[fields.indexOf('name') + 1]), ['dead'], 'a worker closed leaves no consumer behind')
+  })
+
+  t.test('the received stream deleted under a worker, its group with it: logged, made again, and the next events run', async t => {
+    const { inbox, connection } = testInbox(t)
+    const bullmq = inbox as BullmqInbox
+    await bullmq.connect()
+    const event = (id: number): AnyProviderCallbackEvent[] => [{ name: 'min-balance', provider: 'voximplant', id: idOf(id), payload: {}, receivedAt: new Date(), known: true } as unknown as AnyProviderCallbackEvent]
+    const warnings: string[] = []
+    const logger = { error: () => {}, warn: (fields: { err: Error }, message: string) => { warnings.push(`${message}: ${fields.err.message}`) } } as unknown as FastifyBaseLogger
+    const runs: string[] = []
+    const worker = createInboxWorker(inbox, { onAny: event => { runs.push(event.id) }, logger, stalledInterval: 200 })
+    t.teardown(async () => { await worker.close() })
+    await bullmq.enqueue(event(1))
+    await until(() => runs.length === 1, 'the first event run')
+    await connection.del(bullmq.received)
+    await until(() => warnings.length >= 1, 'the read failed')
+    // Redis 7 ends a blocked read so (UNBLOCKED); a read that was not blocked then finds no group (NOGROUP).
+    t.match(warnings[0], /^could not read the received events; retried: .*(UNBLOCKED|NOGROUP)/)
+    await bullmq.enqueue(event(2))
+    await until(() => runs.length === 2, 'the next event run')
+    t.same(runs, [idOf(1), idOf(2)])
+  })
+
+  t.test('the received stream\'s reader closed while Redis is down: it closes, without waiting for Redis', async t => {
+    const redis = new OwnRedis(await freePort())
+    await redis.start()
+    t.teardown(async () => { await redis.destroy() })
+    const { inbox, connection } = testInbox(t, {}, redis.url)
+    const log = { error: () => {}, warn: () => {} } as unknown as FastifyBaseLogger
+    const reader = startFanOut(inbox as BullmqInbox, { claimIdle: 30_000, claimInterval: 30_000, log })
+    await until(async () => await connection.exists((inbox as BullmqInbox).received) === 1, 'the group made')
+    await redis.stop()
+    await reader.close()
+    t.pass('closed')
+  })
+
+  t.test(`workers fan out no more while ${BACKLOG} events wait: a backlog stays in the stream, and runs once they catch up`, async t => {
+    const { inbox } = testInbox(t)
+    const bullmq = inbox as BullmqInbox
+    await bullmq.connect()
+    const events = (from: number): AnyProviderCallbackEvent[] => Array.from({ length: BACKLOG }, (_, i) => ({
+      name: 'min-balance', provider: 'voximplant', id: idOf(from + i), receivedAt: new Date(), known: true, payload: {}
+    }) as unknown as AnyProviderCallbackEvent)
+    for (const from of [0, BACKLOG, 2 * BACKLOG]) await bullmq.enqueue(events(from))
+    const held = gate()
+    const runs: string[] = []
+    const worker = createInboxWorker(inbox, { onAny: async event => { await held.pass(); runs.push(event.id) }, concurrency: 16 })
+    t.teardown(async () => {
+      held.open()
+      await worker.close()
+    })
+    // The first entry's events, less the 16 running, are under the backlog: the second is fanned out too.
+    await until(async () => (await counts(inbox)).waiting === 2 * BACKLOG - 16, 'two entries fanned out')
+    await sleep(300)
+    t.equal((await counts(inbox)).waiting, 2 * BACKLOG - 16, 'no more jobs')
+    t.equal((await received(inbox)).length, 1, 'the third entry waits in the stream')
+    held.open()
+    await until(() => runs.length === 3 * BACKLOG, 'every event run')
+    await fannedOut(inbox)
+    t.equal(new Set(runs).size, 3 * BACKLOG, 'each once')
+    t.same(await counts(inbox), { completed: 3 * BACKLOG, failed: 0, waiting: 0, active: 0, delayed: 0 })
   })
 
   t.test('an EDIS event: stored without its credentials (body fields or Basic), run with its payload', async t => {
@@ -326,11 +415,14 @@ t.test('with Redis', async t => {
     })
     t.equal(withBasic.statusCode, 200)
     const queue = await inbox.queue()
-    // Every job of the queue, as Redis holds it: received, then one per event.
+    // Everything the queue holds, as Redis holds it: the received stream's entries, then a job per event.
     const stored = async (): Promise<string> => {
       const keys = await connection.keys(`bull:${queue.name}:*`)
-      const hashes = await Promise.all(keys.map(async key => await connection.type(key) === 'hash' ? await connection.hgetall(key) : {}))
-      return JSON.stringify(hashes)
+      const values = await Promise.all(keys.map(async key => {
+        const type = await connection.type(key)
+        return type === 'hash' ? await connection.hgetall(key) : type === 'stream' ? await connection.xrange(key, '-', '+') : {}
+      }))
+      return JSON.stringify(values)
     }
     const checkStored = (text: string, what: string): void => {
       t.match(text, /kvm_123456_789012/, what)

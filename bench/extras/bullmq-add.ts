@@ -1,8 +1,9 @@
-// What BullMQ's add costs this process per event, stored each of the ways the inbox could store a
-// request's events, on a redis-server of its own (random port, no persistence):
+// What storing a request's events costs this process per event, each of the ways the inbox could
+// store them, on a redis-server of its own (random port, no persistence):
 // - a job per event, `queue.add` each, all sent at once (a first version of the inbox did this);
 // - a job per event in one `queue.addBulk`;
-// - one job holding every event (what the inbox does: a received job, fanned out later).
+// - one BullMQ job holding every event, fanned out later (a second version);
+// - one XADD holding every event, on a stream a worker fans out (what the inbox does).
 // Events are the inbox's job data of a Voximplant callback; batches of 1, 10 and 100, interleaved
 // over rounds; medians. By hand: node --import tsx bench/extras/bullmq-add.ts
 import { spawn } from 'node:child_process'
@@ -35,7 +36,8 @@ type Variant = (batch: ReturnType<typeof events>) => Promise<unknown>
 const variants: Record<string, Variant> = {
   'queue.add per event': async batch => await Promise.all(batch.map(async event => await queue.add(event.name, event, { ...OPTIONS, jobId: jobIdOf(event.id) }))),
   'addBulk, a job per event': async batch => await queue.addBulk(batch.map(event => ({ name: event.name, data: event, opts: { ...OPTIONS, jobId: jobIdOf(event.id) } }))),
-  'one job holding the events': async batch => await queue.add('provider-callbacks:received', { events: batch }, { attempts: 2 ** 31 - 1, removeOnComplete: true, priority: 1 })
+  'one job holding the events': async batch => await queue.add('provider-callbacks:received', { events: batch }, { attempts: 2 ** 31 - 1, removeOnComplete: true, priority: 1 }),
+  'one XADD holding the events': async batch => await connection.xadd('bench-received', '*', 'events', JSON.stringify(batch))
 }
 
 async function measure (variant: Variant, size: number): Promise<number> {

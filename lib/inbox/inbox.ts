@@ -2,8 +2,9 @@ import { EventEmitter } from 'node:events'
 import type { Job, Queue } from 'bullmq'
 import type { AnyProviderCallbackEvent } from '../events.js'
 import type { JobTraceContext } from '../telemetry.js'
-import { eventIdOf, eventOf, jobData, jobIdOf, RECEIVED, type InboxJobData, type ReceivedJobData } from './job.js'
+import { eventIdOf, eventOf, jobData, jobIdOf, type InboxJobData } from './job.js'
 import { resolveInboxOptions, type BullmqInboxOptions, type InboxConnection, type InboxSettings } from './options.js'
+import { appendReceived, receivedKey } from './received.js'
 
 /** An event out of attempts, or refused for good (UnrecoverableError): the dead letters. */
 export interface DeadLetter {
@@ -74,18 +75,11 @@ export function connected (client: InboxConnection): InboxConnection {
   return client
 }
 
-/** Events one stored job holds at most: a flood of requests in one turn makes several. */
+/** Events one entry of the received stream holds at most: a flood of requests in one turn makes several. */
 const MAX_RECEIVED = 1000
 
 /** Events a worker makes jobs of in one go: BullMQ's cost per job is high enough to block the event loop for long. */
 const FAN_OUT_CHUNK = 20
-
-// A received job is only ever retried because Redis failed under its fan-out: it never becomes a
-// dead letter, whose events would then be out of reach of failed() and retry(). Prioritized, so
-// behind every event's job (BullMQ runs jobs without a priority first): workers fan events out as
-// fast as they run them, not faster, and a backlog stays in received jobs, which are cheap, rather
-// than costing a worker in the app's process the CPU its requests need.
-const RECEIVED_OPTIONS = { attempts: 2 ** 31 - 1, backoff: { type: 'fixed', delay: 1000 }, removeOnComplete: true, priority: 1 } as const
 
 /** The requests stored together: those of one turn of the event loop, or of the turns an add was on its way. */
 interface Pending {
@@ -102,6 +96,8 @@ export class BullmqInbox extends EventEmitter implements Inbox {
   readonly name: string
   readonly settings: InboxSettings
   readonly connection: InboxConnection
+  /** The received stream's key (received.ts). */
+  readonly received: string
   // The inbox's own client, duplicated from the host's: what a request waits on.
   readonly #commands: InboxConnection
   #queue: Promise<Queue> | undefined
@@ -120,6 +116,7 @@ export class BullmqInbox extends EventEmitter implements Inbox {
     this.settings = resolveInboxOptions(options)
     this.name = this.settings.name
     this.connection = options.connection
+    this.received = receivedKey(this.settings.prefix, this.name)
     this.#commands = failFastClient(options.connection, this.settings.addTimeout)
   }
 
@@ -133,7 +130,7 @@ export class BullmqInbox extends EventEmitter implements Inbox {
    * or (Redis is down) answers them 503 until the client is connected again.
    */
   async connect (): Promise<void> {
-    await this.#bounded(async () => {})
+    await this.#withQueue(async () => {})
   }
 
   async queue (): Promise<Queue> {
@@ -158,10 +155,10 @@ export class BullmqInbox extends EventEmitter implements Inbox {
 
   /**
    * Stores a request's events: with those of the other requests of this turn of the event loop
-   * (and of the turns while the previous add was on its way), in one BullMQ job (one command, so
-   * all or none), which a worker fans out into a job per event.
-   * Per-event jobs, BullMQ's costliest part, are thus made off the provider's path, and a batch of
-   * any size, or many requests at once, cost one add. Rejects when Redis did not acknowledge in time
+   * (and of the turns while the previous add was on its way), in one entry of the received stream
+   * (one command, so all or none), which a worker fans out into a job per event.
+   * BullMQ's jobs are thus made off the provider's path, and a batch of any size, or many requests
+   * at once, cost one XADD. Rejects when Redis did not acknowledge in time
    * or cannot be reached; the route then answers 503.
    */
   async enqueue (events: readonly AnyProviderCallbackEvent[], trace?: JobTraceContext): Promise<void> {
@@ -201,26 +198,25 @@ export class BullmqInbox extends EventEmitter implements Inbox {
     }
     if (next === undefined) return
     const { events, since, settle } = next
-    const data: ReceivedJobData = { events }
     this.#adding = true
-    this.#bounded(async queue => await queue.add(RECEIVED, data, RECEIVED_OPTIONS), since).then(() => { settle() }, settle).finally(() => {
+    this.#bounded(async () => { await appendReceived(this.commands(), this.received, events) }, since).then(() => { settle() }, settle).finally(() => {
       this.#adding = false
       this.#send()
     })
   }
 
   /**
-   * A received job's events, each as a job of its own, deduplicated by event id: one already there,
-   * in any state, is left as it is, so a redelivery stores nothing new. A few at a time (BullMQ's
-   * addBulk, one MULTI each), so that a worker in the app's process leaves the event loop to its
-   * requests between them; a worker that dies midway leaves the received job to be fanned out
-   * again, which adds only what is missing.
+   * Received events, each as a job of its own, deduplicated by event id: one already there, in any
+   * state, is left as it is, so a redelivery stores nothing new. A few at a time (BullMQ's addBulk,
+   * one MULTI each), so that a worker in the app's process leaves the event loop to its requests
+   * between them; a worker that dies midway leaves the entry to be fanned out again, which adds
+   * only what is missing.
    */
-  async fanOut (data: ReceivedJobData): Promise<void> {
+  async fanOut (received: readonly InboxJobData[]): Promise<void> {
     const { attempts, backoff, removeOnComplete, removeOnFail } = this.settings
-    for (let start = 0; start < data.events.length; start += FAN_OUT_CHUNK) {
-      const events = data.events.slice(start, start + FAN_OUT_CHUNK)
-      await this.#bounded(async queue => await queue.addBulk(events.map(event => ({
+    for (let start = 0; start < received.length; start += FAN_OUT_CHUNK) {
+      const events = received.slice(start, start + FAN_OUT_CHUNK)
+      await this.#withQueue(async queue => await queue.addBulk(events.map(event => ({
         name: event.name,
         data: event,
         opts: { jobId: jobIdOf(event.id), attempts, backoff, removeOnComplete, removeOnFail }
@@ -229,12 +225,12 @@ export class BullmqInbox extends EventEmitter implements Inbox {
   }
 
   async failed (): Promise<DeadLetter[]> {
-    const jobs = await this.#bounded(async queue => await queue.getFailed(0, -1) as Array<Job<InboxJobData>>)
+    const jobs = await this.#withQueue(async queue => await queue.getFailed(0, -1) as Array<Job<InboxJobData>>)
     return jobs.reverse().map(job => ({ event: eventOf(job.data), attempts: job.attemptsMade, error: job.failedReason }))
   }
 
   async retry (eventId: string): Promise<boolean> {
-    return await this.#bounded(async queue => {
+    return await this.#withQueue(async queue => {
       const job = await queue.getJob(jobIdOf(eventId))
       if (job === undefined || !await job.isFailed()) return false
       await job.retry('failed', { resetAttemptsMade: true, resetAttemptsStarted: true })
@@ -244,7 +240,7 @@ export class BullmqInbox extends EventEmitter implements Inbox {
 
   async retryFailed (): Promise<number> {
     // The dead letters of now: one retried and failed again meanwhile is not retried twice.
-    const jobs = await this.#bounded(async queue => await queue.getFailed(0, -1))
+    const jobs = await this.#withQueue(async queue => await queue.getFailed(0, -1))
     let retried = 0
     for (const job of jobs) {
       if (await this.retry(eventIdOf(job.id!))) retried++
@@ -255,9 +251,9 @@ export class BullmqInbox extends EventEmitter implements Inbox {
   // The client's commandTimeout bounds each command; this bounds BullMQ's start-up (which waits
   // for a connection) as well. Work that lands after its caller gave up is harmless: an add that
   // lands after a 503 is found by the redelivery, which stores nothing new.
-  async #bounded<T> (work: (queue: Queue) => Promise<T>, since = Date.now()): Promise<T> {
+  async #bounded<T> (work: () => Promise<T>, since = Date.now()): Promise<T> {
     const { addTimeout } = this.settings
-    const done = this.queue().then(work)
+    const done = work()
     let timer: NodeJS.Timeout | undefined
     const timeout = new Promise<never>((_resolve, reject) => {
       timer = setTimeout(() => { reject(new Error(`Redis did not answer within ${addTimeout} ms`)) }, since + addTimeout - Date.now())
@@ -268,6 +264,10 @@ export class BullmqInbox extends EventEmitter implements Inbox {
       clearTimeout(timer)
       done.catch(() => {})
     }
+  }
+
+  async #withQueue<T> (work: (queue: Queue) => Promise<T>): Promise<T> {
+    return await this.#bounded(async () => await work(await this.queue()))
   }
 
   async close (): Promise<void> {

@@ -17,17 +17,6 @@ export interface InboxJobData {
   trace?: JobTraceContext
 }
 
-/**
- * The name of the job a request's events are stored in (with those of the requests of the same
- * turn), before a worker fans it out into a job per event, named after the event. No event's name
- * has a ':'.
- */
-export const RECEIVED = 'provider-callbacks:received'
-
-export interface ReceivedJobData {
-  events: InboxJobData[]
-}
-
 export function jobData (event: AnyProviderCallbackEvent, trace?: JobTraceContext): InboxJobData {
   const data: InboxJobData = { name: event.name, provider: event.provider, id: event.id, payload: event.payload, receivedAt: event.receivedAt.toISOString(), known: event.known }
   if (trace !== undefined) data.trace = trace

@@ -12,7 +12,8 @@ import { loadTelemetry, resolveTelemetry, type Telemetry, type TelemetryOptions 
 import { voximplantEventNames } from '../voximplant/schema.js'
 import { isUnrecoverable, UnrecoverableError } from './errors.js'
 import { connected, failFastClient, type BullmqInbox, type Inbox } from './inbox.js'
-import { eventOf, RECEIVED, type InboxJobData, type ReceivedJobData } from './job.js'
+import { eventOf, type InboxJobData } from './job.js'
+import { startFanOut, type FanOut } from './received.js'
 
 /** A handler run by an inbox's worker: there is no request (it was answered long ago). */
 export type InboxHandler<Event = AnyProviderCallbackEvent> = (event: Event, request: undefined, context: HandlerContext) => void | Promise<void>
@@ -56,6 +57,9 @@ export interface HandlerSource {
 }
 
 const HOUR = 3600 * 1000
+// BullMQ's defaults, which the received stream's reader follows too.
+const LOCK_DURATION = 30_000
+const STALLED_INTERVAL = 30_000
 
 /**
  * Runs an inbox's events, in any process: no Fastify needed. Each run goes through the claim
@@ -117,10 +121,6 @@ export function startInboxWorker (
   // Set before the BullMQ worker exists, so before its first job.
   let traced: Telemetry | undefined
   const process = async (job: Job<InboxJobData>): Promise<void> => {
-    if (job.name === RECEIVED) {
-      await inbox.fanOut(job.data as unknown as ReceivedJobData)
-      return
-    }
     const event = eventOf(job.data)
     const deliver = (): ReturnType<Deliver> => byProvider[event.provider](event, request)
     const outcome = await (traced === undefined ? deliver() : traced.runJob(event, job.data.trace, job.attemptsMade + 1, deliver))
@@ -147,6 +147,7 @@ export function startInboxWorker (
     inbox.emit(name, event, error)
   }
   let cleaner: NodeJS.Timeout | undefined
+  let fanOut!: FanOut
   // Not waiting for Redis: a worker started while it is down runs once it is back.
   const worker = Promise.all([import('bullmq'), telemetry]).then(([{ Worker }, loaded]) => {
     traced = loaded
@@ -160,11 +161,7 @@ export function startInboxWorker (
     worker.on('error', error => { log.error({ err: error }, 'inbox worker error') })
     // BullMQ types the job as possibly undefined, which it never is for a job the worker ran.
     worker.on('failed', (job: Job<InboxJobData> | undefined, error) => {
-      const { name, data, attemptsMade, opts } = job!
-      if (name === RECEIVED) {
-        log.warn({ err: error }, 'could not fan a received job out into its events; retried')
-        return
-      }
+      const { data, attemptsMade, opts } = job!
       const event = eventOf(data)
       emit('failed', event, error)
       // attempts is always set: the inbox gives every job its own.
@@ -188,6 +185,7 @@ export function startInboxWorker (
     }
     clean()
     cleaner = setInterval(clean, HOUR).unref()
+    fanOut = startFanOut(inbox, { claimIdle: options.lockDuration ?? LOCK_DURATION, claimInterval: options.stalledInterval ?? STALLED_INTERVAL, log })
     return worker
   })
   Object.defineProperty(emitter, 'worker', { value: worker })
@@ -195,6 +193,8 @@ export function startInboxWorker (
   emitter.close = async () => {
     closing ??= worker.then(async worker => {
       clearInterval(cleaner)
+      // No new jobs from the stream first: what the worker then finishes is all it took.
+      await fanOut.close()
       await worker.close()
       await delivery.drain(0)
       claims.disconnect()
