@@ -370,6 +370,26 @@ t.test('with Redis', async t => {
     t.pass('closed')
   })
 
+  t.test('the app closed while Redis is down, a handler running: the close waits for the handler, then ends without waiting for Redis', async t => {
+    const redis = new OwnRedis(await freePort())
+    await redis.start()
+    t.teardown(async () => { await redis.destroy() })
+    // A claim that cannot be refreshed is given up after claimTtl: the handler's success is then not recorded.
+    const { inbox } = testInbox(t, { claimTtl: 1000 }, redis.url)
+    const held = gate()
+    const order: string[] = []
+    const app = await appWithInbox(t, inbox, { handlers: { 'min-balance': async () => { await held.pass(); order.push('handler done') } } })
+    t.equal((await postBatch(app, [item(1)])).statusCode, 200)
+    await held.reached
+    await redis.stop()
+    const closed = app.close().then(() => { order.push('closed') })
+    await sleep(200)
+    t.same(order, [], 'the close waits for the handler')
+    held.open()
+    await closed
+    t.same(order, ['handler done', 'closed'])
+  })
+
   t.test(`workers fan out no more while ${BACKLOG} events wait: a backlog stays in the stream, and runs once they catch up`, async t => {
     const { inbox } = testInbox(t)
     const bullmq = inbox as BullmqInbox

@@ -47,7 +47,7 @@ export interface InboxWorker extends EventEmitter {
   /** The BullMQ Worker. */
   readonly worker: Promise<unknown>
   on(event: 'exhausted' | 'failed', listener: (event: AnyProviderCallbackEvent, error: Error) => void): this
-  /** Waits for the events running to finish, then stops. */
+  /** Waits for the events running to finish, then stops (Redis unreachable: without waiting for it). */
   close(): Promise<void>
 }
 
@@ -60,6 +60,8 @@ const HOUR = 3600 * 1000
 // BullMQ's defaults, which the received stream's reader follows too.
 const LOCK_DURATION = 30_000
 const STALLED_INTERVAL = 30_000
+/** The longest a timer waits (ms): no bound on a handler still running at close. */
+const FOREVER = 2 ** 31 - 1
 
 /**
  * Runs an inbox's events, in any process: no Fastify needed. Each run goes through the claim
@@ -193,10 +195,17 @@ export function startInboxWorker (
   emitter.close = async () => {
     closing ??= worker.then(async worker => {
       clearInterval(cleaner)
-      // No new jobs from the stream first: what the worker then finishes is all it took.
+      // No new jobs, from the stream or from BullMQ: what then finishes is all the worker took.
       await fanOut.close()
-      await worker.close()
-      await delivery.drain(0)
+      await worker.pause(true)
+      // Its handlers run to their end, however long, and their outcomes are recorded (retried as
+      // long as their claims last).
+      await delivery.drain(FOREVER)
+      // BullMQ's graceful close waits for Redis to take the jobs' outcomes and its connection's
+      // QUIT, which, Redis being unreachable, it never does: then the close is forced. A job whose
+      // outcome did not land stays active, and is taken again as stalled once Redis is back; its
+      // claim, done or held, keeps the handlers from running twice.
+      await worker.close(inbox.connection.status !== 'ready')
       claims.disconnect()
     })
     await closing
