@@ -56,7 +56,7 @@ export interface Deliveries {
   batchWithWindow(window: number, observe?: ObserveDelivery): DeliverBatch
   /**
    * Waits for every delivery still running (handlers past handlerTimeout, successes still being
-   * recorded) for up to `grace` ms; then aborts the signals of those still running and gives up
+   * recorded) for up to `grace` ms (Infinity: until they end); then aborts the signals of those still running and gives up
    * their claims, before the host's store client goes away.
    */
   drain(grace: number): Promise<void>
@@ -92,8 +92,9 @@ export function deliveries (events: CallbackEvents, settings: IdempotencySetting
     const deadline = Date.now() + grace
     // Deliveries may start others (a batch's next item): wait until none is left, or time is up.
     while (running.size > 0 && Date.now() < deadline) {
-      const timer = sleep(deadline - Date.now(), undefined, { ref: false })
-      await Promise.race([Promise.allSettled(running.keys()), timer])
+      const settled = Promise.allSettled(running.keys())
+      // Unbounded, no timer: Infinity would overflow setTimeout into a 1 ms wake-up loop.
+      await (grace === Infinity ? settled : Promise.race([settled, sleep(deadline - Date.now(), undefined, { ref: false })]))
     }
     if (running.size > 0) {
       log.warn({ events: running.size, grace }, 'closing with callback handlers still running; their signals are aborted')

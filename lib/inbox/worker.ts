@@ -60,8 +60,6 @@ const HOUR = 3600 * 1000
 // BullMQ's defaults, which the received stream's reader follows too.
 const LOCK_DURATION = 30_000
 const STALLED_INTERVAL = 30_000
-/** The longest a timer waits (ms): no bound on a handler still running at close. */
-const FOREVER = 2 ** 31 - 1
 
 /**
  * Runs an inbox's events, in any process: no Fastify needed. Each run goes through the claim
@@ -200,7 +198,7 @@ export function startInboxWorker (
       await worker.pause(true)
       // Its handlers run to their end, however long, and their outcomes are recorded (retried as
       // long as their claims last).
-      await delivery.drain(FOREVER)
+      await delivery.drain(Infinity)
       // BullMQ's graceful close waits for Redis to take the jobs' outcomes and its connection's
       // QUIT, which, Redis being unreachable, it never does: then the close is forced. A job whose
       // outcome did not land stays active, and is taken again as stalled once Redis is back; its
