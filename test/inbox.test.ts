@@ -214,12 +214,14 @@ t.test('with Redis', async t => {
     t.same(runs, [`${idOf(6)} undefined`])
   })
 
-  t.test('the requests of one turn stored in one received job, of 1000 events at most; fanned out in order, each event run once', async t => {
+  t.test('the requests of one turn stored in one received entry, of 1000 events at most; fanned out in order, each event run once, with its own receivedAt', async t => {
     const { inbox } = testInbox(t)
     const bullmq = inbox as BullmqInbox
     await bullmq.connect()
+    // Each event received at a second of its own: the worker must see each one's.
+    const at = (n: number): Date => new Date(Date.UTC(2026, 11, 1) + n * 1000)
     const events = (from: number, count: number): AnyProviderCallbackEvent[] => Array.from({ length: count }, (_, i) => ({
-      name: 'min-balance', provider: 'voximplant', id: idOf(from + i), receivedAt: new Date(), known: true, payload: { callback_id: from + i }
+      name: 'min-balance', provider: 'voximplant', id: idOf(from + i), receivedAt: at(from + i), known: true, payload: { callback_id: from + i }
     }) as unknown as AnyProviderCallbackEvent)
     // One turn: a request of 999 events, one of 2 (which fills the job), then one of 3 (the next job's).
     await Promise.all([bullmq.enqueue(events(0, 999)), bullmq.enqueue(events(999, 2)), bullmq.enqueue(events(1001, 3))])
@@ -230,15 +232,15 @@ t.test('with Redis', async t => {
       [1, idOf(1004), idOf(1004)]
     ])
     const runs: string[] = []
-    const worker = createInboxWorker(inbox, { onAny: event => { runs.push(event.id) } })
+    const worker = createInboxWorker(inbox, { onAny: event => { runs.push(`${event.id} ${event.receivedAt.toISOString()}`) } })
     t.teardown(async () => { await worker.close() })
     await until(() => runs.length === 1005, 'every event run')
-    t.same(runs, events(0, 1005).map(event => event.id), 'in the order received')
+    t.same(runs, events(0, 1005).map(event => `${event.id} ${event.receivedAt.toISOString()}`), 'in the order received, each with its receivedAt')
     await fannedOut(inbox)
     t.same(await counts(inbox), { completed: 1005, failed: 0, waiting: 0, active: 0, delayed: 0 })
   })
 
-  t.test('requests read while an add is on its way go together in the next received job, once it is back', async t => {
+  t.test('requests read while an add is on its way go together in the next received entry, once it is back', async t => {
     const redis = await busyRedis(t)
     const { inbox } = testInbox(t, { addTimeout: 60_000 }, redis.url)
     const bullmq = inbox as BullmqInbox

@@ -29,7 +29,8 @@ let sequence = 0
 const events = (n: number): Array<ReturnType<typeof jobData>> => Array.from({ length: n }, () => {
   const id = ++sequence
   const payload = voximplantCallback('min_balance', { callback_id: id }, SECRET)
-  return jobData({ provider: 'voximplant', name: 'min-balance', id: `voximplant:1234567:${id}`, payload, receivedAt: new Date(), known: true } as never)
+  const receivedAt = new Date()
+  return jobData({ provider: 'voximplant', name: 'min-balance', id: `voximplant:1234567:${id}`, payload, receivedAt, known: true } as never, receivedAt.toISOString())
 })
 
 type Variant = (batch: ReturnType<typeof events>) => Promise<unknown>

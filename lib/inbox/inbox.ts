@@ -106,7 +106,7 @@ export class BullmqInbox extends EventEmitter implements Inbox {
   // Gathering requests; full ones (MAX_RECEIVED events) wait for their add in #full.
   #pending: Pending | undefined
   readonly #full: Pending[] = []
-  // One received job on its way to Redis at a time. Requests read meanwhile gather into the next,
+  // One received entry on its way to Redis at a time. Requests read meanwhile gather into the next,
   // which goes once it is back (a group commit): the busier the app, the more requests an add
   // holds, so Redis's work and the app's per request fall as the load rises.
   #adding = false
@@ -166,7 +166,15 @@ export class BullmqInbox extends EventEmitter implements Inbox {
     const commands = this.commands()
     if (commands.status !== 'ready') throw new Error(`Redis is not connected (${commands.status})`)
     const pending = this.#pending ??= this.#gather()
-    for (const event of events) pending.events.push(jobData(event, trace))
+    let at: Date | undefined
+    let receivedAt = ''
+    for (const event of events) {
+      if (event.receivedAt !== at) {
+        at = event.receivedAt
+        receivedAt = at.toISOString()
+      }
+      pending.events.push(jobData(event, receivedAt, trace))
+    }
     if (pending.events.length >= MAX_RECEIVED) {
       this.#pending = undefined
       this.#full.push(pending)
