@@ -56,8 +56,8 @@ export interface Deliveries {
   batchWithWindow(window: number, observe?: ObserveDelivery): DeliverBatch
   /**
    * Waits for every delivery still running (handlers past handlerTimeout, successes still being
-   * recorded) for up to `grace` ms (Infinity: until they end); then aborts the signals of those still running and gives up
-   * their claims, before the host's store client goes away.
+   * recorded) for up to `grace` ms (Infinity: until they end); then aborts the signals of those
+   * still running and gives up their claims, before the host's store client goes away.
    */
   drain(grace: number): Promise<void>
   /** How many claims this process holds now, while their handlers run (0 without idempotency). */

@@ -17,7 +17,7 @@ export interface InboxJobData {
   trace?: JobTraceContext
 }
 
-/** `receivedAt` is the event's, as an ISO string: the caller makes it once for a request's events, which share one Date (toISOString costs about as much as the rest of the entry). */
+/** `receivedAt`: the event's, as an ISO string, which the caller makes once for a request's events (they share one Date): toISOString, about 1 µs, was nearly all of this function's cost. */
 export function jobData (event: AnyProviderCallbackEvent, receivedAt: string, trace?: JobTraceContext): InboxJobData {
   const data: InboxJobData = { name: event.name, provider: event.provider, id: event.id, payload: event.payload, receivedAt, known: event.known }
   if (trace !== undefined) data.trace = trace
