@@ -505,8 +505,9 @@ async function showInbox (): Promise<boolean> {
     const queue = new (await import('bullmq')).Queue(name, { connection })
     await queue.obliterate({ force: true })
     await queue.close()
-    const claims = await connection.keys(`provider-callbacks:inbox:${name}:*`)
-    if (claims.length > 0) await connection.del(...claims)
+    // The received stream and the claim protocol's keys.
+    const keys = await connection.keys(`bull:${name}:provider-callbacks:*`)
+    if (keys.length > 0) await connection.del(...keys)
     connection.disconnect()
   }
 }

@@ -6,7 +6,6 @@ import type { Test } from 'tap'
 import { bullmqInbox, type BullmqInboxOptions, type Inbox } from '../lib/index.js'
 import type { BullmqInbox } from '../lib/inbox/inbox.js'
 import type { InboxJobData } from '../lib/inbox/job.js'
-import { receivedKey } from '../lib/inbox/received.js'
 import { REDIS_URL } from './redis-helpers.js'
 
 /** Fast retries, so that a test's failing runs take milliseconds, not BullMQ's hours. */
@@ -42,11 +41,17 @@ export async function removeQueue (name: string, url = REDIS_URL): Promise<void>
     const queue = new Queue(name, { connection })
     await queue.obliterate({ force: true })
     await queue.close()
-    const claims = await connection.keys(`provider-callbacks:inbox:${name}:*`)
-    await connection.del(receivedKey('bull', name), ...claims)
+    // The received stream and the claim protocol's keys.
+    const keys = await connection.keys(`${claimPrefix(name)}*`)
+    if (keys.length > 0) await connection.del(...keys)
   } catch {} finally {
     connection.disconnect()
   }
+}
+
+/** Where the inbox named `name` keeps its claims and done records by default (and its received stream). */
+export function claimPrefix (name: string, prefix = 'bull'): string {
+  return `${prefix}:${name}:provider-callbacks:`
 }
 
 /**

@@ -52,6 +52,13 @@ export interface BullmqInboxOptions {
   voximplantWindow?: number
   /** ms a request waits for Redis to acknowledge its events before the answer is a 503. Default 5 s. */
   addTimeout?: number
+  /**
+   * Prefix of the claim protocol's keys (each event's claim, then its done record). Default
+   * `<prefix>:<name>:provider-callbacks:`, so two inboxes on one Redis never share an event. Replicas
+   * without an inbox whose `redisStore` must see the same done records (a rolling migration to the
+   * inbox): give this the redisStore's prefix (`'provider-callbacks:'` by default).
+   */
+  claimPrefix?: string
 }
 
 export interface InboxSettings {
@@ -64,6 +71,7 @@ export interface InboxSettings {
   claimTtl: number
   windows: { edis: number, voximplant: number }
   addTimeout: number
+  claimPrefix: string
 }
 
 const SECOND = 1000
@@ -94,8 +102,15 @@ export function resolveInboxOptions (options: BullmqInboxOptions): InboxSettings
     removeOnFail: options.removeOnFail ?? { age: 7 * DAY / SECOND },
     claimTtl: positive(options.claimTtl ?? 30 * SECOND, 'claimTtl'),
     windows: { edis, voximplant: positive(options.voximplantWindow ?? 7 * DAY, 'voximplantWindow') },
-    addTimeout: positive(options.addTimeout ?? 5 * SECOND, 'addTimeout')
+    addTimeout: positive(options.addTimeout ?? 5 * SECOND, 'addTimeout'),
+    claimPrefix: claimPrefixOf(options.claimPrefix, prefix, name)
   }
+}
+
+function claimPrefixOf (claimPrefix: unknown, prefix: string, name: string): string {
+  if (claimPrefix === undefined) return `${prefix}:${name}:provider-callbacks:`
+  if (typeof claimPrefix !== 'string' || claimPrefix === '') throw new InvalidOptionError(`bullmqInbox claimPrefix must be a non-empty string, got ${JSON.stringify(claimPrefix)}`)
+  return claimPrefix
 }
 
 function positive (value: unknown, name: string): number {

@@ -97,6 +97,14 @@ export function startInboxWorker (
   const guarded = new CallbackEvents([])
   guarded.onAny(async (event, _request, context) => {
     const handlers = source.handlersOf(event)
+    // A worker with no handler for it (an older version's, in a rolling deploy; a handlers map
+    // missing a type) must not acknowledge it: the run fails, the claim goes back, and a retry
+    // finds a worker that has one, or the event is dead-lettered saying why.
+    if (handlers.length === 0) {
+      const error = new Error(`no handler for '${event.name}' in this worker`)
+      errors.set(event, error)
+      throw error
+    }
     const results = await Promise.allSettled(handlers.map(async handler => { await handler(event, undefined, context) }))
     const failures = results.flatMap(result => result.status === 'rejected' ? [result.reason as unknown] : [])
     if (failures.length === 0) return
@@ -107,7 +115,7 @@ export function startInboxWorker (
     throw error
   })
   const delivery = deliveries(guarded, {
-    store: redisStore(connected(claims) as unknown as RedisClientLike, { prefix: `provider-callbacks:inbox:${settings.name}:` }),
+    store: redisStore(connected(claims) as unknown as RedisClientLike, { prefix: settings.claimPrefix }),
     claimTtl: settings.claimTtl,
     failOpen: false
   }, log)
@@ -120,7 +128,7 @@ export function startInboxWorker (
 
   // Set before the BullMQ worker exists, so before its first job.
   let traced: Telemetry | undefined
-  const process = async (job: Job<InboxJobData>): Promise<void> => {
+  const process = async (job: Job<InboxJobData>, token?: string): Promise<void> => {
     const event = eventOf(job.data)
     const deliver = (): ReturnType<Deliver> => byProvider[event.provider](event, request)
     const outcome = await (traced === undefined ? deliver() : traced.runJob(event, job.data.trace, job.attemptsMade + 1, deliver))
@@ -130,12 +138,15 @@ export function startInboxWorker (
         return
       case 'failed':
         throw errors.get(event)
+      // Another run holds the claim (this job stalled and its first worker is still at it, or died
+      // and its claim has yet to expire), or the claim could not be taken (Redis out of reach, or
+      // this worker's client not connected yet). Neither is a failure of the event's handlers, so
+      // neither uses up an attempt (an event is dead-lettered by its own handlers' failures only):
+      // the job waits a third of claimTtl, then finds the event done, or free again.
       case 'in-flight':
-        // Another run holds the claim (this job stalled and its first worker is still at it): the
-        // retry, after the backoff, finds the event done, or free again if that run failed.
-        throw new Error('another run of this event holds its claim; retried later')
       case 'unavailable':
-        throw new Error('the claim protocol\'s Redis cannot be reached')
+        await job.moveToDelayed(Date.now() + Math.ceil(settings.claimTtl / 3), token)
+        throw new ClaimWait(outcome)
       case 'lost':
         throw new ClaimLostError()
     }
@@ -209,6 +220,14 @@ export function startInboxWorker (
     await closing
   }
   return emitter
+}
+
+/** BullMQ's DelayedError, matched by name (bullmq is loaded only once a worker starts): the job was moved to the delayed set, and is neither failed nor retried. */
+class ClaimWait extends Error {
+  override name = 'DelayedError'
+  constructor (outcome: 'in-flight' | 'unavailable') {
+    super(outcome === 'in-flight' ? 'another run of this event holds its claim; delayed' : 'the claim protocol\'s Redis cannot be reached; delayed')
+  }
 }
 
 function asError (error: unknown): Error {
