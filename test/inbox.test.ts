@@ -575,6 +575,25 @@ t.test('with Redis', async t => {
     t.same(failures, [], 'no failed run')
     t.same(runs, [idOf(11)])
   })
+
+  t.test('a worker without a logger: what needs a human goes to stderr, a line each, with the event id and the error\'s message only', async t => {
+    const { inbox } = testInbox(t, { attempts: 1 })
+    const api = await appWithInbox(t, inbox, { worker: false })
+    const lines: string[] = []
+    const error = console.error
+    console.error = (...args: unknown[]) => { lines.push(args.join(' ')) }
+    t.teardown(() => { console.error = error })
+    // eslint-disable-next-line no-throw-literal -- a handler may throw anything: its text is what is logged
+    const worker = createInboxWorker(inbox, { handlers: { 'min-balance': () => { throw 'not a ledger of ours' } } })
+    t.teardown(async () => { await worker.close() })
+    t.equal((await postBatch(api, [item(13)])).statusCode, 200)
+    await until(async () => (await counts(inbox)).failed === 1, 'dead-lettered')
+    await until(() => lines.length >= 2, 'both lines written')
+    t.same(lines.filter(line => !line.includes('idempotency store')), [
+      `provider-callbacks inbox error: a 'min-balance' handler failed {"event":"${idOf(13)}","error":"not a ledger of ours"}`,
+      `provider-callbacks inbox error: an inbox event is dead-lettered: every attempt failed {"event":"${idOf(13)}","error":"not a ledger of ours"}`
+    ])
+  })
 })
 
 t.test('Redis unreachable: 503 STORE_UNAVAILABLE with Retry-After, at once; the app still starts', async t => {

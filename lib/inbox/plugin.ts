@@ -2,6 +2,7 @@ import type { FastifyInstance, FastifyRequest } from 'fastify'
 import { InvalidOptionError } from '../errors.js'
 import type { AnyProviderCallbackEvent, CallbackEvents } from '../events.js'
 import type { Outcome } from '../idempotency/guard.js'
+import { loggable } from '../loggable-error.js'
 import type { Telemetry } from '../telemetry.js'
 import type { BullmqInbox, Inbox } from './inbox.js'
 import { startInboxWorker, type InboxWorker, type InboxWorkerOptions } from './worker.js'
@@ -26,7 +27,7 @@ export function inboxDelivery (fastify: FastifyInstance, events: CallbackEvents,
   // Connected before the app listens, so that its first callback is stored, not a 503; a Redis
   // that is down does not stop the app from starting (its callbacks are 503s until it is back).
   fastify.addHook('onReady', async () => {
-    await bullmq.connect().catch((error: unknown) => { fastify.log.error({ err: error }, 'the inbox cannot reach Redis; callbacks are answered 503 until it can') })
+    await bullmq.connect().catch((error: unknown) => { fastify.log.error({ err: loggable(error) }, 'the inbox cannot reach Redis; callbacks are answered 503 until it can') })
   })
   if (worker !== false) {
     let running: InboxWorker | undefined
@@ -45,7 +46,8 @@ export function inboxDelivery (fastify: FastifyInstance, events: CallbackEvents,
       if (telemetry !== undefined) for (const event of batch) telemetry.stored(event)
       return 'delivered'
     } catch (error) {
-      request.log.error({ err: error, events: batch.length }, 'the inbox cannot store the events (Redis unreachable)')
+      // Unreachable, too slow, or refusing (out of memory): the error, ours or Redis's, says which.
+      request.log.error({ err: loggable(error), events: batch.length }, `the inbox cannot store the events: ${(error as Error).message}`)
       return 'unavailable'
     }
   }

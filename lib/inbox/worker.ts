@@ -10,6 +10,7 @@ import { deliveries, type Deliver } from '../idempotency/guard.js'
 import { redisStore, type RedisClientLike } from '../idempotency/redis.js'
 import { loadTelemetry, resolveTelemetry, type Telemetry, type TelemetryOptions } from '../telemetry.js'
 import { voximplantEventNames } from '../voximplant/schema.js'
+import { loggable } from '../loggable-error.js'
 import { isUnrecoverable, UnrecoverableError } from './errors.js'
 import { connected, failFastClient, type BullmqInbox, type Inbox } from './inbox.js'
 import { eventOf, type InboxJobData } from './job.js'
@@ -169,7 +170,7 @@ export function startInboxWorker (
       ...(options.lockDuration !== undefined && { lockDuration: options.lockDuration }),
       ...(options.stalledInterval !== undefined && { stalledInterval: options.stalledInterval })
     })
-    worker.on('error', error => { log.error({ err: error }, 'inbox worker error') })
+    worker.on('error', error => { log.error({ err: loggable(error) }, 'inbox worker error') })
     // BullMQ types the job as possibly undefined, which it never is for a job the worker ran.
     worker.on('failed', (job: Job<InboxJobData> | undefined, error) => {
       const { data, attemptsMade, opts } = job!
@@ -177,7 +178,7 @@ export function startInboxWorker (
       emit('failed', event, error)
       // attempts is always set: the inbox gives every job its own.
       if (isUnrecoverable(error) || attemptsMade >= opts.attempts!) {
-        log.error({ err: error, event: event.id, attempts: attemptsMade }, 'an inbox event is dead-lettered: every attempt failed')
+        log.error({ err: loggable(error), event: event.id, attempts: attemptsMade }, 'an inbox event is dead-lettered: every attempt failed')
         traced?.deadLettered(event)
         emit('exhausted', event, error)
       } else {
@@ -192,7 +193,7 @@ export function startInboxWorker (
         for (const [state, keep] of [['completed', settings.removeOnComplete], ['failed', settings.removeOnFail]] as const) {
           if ('age' in keep) await queue.clean(keep.age * 1000, 1000, state)
         }
-      }).catch((error: unknown) => { log.warn({ err: error }, 'could not trim the inbox\'s finished jobs') })
+      }).catch((error: unknown) => { log.warn({ err: loggable(error) }, 'could not trim the inbox\'s finished jobs') })
     }
     clean()
     cleaner = setInterval(clean, HOUR).unref()
@@ -239,8 +240,10 @@ function messageOf (error: unknown): string {
 }
 
 // Without a logger of the host's: what needs a human is written to stderr, the rest is dropped.
+// `err` is an Error, or what loggable() kept of one: its message either way.
 const write = (level: string) => (fields: { err?: unknown, event?: string }, message: string): void => {
-  console.error(`provider-callbacks inbox ${level}: ${message}`, JSON.stringify({ event: fields.event, error: messageOf(fields.err) }))
+  const { err } = fields
+  console.error(`provider-callbacks inbox ${level}: ${message}`, JSON.stringify({ event: fields.event, error: typeof err === 'object' && err !== null ? (err as Error).message : String(err) }))
 }
 // The claim protocol and this worker log errors and warnings only.
 const stderrLogger = { error: write('error'), warn: write('warn') } as unknown as FastifyBaseLogger
