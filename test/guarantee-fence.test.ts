@@ -196,6 +196,60 @@ t.test('memoryStore, two replicas on one store', async t => {
   })
 })
 
+/** A third party's store whose complete records done without checking the owner, and answers nothing. */
+function unfencedStore (): { store: IdempotencyStore, done: (key: string) => boolean } {
+  const keys = new Map<string, { value: string, expires: number }>()
+  const live = (key: string): { value: string } | undefined => {
+    const entry = keys.get(key)
+    return entry !== undefined && entry.expires > Date.now() ? entry : undefined
+  }
+  const store: IdempotencyStore = {
+    claim: (key, owner, ttl) => {
+      const entry = live(key)
+      if (entry !== undefined) return entry.value === 'done' ? 'done' : 'in-flight'
+      keys.set(key, { value: owner, expires: Date.now() + ttl })
+      return 'claimed'
+    },
+    complete: (key, _owner, ttl) => { keys.set(key, { value: 'done', expires: Date.now() + ttl }) },
+    release: (key, owner) => { if (live(key)?.value === owner) keys.delete(key) }
+  }
+  return { store, done: key => live(key)?.value === 'done' }
+}
+
+t.test('a store whose complete does not check the owner: the claim\'s own deadline still keeps a late success from being recorded', async t => {
+  t.test('two replicas: A frozen past its claimTtl while B ran the event; A answers 503 and does not rewrite B\'s record', async t => {
+    const { store, done } = unfencedStore()
+    const a = await replica(t, store, { claimTtl: 60_000 })
+    const b = await replica(t, store, { claimTtl: 60_000, edisWindow: 60_000 })
+    const clock = fakeClock(t, ['Date'])
+    const slow = gate()
+    const runs: string[] = []
+    a.app.providerCallbacks.on('traffic-threshold', async () => { runs.push('A'); await slow.pass() })
+    b.app.providerCallbacks.on('traffic-threshold', () => { runs.push('B') })
+    const first = postEdis(a.app)
+    await slow.reached
+    clock.tick(60_001)
+    t.equal((await postEdis(b.app)).statusCode, 200)
+    slow.open()
+    t.equal((await first).statusCode, 503)
+    t.same(runs, ['A', 'B'])
+    t.match(lostLine(a.lines), { event: EDIS_ID, msg: /settled after the claim expired/ })
+    clock.tick(60_001)
+    t.equal(done(EDIS_ID), false, 'B\'s record, with B\'s window, was the only one: A wrote none with its day')
+  })
+
+  t.test('a synchronous handler longer than claimTtl: 503, nothing recorded', async t => {
+    const { store, done } = unfencedStore()
+    const a = await replica(t, store, { claimTtl: 50 })
+    a.app.providerCallbacks.on('traffic-threshold', () => {
+      const until = Date.now() + 80
+      while (Date.now() < until);
+    })
+    t.equal((await postEdis(a.app)).statusCode, 503)
+    t.equal(done(EDIS_ID), false)
+  })
+})
+
 t.test('the record retried after a failed complete', async t => {
   t.test('then answered not-ours: lost, 503, logged, nothing recorded', async t => {
     const inner = memoryStore()
