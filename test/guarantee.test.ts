@@ -201,7 +201,7 @@ t.test('a refresh that finds the claim gone or another\'s: lost at once, the sig
   t.teardown(() => app.close())
   let completed = 0
   const complete = inner.complete
-  inner.complete = (...args) => { completed++; complete(...args) }
+  inner.complete = (...args) => { completed++; return complete(...args) }
   app.providerCallbacks.on('traffic-threshold', async (_event, _request, { signal }) => {
     await new Promise(resolve => signal.addEventListener('abort', resolve))
   })

@@ -52,5 +52,14 @@ t.test('a Redis Cluster of three nodes, through ioredis 5 and 6 Cluster clients:
     t.equal((await postBatch(app, batch)).statusCode, 200, 'redelivered: acknowledged')
     t.equal(runs.length, ids.length, 'nothing ran twice')
     t.equal(count.roundTrips, 1, 'one round trip: the claims find them done')
+
+    // Key by key on a Cluster too, complete is fenced: only the owner's own claim becomes done.
+    const store = redisStore(client, { prefix })
+    const [mine, theirs] = [`fence-${major}-a`, `fence-${major}-b`]
+    t.same(await store.claimMany([{ key: mine, owner: 'a' }, { key: theirs, owner: 'b' }], 60_000), ['claimed', 'claimed'])
+    t.same(await Promise.all([store.refresh(mine, 'a', 60_000), store.refresh(theirs, 'a', 60_000)]), [true, false])
+    t.same(await Promise.all([store.complete(mine, 'a', 60_000), store.complete(theirs, 'a', 60_000)]), [true, false], 'another owner\'s claim is not recorded over')
+    await store.release(theirs, 'b')
+    t.same([await raw.get(prefix + mine), await raw.get(prefix + theirs)], ['done', null])
   }
 })

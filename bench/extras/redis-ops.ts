@@ -35,11 +35,11 @@ type Variant = (keys: string[], values: string[]) => Promise<unknown>
 const variants: Record<string, Variant> = {
   eval: async (keys, values) => {
     await client.eval(CLAIM, keys.length, ...keys, CLAIM_TTL, ...values)
-    await client.eval(COMPLETE, keys.length, ...keys, WINDOW)
+    await client.eval(COMPLETE, keys.length, ...keys, WINDOW, ...values)
   },
   evalsha: async (keys, values) => {
     await client.evalsha(claimSha, keys.length, ...keys, CLAIM_TTL, ...values)
-    await client.evalsha(completeSha, keys.length, ...keys, WINDOW)
+    await client.evalsha(completeSha, keys.length, ...keys, WINDOW, ...values)
   },
   pipeline: async (keys, values) => {
     const claims = client.pipeline()

@@ -11,6 +11,8 @@ export interface HeldClaim {
   /**
    * When the claim expires in the store, as far as this process can tell: the time the claim or
    * its last successful refresh was sent, plus claimTtl. Never later than the store's own expiry.
+   * The guard reads it once the handlers settle, since a frozen process runs no refresh timer to
+   * find the claim lost.
    */
   expires: number
   /** Set once the claim can no longer be vouched for; nothing is recorded for it after that. */

@@ -118,8 +118,17 @@ export function deliveries (events: CallbackEvents, settings: IdempotencySetting
   }
 
   // A release that fails leaves the claim to expire, after which a redelivery runs the handlers.
-  const release = (event: AnyProviderCallbackEvent, owner: string, request: FastifyRequest): Promise<void> | undefined =>
-    attempt(() => store.release(event.id, owner), error => request.log.error({ err: error, event: event.id }, 'could not release a claim'))
+  const release = (id: string, owner: string, request: FastifyRequest): Promise<void> | undefined =>
+    attempt(() => store.release(id, owner), error => request.log.error({ err: error, event: id }, 'could not release a claim'))
+
+  // A success that cannot be vouched for: another delivery may have run the event meanwhile, so
+  // nothing is recorded; the redelivery the 503 asks for finds it done, or runs it.
+  const lostAfterRun = (id: string, owner: string, request: FastifyRequest, why: string): MaybePromise<Outcome> => {
+    request.log.error({ event: id, err: new ClaimLostError() }, `lost the claim on an event: ${why}`)
+    return then(release(id, owner, request), () => 'lost')
+  }
+  const OUTLIVED = 'its handlers settled after the claim expired; another delivery may have run this event'
+  const NOT_OURS = 'the store found the claim gone or another delivery\'s when recording its success; another delivery may have run this event'
 
   // The handlers succeeded, but the store did not take it: that must be recorded, or a redelivery
   // would run them again. While the claim is held (it is refreshed meanwhile) nobody else runs the
@@ -131,10 +140,15 @@ export function deliveries (events: CallbackEvents, settings: IdempotencySetting
       for (;;) {
         await sleep(claims.retryInterval)
         if (held.lost) return 'lost'
+        // The refresh timer may not have run (a process frozen past the expiry): the deadline is read here too.
+        if (Date.now() >= held.expires) return await lostAfterRun(held.key, held.owner, request, OUTLIVED)
+        let recorded
         try {
-          await store.complete(held.key, held.owner, window)
-          return 'delivered'
-        } catch {}
+          recorded = await store.complete(held.key, held.owner, window)
+        } catch {
+          continue
+        }
+        return recorded === false ? await lostAfterRun(held.key, held.owner, request, NOT_OURS) : 'delivered'
       }
     } finally {
       claims.release(held)
@@ -145,10 +159,17 @@ export function deliveries (events: CallbackEvents, settings: IdempotencySetting
     // The claim was lost while the handlers ran: another delivery may have run the event, so
     // this run's success is not recorded. The release frees it early if it is still ours (it was
     // given up a little before its expiry), and does nothing to another owner's.
-    if (held?.lost === true) return then(release(event, owner, request), () => 'lost')
+    if (held?.lost === true) return then(release(event.id, owner, request), () => 'lost')
     if (!ran) {
       if (held !== undefined) claims.release(held)
-      return then(release(event, owner, request), () => 'failed')
+      return then(release(event.id, owner, request), () => 'failed')
+    }
+    // Handlers that settled past the claim's own expiry outlived it, whatever the refresh timer
+    // found: a process frozen (a GC pause, SIGSTOP) or a synchronous handler longer than claimTtl
+    // runs no timer meanwhile, and a store's complete may not check the owner.
+    if (Date.now() >= (held === undefined ? sentAt + claimTtl : held.expires)) {
+      if (held !== undefined) claims.release(held)
+      return lostAfterRun(event.id, owner, request, OUTLIVED)
     }
     let completed
     try {
@@ -158,13 +179,13 @@ export function deliveries (events: CallbackEvents, settings: IdempotencySetting
     }
     if (!isPromiseLike(completed)) {
       if (held !== undefined) claims.release(held)
-      return 'delivered'
+      return completed === false ? lostAfterRun(event.id, owner, request, NOT_OURS) : 'delivered'
     }
     const keep = held ?? claims.hold(event.id, owner, sentAt, context)
     return Promise.resolve(completed).then(
-      () => {
+      recorded => {
         claims.release(keep)
-        return 'delivered' as const
+        return recorded === false ? lostAfterRun(event.id, owner, request, NOT_OURS) : 'delivered' as const
       },
       error => record(keep, window, request, error)
     )
@@ -180,20 +201,20 @@ export function deliveries (events: CallbackEvents, settings: IdempotencySetting
   ): Promise<void> | undefined => {
     // Lost while it waited for its turn: it never ran, and will run on a redelivery.
     if (held?.lost === true) {
-      acknowledge(then(release(event, owner, request), () => 'lost'))
+      acknowledge(then(release(event.id, owner, request), () => 'lost'))
       return
     }
     // The last handler may have been removed while the claim was on its way: nothing runs, so
     // nothing may be recorded as done. The claim goes back, as if nobody had listened at all.
     if (!events.hasListeners(event)) {
       if (held !== undefined) claims.release(held)
-      acknowledge(then(release(event, owner, request), () => 'delivered'))
+      acknowledge(then(release(event.id, owner, request), () => 'delivered'))
       return
     }
     const context = held?.context ?? new DeliveryContext()
     const ran = events.deliver(event, request, context)
-    // Handlers that finished at once cannot have outlived their claim; only pending ones are held.
-    // Their record may still be pending (the store did not take it at once): the drain waits for it.
+    // Only pending handlers are held (refreshed); one that finished at once has its deadline read
+    // in afterRun. Their record may still be pending (the store did not take it at once): the drain waits for it.
     if (!isPromiseLike(ran)) {
       acknowledge(afterRun(ran, event, owner, sentAt, held, window, request, context), context)
       return
@@ -315,7 +336,7 @@ export function deliveries (events: CallbackEvents, settings: IdempotencySetting
         if (claimed[i] !== 'claimed') continue
         const claim = held?.[i]
         if (claim !== undefined) claims.release(claim)
-        acknowledge(then(release(batch[i]!, owners[i]!, request), () => 'unavailable'))
+        acknowledge(then(release(batch[i]!.id, owners[i]!, request), () => 'unavailable'))
       }
     }
     const finish = (): MaybePromise<Outcome> => records.length === 0 ? outcome : Promise.all(records).then(all => all.reduce(worse, outcome))

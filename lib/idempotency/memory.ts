@@ -15,7 +15,7 @@ export interface MemoryStoreOptions {
 export interface MemoryStore extends IdempotencyStore {
   claim(key: string, owner: string, ttl: number): ClaimResult
   refresh(key: string, owner: string, ttl: number): boolean
-  complete(key: string, owner: string, ttl: number): void
+  complete(key: string, owner: string, ttl: number): boolean
   release(key: string, owner: string): void
   /** How many keys are kept now, claims and done events (expired ones until they are next looked at or dropped). */
   readonly size: number
@@ -82,7 +82,10 @@ export function memoryStore (options: MemoryStoreOptions = {}): MemoryStore {
       claim.expires = expiry(ttl)
       return true
     },
-    complete (key, _owner, ttl) {
+    complete (key, owner, ttl) {
+      // Only over the owner's own live claim: once it expired another delivery may have run the
+      // event, and a late success must not be recorded over that.
+      if (liveClaim(key)?.owner !== owner) return false
       claims.delete(key)
       // The same key in the old generation is shadowed by this one until the old is dropped: one
       // Map operation per write instead of two (large Maps are this store's main cost).
@@ -91,6 +94,7 @@ export function memoryStore (options: MemoryStoreOptions = {}): MemoryStore {
         old = young
         young = new Map()
       }
+      return true
     },
     release (key, owner) {
       if (liveClaim(key)?.owner === owner) claims.delete(key)

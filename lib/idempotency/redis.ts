@@ -23,6 +23,7 @@ export interface RedisStoreOptions {
 /** The redis store: the per-key methods, and the batch ones, each batch in one round trip. */
 export interface RedisStore extends IdempotencyStore {
   refresh(key: string, owner: string, ttl: number): Promise<boolean>
+  complete(key: string, owner: string, ttl: number): Promise<boolean>
   claimMany(claims: readonly KeyOwner[], ttl: number): Promise<ClaimResult[]>
   refreshMany(claims: readonly KeyOwner[], ttl: number): Promise<boolean[]>
 }
@@ -48,8 +49,20 @@ for i, key in ipairs(KEYS) do
   if redis.call('GET', key) == ARGV[i + 1] then out[i] = redis.call('PEXPIRE', key, ARGV[1]) else out[i] = 0 end
 end
 return out`
-export const COMPLETE = `for _, key in ipairs(KEYS) do redis.call('SET', key, '${DONE}', 'PX', ARGV[1]) end
-return {}`
+// Done only over the owner's own claim, checked in the same script: once it expired another
+// replica may have claimed and run the event, and a late success must not be recorded over that.
+// As CLAIM, only the keys that were not the owner's are answered (their index, then 0).
+export const COMPLETE = `local out, n = {}, 0
+for i, key in ipairs(KEYS) do
+  if redis.call('GET', key) == ARGV[i + 1] then
+    redis.call('SET', key, '${DONE}', 'PX', ARGV[1])
+  else
+    out[n + 1] = i
+    out[n + 2] = 0
+    n = n + 2
+  end
+end
+return out`
 const RELEASE = `for i, key in ipairs(KEYS) do
   if redis.call('GET', key) == ARGV[i + 1] then redis.call('DEL', key) end
 end
@@ -87,7 +100,7 @@ export function redisStore (client: RedisClientLike, options: RedisStoreOptions 
       if (oneScript) {
         evaluate(script, ttl, keys, values).then(
           answers => {
-            if (script === CLAIM) answers = expand(answers, keys.length)
+            if (script === CLAIM || script === COMPLETE) answers = expand(answers, keys.length)
             for (const { from, count, resolve } of callers) resolve(count === answers.length ? answers : answers.slice(from, from + count))
           },
           (error: unknown) => { for (const { reject } of callers) reject(error) }
@@ -97,7 +110,7 @@ export function redisStore (client: RedisClientLike, options: RedisStoreOptions 
       for (const { from, count, resolve, reject } of callers) {
         const each = []
         for (let i = from; i < from + count; i++) {
-          each.push(evaluate(script, ttl, [keys[i]!], values.length === 0 ? [] : [values[i]!]).then(answers => script === CLAIM ? expand(answers, 1)[0] : answers[0]))
+          each.push(evaluate(script, ttl, [keys[i]!], [values[i]!]).then(answers => script === CLAIM || script === COMPLETE ? expand(answers, 1)[0] : answers[0]))
         }
         Promise.all(each).then(resolve, reject)
       }
@@ -126,12 +139,13 @@ export function redisStore (client: RedisClientLike, options: RedisStoreOptions 
     claimMany: async (claims, ttl) => (await enqueue(CLAIM, ttl, keysOf(claims), valuesOf(claims))).map(claimed),
     refresh: async (key, owner, ttl) => extended((await enqueue(REFRESH, ttl, [key], [claimValue(owner)]))[0]),
     refreshMany: async (claims, ttl) => (await enqueue(REFRESH, ttl, keysOf(claims), valuesOf(claims))).map(extended),
-    complete: async (key, _owner, ttl) => { await enqueue(COMPLETE, ttl, [key], []) },
+    complete: async (key, owner, ttl) => (await enqueue(COMPLETE, ttl, [key], [claimValue(owner)]))[0] === 1,
     release: async (key, owner) => { await enqueue(RELEASE, 0, [key], [claimValue(owner)]) }
   }
 }
 
-// CLAIM's answer, one per key: 1 where the key was free, else what held it.
+// CLAIM's or COMPLETE's answer, one per key: 1 where the key was free (or the owner's, and is now
+// done), else what held it (0 for COMPLETE).
 function expand (taken: unknown[], count: number): unknown[] {
   const answers = new Array<unknown>(count).fill(1)
   for (let i = 0; i < taken.length; i += 2) answers[(taken[i] as number) - 1] = taken[i + 1]

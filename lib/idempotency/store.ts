@@ -34,8 +34,15 @@ export interface IdempotencyStore {
    * Optional: without it a handler must finish within the claim's ttl, or a redelivery may run it again.
    */
   refresh?(key: string, owner: string, ttl: number): MaybePromise<boolean | void>
-  /** The handlers succeeded: remember `key` as done for `ttl` (the deduplication window). */
-  complete(key: string, owner: string, ttl: number): MaybePromise<void>
+  /**
+   * The handlers succeeded: if `owner`'s claim is still live, atomically replace it by `key` done
+   * for `ttl` (the deduplication window). Answers `false`, recording nothing, when the claim is gone
+   * or another owner's (it expired and another delivery may have run the event): the plugin then
+   * logs the lost claim and answers 503. `true` or nothing: recorded. A store that records without
+   * checking the owner still works, but a success that outlived its claim may then be recorded over
+   * another delivery's run.
+   */
+  complete(key: string, owner: string, ttl: number): MaybePromise<boolean | void>
   /** The handlers failed: drop `owner`'s claim (and only its own), so a redelivery runs them. */
   release(key: string, owner: string): MaybePromise<void>
   /**
