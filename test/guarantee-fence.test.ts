@@ -11,7 +11,7 @@ import providerCallbacks, {
   createInboxWorker, memoryStore, redisStore, type IdempotencyStore, type ProviderCallbacksOptions
 } from '../lib/index.js'
 import { EDIS_BODIES, fakeClock, FORM, gate, postBatch, signedItem, VOX } from './helpers.js'
-import { counts, testInbox, until } from './inbox-helpers.js'
+import { claimPrefix, counts, testInbox, until } from './inbox-helpers.js'
 import { connect, countCommands, REDIS_URL, redisAvailable, type TestClient } from './redis-helpers.js'
 
 t.setTimeout(120_000)
@@ -310,7 +310,7 @@ t.test('the inbox', async t => {
     const api = Fastify()
     await api.register(providerCallbacks, { voximplant: { secret: VOX }, inbox, worker: false })
     t.teardown(() => api.close())
-    const claim = `provider-callbacks:inbox:${name}:voximplant:${VOX.accountId}:20`
+    const claim = `${claimPrefix(name)}voximplant:${VOX.accountId}:20`
     const failures: string[] = []
     inbox.on('failed', (_event, error) => { failures.push(error.message) })
     let runs = 0
@@ -345,7 +345,7 @@ t.test('the inbox', async t => {
     const api = Fastify()
     await api.register(providerCallbacks, { voximplant: { secret: VOX }, inbox, worker: false })
     t.teardown(() => api.close())
-    const claim = `provider-callbacks:inbox:${name}:voximplant:${VOX.accountId}:21`
+    const claim = `${claimPrefix(name)}voximplant:${VOX.accountId}:21`
     const failures: string[] = []
     inbox.on('failed', (_event, error) => { failures.push(error.message) })
     const running = gate()

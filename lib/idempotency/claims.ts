@@ -1,5 +1,6 @@
 import type { FastifyBaseLogger } from 'fastify'
 import { ClaimLostError } from '../errors.js'
+import { loggable } from '../loggable-error.js'
 import type { DeliveryContext } from '../handler-context.js'
 import { isPromiseLike, type MaybePromise } from '../maybe-promise.js'
 import type { IdempotencyStore } from './store.js'
@@ -136,7 +137,7 @@ export class HeldClaims {
         this.#lose(held, new ClaimLostError({ cause: error }), 'the store could not be reached until the claim expired; another delivery may run this event')
         continue
       }
-      this.#log.warn({ err: error, event: held.key }, 'could not refresh a claim; retrying until it expires')
+      this.#log.warn({ err: loggable(error), event: held.key }, 'could not refresh a claim; retrying until it expires')
       retry.push(held)
     }
     if (retry.length > 0) setTimeout(() => { this.#refresh(retry, retries + 1) }, delay).unref()
@@ -146,7 +147,7 @@ export class HeldClaims {
     held.lost = true
     held.refreshing = false
     this.#held.delete(held)
-    this.#log.error({ event: held.key, err: reason }, `lost the claim on an event: ${why}`)
+    this.#log.error({ event: held.key, err: loggable(reason) }, `lost the claim on an event: ${why}`)
     held.context.abort(reason)
   }
 }

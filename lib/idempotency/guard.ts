@@ -2,6 +2,7 @@ import { randomBytes } from 'node:crypto'
 import { setTimeout as sleep } from 'node:timers/promises'
 import type { FastifyBaseLogger, FastifyRequest } from 'fastify'
 import { ClaimLostError, ClosingError, HandlerFailedError, InFlightError, StoreUnavailableError } from '../errors.js'
+import { loggable } from '../loggable-error.js'
 import { DeliveryContext } from '../handler-context.js'
 import type { AnyProviderCallbackEvent, CallbackEvents } from '../events.js'
 import { SUCCESS } from '../replies.js'
@@ -113,13 +114,13 @@ export function deliveries (events: CallbackEvents, settings: IdempotencySetting
   const claims = heldClaims = new HeldClaims(store, claimTtl, log)
 
   const unreachable = (error: unknown, event: AnyProviderCallbackEvent, request: FastifyRequest): MaybePromise<Outcome> => {
-    request.log.error({ err: error, event: event.id }, 'the idempotency store cannot be reached')
+    request.log.error({ err: loggable(error), event: event.id }, 'the idempotency store did not take the claim')
     return failOpen ? runUnguarded(event, request) : 'unavailable'
   }
 
   // A release that fails leaves the claim to expire, after which a redelivery runs the handlers.
   const release = (id: string, owner: string, request: FastifyRequest): Promise<void> | undefined =>
-    attempt(() => store.release(id, owner), error => request.log.error({ err: error, event: id }, 'could not release a claim'))
+    attempt(() => store.release(id, owner), error => request.log.error({ err: loggable(error), event: id }, 'could not release a claim'))
 
   // A success that cannot be vouched for: another delivery may have run the event meanwhile, so
   // nothing is recorded; the redelivery the 503 asks for finds it done, or runs it.
@@ -135,7 +136,7 @@ export function deliveries (events: CallbackEvents, settings: IdempotencySetting
   // event, so the store is retried for as long as the claim lasts; once it is lost, nothing is
   // recorded, since another delivery may have run the event by then.
   const record = async (held: HeldClaim, window: number, request: FastifyRequest, error: unknown): Promise<Outcome> => {
-    request.log.warn({ err: error, event: held.key }, 'could not record a delivered event; retrying while its claim is held')
+    request.log.warn({ err: loggable(error), event: held.key }, 'could not record a delivered event; retrying while its claim is held')
     try {
       for (;;) {
         await sleep(claims.retryInterval)
