@@ -85,7 +85,8 @@ export function startFanOut (inbox: BullmqInbox, options: FanOutOptions): FanOut
     })
   }
   // A read waits for Redis to come back (the connection's offline queue), which a disconnect then
-  // never ends: a worker that closes stops waiting for it.
+  // never ends, and so does BullMQ's start-up of the queue (a worker started while Redis was down
+  // waits in it): a worker that closes stops waiting for either.
   const closed = new Promise<never>((_resolve, reject) => {
     stopped.signal.addEventListener('abort', () => { reject(new Error('closed')) })
   })
@@ -114,7 +115,7 @@ export function startFanOut (inbox: BullmqInbox, options: FanOutOptions): FanOut
   const run = async (): Promise<void> => {
     while (!stopped.signal.aborted) {
       try {
-        const queue = await inbox.queue()
+        const queue = await read(inbox.queue())
         if (await queue.getWaitingCount() >= BACKLOG) {
           await pause(PAUSE)
           continue
