@@ -86,12 +86,15 @@ export function startFanOut (inbox: BullmqInbox, options: FanOutOptions): FanOut
   }
   // A read waits for Redis to come back (the connection's offline queue), which a disconnect then
   // never ends, and so does BullMQ's start-up of the queue (a worker started while Redis was down
-  // waits in it): a worker that closes stops waiting for either.
-  const closed = new Promise<never>((_resolve, reject) => {
-    stopped.signal.addEventListener('abort', () => { reject(new Error('closed')) })
+  // waits in it): a worker that closes stops waiting for either. Not a race with one promise of the
+  // close: each race would leave it a reaction holding the read's reply (every entry ever read, kept
+  // until the close); each read's listener goes with the read.
+  const read = async <T>(command: Promise<T>): Promise<T> => await new Promise<T>((resolve, reject) => {
+    stopped.signal.throwIfAborted()
+    const abort = (): void => { reject(new Error('closed')) }
+    stopped.signal.addEventListener('abort', abort)
+    command.then(resolve, reject).finally(() => { stopped.signal.removeEventListener('abort', abort) })
   })
-  closed.catch(() => {})
-  const read = async <T>(command: Promise<T>): Promise<T> => await Promise.race([command, closed])
   let grouped = false
   let claimedAt = 0
 
