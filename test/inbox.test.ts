@@ -335,7 +335,35 @@ t.test('with Redis', async t => {
     t.same(await counts(inbox), { completed: 1, failed: 0, waiting: 0, active: 0, delayed: 0 })
     await worker.close()
     const consumers = await connection.xinfo('CONSUMERS', bullmq.received, 'provider-callbacks') as string[][]
-    t.same(consumers.map(fields => fields[fields.indexOf('name') + 1]), ['dead'], 'a worker closed leaves no consumer behind')
+    // The dead one's too, once the worker found it idle with nothing pending: or not yet.
+    t.same(consumers.map(fields => fields[fields.indexOf('name') + 1]).filter(name => name !== 'dead'), [], 'a worker closed leaves no consumer behind')
+  })
+
+  t.test('consumers dead workers left: removed by a live worker once idle, with nothing pending; one with an entry pending is kept until the entry is taken', async t => {
+    const { inbox, connection } = testInbox(t)
+    const bullmq = inbox as BullmqInbox
+    await bullmq.connect()
+    const consumers = async (): Promise<Record<string, number>> => Object.fromEntries((await connection.xinfo('CONSUMERS', bullmq.received, 'provider-callbacks') as string[][])
+      .map(fields => [fields[fields.indexOf('name') + 1], Number(fields[fields.indexOf('pending') + 1])]))
+    // Two workers that died: one holding no entry, one holding an entry it read.
+    await connection.xgroup('CREATE', bullmq.received, 'provider-callbacks', '0', 'MKSTREAM')
+    await connection.xgroup('CREATECONSUMER', bullmq.received, 'provider-callbacks', 'dead-idle')
+    await bullmq.enqueue([{ name: 'min-balance', provider: 'voximplant', id: idOf(9), payload: {}, receivedAt: new Date(), known: true } as unknown as AnyProviderCallbackEvent])
+    const [[, [[entry]]]] = await connection.xreadgroup('GROUP', 'provider-callbacks', 'dead-pending', 'COUNT', 10, 'STREAMS', bullmq.received, '>') as [[string, [[string, unknown]]]]
+    t.same(await consumers(), { 'dead-idle': 0, 'dead-pending': 1 })
+    const runs: string[] = []
+    // lockDuration long: the entry is not taken from the dead worker until the test makes it idle.
+    const worker = createInboxWorker(inbox, { onAny: event => { runs.push(event.id) }, lockDuration: 600_000, stalledInterval: 100 })
+    t.teardown(async () => { await worker.close() })
+    await until(async () => !('dead-idle' in await consumers()), 'the idle consumer removed')
+    t.equal((await consumers())['dead-pending'], 1, 'the one with an entry pending is kept, the entry with it')
+    t.same(runs, [], 'and its event is not run')
+    // Idle for an hour: the live worker takes it.
+    await connection.xclaim(bullmq.received, 'provider-callbacks', 'dead-pending', 0, entry!, 'IDLE', 3_600_000)
+    await until(() => runs.length === 1, 'the entry taken and its event run')
+    await until(async () => !('dead-pending' in await consumers()), 'the consumer it was taken from removed')
+    t.same(runs, [idOf(9)])
+    t.same(Object.entries(await consumers()).filter(([name]) => name.startsWith('dead')), [], 'neither is left')
   })
 
   t.test('the received stream deleted under a worker, its group with it: logged, made again, and the next events run', async t => {

@@ -21,6 +21,7 @@ interface StreamClient extends InboxConnection {
   xpending(key: string, group: string, start: '-', end: '+', count: number, consumer: string): Promise<unknown[]>
   xreadgroup(...args: Array<string | number>): Promise<Array<[key: string, entries: Entry[]]> | null>
   xautoclaim(key: string, group: string, consumer: string, minIdle: number, start: string, count: 'COUNT', n: number): Promise<[next: string, entries: Entry[], ...deleted: unknown[]]>
+  eval(script: string, keys: 1, key: string, ...args: Array<string | number>): Promise<unknown>
   multi(): StreamTransaction
 }
 interface StreamTransaction {
@@ -47,6 +48,28 @@ const ENTRIES = 1
 /** ms a worker waits before it looks at the backlog again, or after Redis failed it. */
 const PAUSE = 100
 const RETRY = 1000
+/** ms a read blocks at most: the reader's loop (its backlog check, its look for idle entries) turns at least this often. */
+const BLOCK = 5000
+/** Blocks a consumer with no entry pending may stay idle before it is taken for a dead worker's: a live reader's comes back at least every block. */
+const FORGOTTEN_AFTER = 3
+
+// The consumers of workers that died (each crash leaves one) would stay in the group for ever:
+// removed by any live worker once idle past the bound, but only with no entry pending on them
+// (removing one drops its pending entries from the group). One script, so that no entry is read
+// by a consumer between the look and its removal. A live worker's consumer thus removed (it paused
+// for the backlog) holds nothing, and its next read makes it again.
+// KEYS[1]: the stream; ARGV: the group, this worker's consumer (kept), the idle bound in ms.
+const REMOVE_FORGOTTEN = `
+local removed = 0
+for _, consumer in ipairs(redis.call('XINFO', 'CONSUMERS', KEYS[1], ARGV[1])) do
+  local fields = {}
+  for i = 1, #consumer, 2 do fields[consumer[i]] = consumer[i + 1] end
+  if fields.name ~= ARGV[2] and fields.pending == 0 and fields.idle > tonumber(ARGV[3]) then
+    redis.call('XGROUP', 'DELCONSUMER', KEYS[1], ARGV[1], fields.name)
+    removed = removed + 1
+  end
+end
+return removed`
 
 export interface FanOutOptions {
   /** ms an entry read and not acknowledged stays its reader's before another worker takes it: the worker's lockDuration. */
@@ -97,6 +120,7 @@ export function startFanOut (inbox: BullmqInbox, options: FanOutOptions): FanOut
   })
   let grouped = false
   let claimedAt = 0
+  const block = Math.min(options.claimInterval, BLOCK)
 
   const take = async (): Promise<Entry[]> => {
     if (!grouped) {
@@ -109,9 +133,10 @@ export function startFanOut (inbox: BullmqInbox, options: FanOutOptions): FanOut
       const [, entries] = await read(reader.xautoclaim(key, GROUP, consumer, options.claimIdle, '0-0', 'COUNT', ENTRIES))
       // Until none is left: the look then waits for the next interval.
       if (entries.length > 0) return entries
+      await read(reader.eval(REMOVE_FORGOTTEN, 1, key, GROUP, consumer, FORGOTTEN_AFTER * block))
       claimedAt = Date.now()
     }
-    const streams = await read(reader.xreadgroup('GROUP', GROUP, consumer, 'COUNT', ENTRIES, 'BLOCK', Math.min(options.claimInterval, 5000), 'STREAMS', key, '>'))
+    const streams = await read(reader.xreadgroup('GROUP', GROUP, consumer, 'COUNT', ENTRIES, 'BLOCK', block, 'STREAMS', key, '>'))
     return streams?.[0]?.[1] ?? []
   }
 
