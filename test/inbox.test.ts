@@ -366,6 +366,28 @@ t.test('with Redis', async t => {
     t.same(Object.entries(await consumers()).filter(([name]) => name.startsWith('dead')), [], 'neither is left')
   })
 
+  t.test('an entry left idle by a dead worker behind 20 still read by a live one: taken, however many are before it', async t => {
+    const { inbox, connection } = testInbox(t)
+    const bullmq = inbox as BullmqInbox
+    await bullmq.connect()
+    for (let id = 1; id <= 21; id++) await bullmq.enqueue([{ name: 'min-balance', provider: 'voximplant', id: idOf(id), payload: {}, receivedAt: new Date(), known: true } as unknown as AnyProviderCallbackEvent])
+    await connection.xgroup('CREATE', bullmq.received, 'provider-callbacks', '0', 'MKSTREAM')
+    // A live worker read the 21 entries and is at them; the last is then another's, who died an hour ago.
+    const [[, read]] = await connection.xreadgroup('GROUP', 'provider-callbacks', 'busy', 'COUNT', 21, 'STREAMS', bullmq.received, '>') as [[string, Array<[string, unknown]>]]
+    t.equal(read.length, 21)
+    await connection.xclaim(bullmq.received, 'provider-callbacks', 'dead', 0, read[20]![0], 'IDLE', 3_600_000)
+    const runs: string[] = []
+    // lockDuration long: the busy worker's entries are not idle for it.
+    const worker = createInboxWorker(inbox, { onAny: event => { runs.push(event.id) }, lockDuration: 600_000, stalledInterval: 100 })
+    t.teardown(async () => { await worker.close() })
+    await until(() => runs.length === 1, 'the idle entry taken and run')
+    t.same(runs, [idOf(21)])
+    // Acknowledged once fanned out, which its run may come before.
+    const pending = async (): Promise<[number, string, string, string[][]]> => await connection.xpending(bullmq.received, 'provider-callbacks') as [number, string, string, string[][]]
+    await until(async () => (await pending())[0] === 20, 'the idle entry acknowledged')
+    t.same((await pending())[3], [['busy', '20']], 'the busy worker\'s entries are left to it')
+  })
+
   t.test('the received stream deleted under a worker, its group with it: logged, made again, and the next events run', async t => {
     const { inbox, connection } = testInbox(t)
     const bullmq = inbox as BullmqInbox

@@ -120,6 +120,7 @@ export function startFanOut (inbox: BullmqInbox, options: FanOutOptions): FanOut
   })
   let grouped = false
   let claimedAt = 0
+  let claimFrom = '0-0'
   const block = Math.min(options.claimInterval, BLOCK)
 
   const take = async (): Promise<Entry[]> => {
@@ -130,9 +131,14 @@ export function startFanOut (inbox: BullmqInbox, options: FanOutOptions): FanOut
       grouped = true
     }
     if (Date.now() - claimedAt >= options.claimInterval) {
-      const [, entries] = await read(reader.xautoclaim(key, GROUP, consumer, options.claimIdle, '0-0', 'COUNT', ENTRIES))
-      // Until none is left: the look then waits for the next interval.
-      if (entries.length > 0) return entries
+      // XAUTOCLAIM looks at 10 pending entries per one it may take: the look goes on from where the
+      // last call stopped, so that an idle entry behind others still read is found too, and is
+      // over once the cursor is back at the start (the look then waits for the next interval).
+      do {
+        const [next, entries] = await read(reader.xautoclaim(key, GROUP, consumer, options.claimIdle, claimFrom, 'COUNT', ENTRIES))
+        claimFrom = next
+        if (entries.length > 0) return entries
+      } while (claimFrom !== '0-0')
       await read(reader.eval(REMOVE_FORGOTTEN, 1, key, GROUP, consumer, FORGOTTEN_AFTER * block))
       claimedAt = Date.now()
     }
