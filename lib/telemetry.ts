@@ -80,6 +80,10 @@ export const OTHER_EVENT_NAME = 'other'
 
 const NOT_INSTALLED = new Set(['ERR_MODULE_NOT_FOUND', 'MODULE_NOT_FOUND'])
 
+// The claims held, by meter provider: the plugin's and each inbox worker's, in one process, are
+// the one gauge's (observed by several callbacks, it would read the last one's count only).
+const claimHolders = new WeakMap<object, { holders: Set<() => number>, stop: () => void }>()
+
 // Spans this module started: a handler's failure is recorded on the active span only if it is one.
 const ours = new WeakSet<object>()
 let activeSpan: (() => Otel.Span | undefined) | undefined
@@ -146,6 +150,7 @@ interface Instruments {
 export class Telemetry {
   readonly #api: typeof Otel
   readonly #tracer: Otel.Tracer
+  readonly #meterProvider: object
   // Undefined when the meter is the API's no-op one (no SDK when the plugin was registered: the
   // metrics API has no proxy, so it stays a no-op): then no metric code runs per event at all.
   readonly #metrics: Instruments | undefined
@@ -157,7 +162,8 @@ export class Telemetry {
   constructor (module: unknown, { tracerProvider, meterProvider }: TelemetryOptions) {
     const api = this.#api = module as typeof Otel
     this.#tracer = ((tracerProvider as Otel.TracerProvider | undefined) ?? api.trace).getTracer(INSTRUMENTATION_NAME)
-    const meter = ((meterProvider as Otel.MeterProvider | undefined) ?? api.metrics).getMeter(INSTRUMENTATION_NAME)
+    this.#meterProvider = (meterProvider as Otel.MeterProvider | undefined) ?? api.metrics.getMeterProvider()
+    const meter = (this.#meterProvider as Otel.MeterProvider).getMeter(INSTRUMENTATION_NAME)
     const counter = (name: string, description: string, unit: string): Otel.Counter => meter.createCounter(name, { description, unit, valueType: api.ValueType.INT })
     if (meter === api.createNoopMeter()) return
     this.#metrics = {
@@ -225,12 +231,35 @@ export class Telemetry {
     }
   }
 
-  /** Reports `held()` as the claims held now, until the returned function is called. */
+  /**
+   * Counts `held()` in the claims held now, with the others' of the same meter provider (the
+   * plugin's routes, and each inbox worker of the process), until the returned function is called (once).
+   */
   observeClaims (held: () => number): () => void {
     const claimsHeld = this.#metrics?.claimsHeld
-    const callback: Otel.ObservableCallback = result => { result.observe(held()) }
-    claimsHeld?.addCallback(callback)
-    return () => { claimsHeld?.removeCallback(callback) }
+    if (claimsHeld === undefined) return () => {}
+    const provider = this.#meterProvider
+    let shared = claimHolders.get(provider)
+    if (shared === undefined) {
+      const holders = new Set<() => number>()
+      const callback: Otel.ObservableCallback = result => {
+        let count = 0
+        for (const holder of holders) count += holder()
+        result.observe(count)
+      }
+      claimsHeld.addCallback(callback)
+      claimHolders.set(provider, shared = { holders, stop: () => { claimsHeld.removeCallback(callback) } })
+    }
+    const { holders, stop } = shared
+    // A wrapper of its own: the same function given twice counts twice, and goes once each.
+    const holder = (): number => held()
+    holders.add(holder)
+    return () => {
+      holders.delete(holder)
+      if (holders.size > 0) return
+      stop()
+      claimHolders.delete(provider)
+    }
   }
 
   #process<T extends Outcome> (

@@ -7,8 +7,8 @@ import t from 'tap'
 import providerCallbacks, { createInboxWorker, type AnyProviderCallbackEvent } from '../lib/index.js'
 import { jobIdOf } from '../lib/inbox/job.js'
 import { METRICS } from '../lib/telemetry.js'
-import { postBatch, signedItem, VOX } from './helpers.js'
-import { testInbox, until, workerConnection } from './inbox-helpers.js'
+import { gate, postBatch, signedItem, VOX } from './helpers.js'
+import { counts, testInbox, until, workerConnection } from './inbox-helpers.js'
 import { REDIS_URL, redisAvailable } from './redis-helpers.js'
 import { sdk, withContextManager } from './telemetry-helpers.js'
 
@@ -81,6 +81,53 @@ t.test('inbox telemetry', async t => {
     t.strictSame(await otel.points(METRICS.retried), [{ attributes: NAMES, value: 1 }])
     t.strictSame(await otel.points(METRICS.deadLettered), [{ attributes: NAMES, value: 1 }])
     t.same((await otel.points(METRICS.consumed)).map(p => [p.attributes['provider_callbacks.outcome'], p.value]), [['delivered', 1], ['failed', 2]])
+  })
+
+  t.test('claims held counts the inbox workers\' runs: the app\'s own worker\'s, and one of createInboxWorker\'s with a route\'s of the same process', async t => {
+    const otel = sdk()
+    const held = async (): Promise<unknown> => (await otel.points(METRICS.claimsHeld)).map(point => point.value)
+
+    const { inbox } = testInbox(t)
+    const running = gate()
+    const app = Fastify()
+    t.teardown(() => app.close())
+    await app.register(providerCallbacks, { voximplant: { secret: VOX }, inbox, telemetry: otel.telemetry, handlers: { 'min-balance': async () => { await running.pass() } } })
+    await app.ready()
+    t.same(await held(), [0], 'none before')
+    t.equal((await postBatch(app, [signedItem('min_balance', 5)])).statusCode, 200)
+    await running.reached
+    t.same(await held(), [1], 'one while the app\'s worker runs the event')
+    running.open()
+    await until(async () => (await counts(inbox)).completed === 1, 'the event done')
+    t.same(await held(), [0], 'none once it is done')
+
+    // In one process: an app without an inbox, whose route holds a claim while its handler runs,
+    // and a worker of its own beside an API-only app.
+    const direct = Fastify()
+    t.teardown(() => direct.close())
+    const directRunning = gate()
+    await direct.register(providerCallbacks, { voximplant: { secret: VOX }, telemetry: otel.telemetry, handlerTimeout: false, handlers: { 'min-balance': async () => { await directRunning.pass() } } })
+    await direct.ready()
+    const other = testInbox(t)
+    const api = Fastify()
+    t.teardown(() => api.close())
+    await api.register(providerCallbacks, { voximplant: { secret: VOX }, inbox: other.inbox, worker: false, telemetry: otel.telemetry })
+    await api.ready()
+    const workerRunning = gate()
+    const worker = createInboxWorker(other.inbox, { onAny: async () => { await workerRunning.pass() }, telemetry: otel.telemetry })
+    t.teardown(() => worker.close())
+    t.equal((await postBatch(api, [signedItem('min_balance', 6)])).statusCode, 200)
+    await workerRunning.reached
+    t.same(await held(), [1], 'one while a worker of its own runs it')
+    const answered = postBatch(direct, [signedItem('min_balance', 7)])
+    await directRunning.reached
+    t.same(await held(), [2], 'and the route\'s beside it')
+    workerRunning.open()
+    await until(async () => (await counts(other.inbox)).completed === 1, 'the worker\'s event done')
+    t.same(await held(), [1], 'the route\'s still held')
+    directRunning.open()
+    t.equal((await answered).statusCode, 200)
+    t.same(await held(), [0])
   })
 
   t.test('a worker of its own (createInboxWorker) continues the API replica\'s traces; telemetry: false records nothing', async t => {
