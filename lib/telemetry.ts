@@ -58,7 +58,8 @@ export const METRICS = {
   claimsHeld: 'provider_callbacks.claims.held',
   stored: 'provider_callbacks.inbox.stored',
   retried: 'provider_callbacks.inbox.retried',
-  deadLettered: 'provider_callbacks.inbox.dead_lettered'
+  deadLettered: 'provider_callbacks.inbox.dead_lettered',
+  fanOutFailed: 'provider_callbacks.inbox.fan_out_failed'
 } as const
 
 /** `messaging.system`: no registered value fits a provider's callbacks. */
@@ -144,6 +145,7 @@ interface Instruments {
   stored: Otel.Counter
   retried: Otel.Counter
   deadLettered: Otel.Counter
+  fanOutFailed: Otel.Counter
 }
 
 /** Spans and metrics of one plugin instance. */
@@ -177,7 +179,8 @@ export class Telemetry {
       claimsHeld: meter.createObservableUpDownCounter(METRICS.claimsHeld, { description: 'Claims this process holds while their handlers run', unit: '{claim}', valueType: api.ValueType.INT }),
       stored: counter(METRICS.stored, 'Events stored in the inbox', '{message}'),
       retried: counter(METRICS.retried, 'Inbox jobs that failed and will be retried', '{message}'),
-      deadLettered: counter(METRICS.deadLettered, 'Inbox jobs that failed their last attempt', '{message}')
+      deadLettered: counter(METRICS.deadLettered, 'Inbox jobs that failed their last attempt', '{message}'),
+      fanOutFailed: counter(METRICS.fanOutFailed, 'Received entries a worker could not make jobs of (each taken again after lockDuration)', '{entry}')
     }
   }
 
@@ -217,6 +220,11 @@ export class Telemetry {
   /** A job failed its last attempt: it is a dead letter now. */
   deadLettered (event: AnyProviderCallbackEvent): void {
     this.#metrics?.deadLettered.add(1, this.#eventAttributes(event))
+  }
+
+  /** A worker could not make jobs of a received entry's events (BullMQ or Redis refused them). */
+  fanOutFailed (): void {
+    this.#metrics?.fanOutFailed.add(1, { [ATTRIBUTES.system]: MESSAGING_SYSTEM })
   }
 
   /** Counts a route's error answers; a handler timeout also marks the request's open event spans. */

@@ -77,6 +77,8 @@ export interface FanOutOptions {
   /** ms between two looks for such entries: the worker's stalledInterval. */
   claimInterval: number
   log: FastifyBaseLogger
+  /** Called for each entry whose fan-out failed (it is taken again after claimIdle). */
+  failed?: () => void
 }
 
 export interface FanOut {
@@ -160,8 +162,11 @@ export function startFanOut (inbox: BullmqInbox, options: FanOutOptions): FanOut
             if (fields !== null) await inbox.fanOut(eventsOf(fields))
             await (inbox.commands() as StreamClient).multi().xack(key, GROUP, id).xdel(key, id).exec()
           } catch (error) {
-            // It stays pending, taken again after claimIdle; the entries after it go on.
-            options.log.warn({ err: error }, 'could not fan received events out into a job each; retried')
+            // It stays pending, taken again after claimIdle (by this worker or another) for as long
+            // as BullMQ refuses it: never lost, but its events run only once a human saw why, so
+            // an error, and counted. The entries after it go on.
+            options.log.error({ err: withoutCommand(error as Error), entry: id }, 'could not fan received events out into a job each; taken again after lockDuration')
+            options.failed?.()
           }
         }
       } catch (error) {
@@ -192,4 +197,12 @@ export function startFanOut (inbox: BullmqInbox, options: FanOutOptions): FanOut
 
 function eventsOf (fields: string[]): InboxJobData[] {
   return JSON.parse(fields[fields.indexOf('events') + 1]!) as InboxJobData[]
+}
+
+// ioredis's errors carry the command's arguments (the jobs' data, so the events' payloads), which
+// a log must not: the error as logged has its name, message and code only.
+function withoutCommand ({ name, message, code }: Error & { code?: unknown }): Error {
+  const error = Object.assign(new Error(message), { name, code })
+  error.stack = `${name}: ${message}`
+  return error
 }

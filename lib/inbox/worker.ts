@@ -188,7 +188,9 @@ export function startInboxWorker (
     }
     clean()
     cleaner = setInterval(clean, HOUR).unref()
-    fanOut = startFanOut(inbox, { claimIdle: options.lockDuration ?? LOCK_DURATION, claimInterval: options.stalledInterval ?? STALLED_INTERVAL, log })
+    fanOut = startFanOut(inbox, {
+      claimIdle: options.lockDuration ?? LOCK_DURATION, claimInterval: options.stalledInterval ?? STALLED_INTERVAL, log, failed: () => { loaded?.fanOutFailed() }
+    })
     return worker
   })
   Object.defineProperty(emitter, 'worker', { value: worker })
