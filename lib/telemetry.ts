@@ -58,7 +58,8 @@ export const METRICS = {
   claimsHeld: 'provider_callbacks.claims.held',
   stored: 'provider_callbacks.inbox.stored',
   retried: 'provider_callbacks.inbox.retried',
-  deadLettered: 'provider_callbacks.inbox.dead_lettered'
+  deadLettered: 'provider_callbacks.inbox.dead_lettered',
+  fanOutFailed: 'provider_callbacks.inbox.fan_out_failed'
 } as const
 
 /** `messaging.system`: no registered value fits a provider's callbacks. */
@@ -79,6 +80,10 @@ const MAX_NAME_LENGTH = 64
 export const OTHER_EVENT_NAME = 'other'
 
 const NOT_INSTALLED = new Set(['ERR_MODULE_NOT_FOUND', 'MODULE_NOT_FOUND'])
+
+// The claims held, by meter provider: the plugin's and each inbox worker's, in one process, are
+// the one gauge's (observed by several callbacks, it would read the last one's count only).
+const claimHolders = new WeakMap<object, { holders: Set<() => number>, stop: () => void }>()
 
 // Spans this module started: a handler's failure is recorded on the active span only if it is one.
 const ours = new WeakSet<object>()
@@ -140,12 +145,14 @@ interface Instruments {
   stored: Otel.Counter
   retried: Otel.Counter
   deadLettered: Otel.Counter
+  fanOutFailed: Otel.Counter
 }
 
 /** Spans and metrics of one plugin instance. */
 export class Telemetry {
   readonly #api: typeof Otel
   readonly #tracer: Otel.Tracer
+  readonly #meterProvider: object
   // Undefined when the meter is the API's no-op one (no SDK when the plugin was registered: the
   // metrics API has no proxy, so it stays a no-op): then no metric code runs per event at all.
   readonly #metrics: Instruments | undefined
@@ -157,7 +164,8 @@ export class Telemetry {
   constructor (module: unknown, { tracerProvider, meterProvider }: TelemetryOptions) {
     const api = this.#api = module as typeof Otel
     this.#tracer = ((tracerProvider as Otel.TracerProvider | undefined) ?? api.trace).getTracer(INSTRUMENTATION_NAME)
-    const meter = ((meterProvider as Otel.MeterProvider | undefined) ?? api.metrics).getMeter(INSTRUMENTATION_NAME)
+    this.#meterProvider = (meterProvider as Otel.MeterProvider | undefined) ?? api.metrics.getMeterProvider()
+    const meter = (this.#meterProvider as Otel.MeterProvider).getMeter(INSTRUMENTATION_NAME)
     const counter = (name: string, description: string, unit: string): Otel.Counter => meter.createCounter(name, { description, unit, valueType: api.ValueType.INT })
     if (meter === api.createNoopMeter()) return
     this.#metrics = {
@@ -171,7 +179,8 @@ export class Telemetry {
       claimsHeld: meter.createObservableUpDownCounter(METRICS.claimsHeld, { description: 'Claims this process holds while their handlers run', unit: '{claim}', valueType: api.ValueType.INT }),
       stored: counter(METRICS.stored, 'Events stored in the inbox', '{message}'),
       retried: counter(METRICS.retried, 'Inbox jobs that failed and will be retried', '{message}'),
-      deadLettered: counter(METRICS.deadLettered, 'Inbox jobs that failed their last attempt', '{message}')
+      deadLettered: counter(METRICS.deadLettered, 'Inbox jobs that failed their last attempt', '{message}'),
+      fanOutFailed: counter(METRICS.fanOutFailed, 'Received entries a worker could not make jobs of (each taken again after lockDuration)', '{entry}')
     }
   }
 
@@ -213,6 +222,11 @@ export class Telemetry {
     this.#metrics?.deadLettered.add(1, this.#eventAttributes(event))
   }
 
+  /** A worker could not make jobs of a received entry's events (BullMQ or Redis refused them). */
+  fanOutFailed (): void {
+    this.#metrics?.fanOutFailed.add(1, { [ATTRIBUTES.system]: MESSAGING_SYSTEM })
+  }
+
   /** Counts a route's error answers; a handler timeout also marks the request's open event spans. */
   refused (provider: ProviderName): (request: FastifyRequest, statusCode: number, code: string) => void {
     return (request, statusCode, code) => {
@@ -225,12 +239,35 @@ export class Telemetry {
     }
   }
 
-  /** Reports `held()` as the claims held now, until the returned function is called. */
+  /**
+   * Counts `held()` in the claims held now, with the others' of the same meter provider (the
+   * plugin's routes, and each inbox worker of the process), until the returned function is called (once).
+   */
   observeClaims (held: () => number): () => void {
     const claimsHeld = this.#metrics?.claimsHeld
-    const callback: Otel.ObservableCallback = result => { result.observe(held()) }
-    claimsHeld?.addCallback(callback)
-    return () => { claimsHeld?.removeCallback(callback) }
+    if (claimsHeld === undefined) return () => {}
+    const provider = this.#meterProvider
+    let shared = claimHolders.get(provider)
+    if (shared === undefined) {
+      const holders = new Set<() => number>()
+      const callback: Otel.ObservableCallback = result => {
+        let count = 0
+        for (const holder of holders) count += holder()
+        result.observe(count)
+      }
+      claimsHeld.addCallback(callback)
+      claimHolders.set(provider, shared = { holders, stop: () => { claimsHeld.removeCallback(callback) } })
+    }
+    const { holders, stop } = shared
+    // A wrapper of its own: the same function given twice counts twice, and goes once each.
+    const holder = (): number => held()
+    holders.add(holder)
+    return () => {
+      holders.delete(holder)
+      if (holders.size > 0) return
+      stop()
+      claimHolders.delete(provider)
+    }
   }
 
   #process<T extends Outcome> (

@@ -289,24 +289,25 @@ t.test('with Redis', async t => {
     t.same(await counts(inbox), { completed: 2, failed: 0, waiting: 0, active: 0, delayed: 0 })
   })
 
-  t.test('a received entry that cannot be fanned out: logged, taken again after lockDuration, never a dead letter nor an event; the next ones go on', async t => {
+  t.test('a received entry that cannot be fanned out: logged as an error, taken again after lockDuration, never a dead letter nor an event; the next ones go on', async t => {
     const { inbox, connection } = testInbox(t)
     const bullmq = inbox as BullmqInbox
     await bullmq.connect()
     // An event id BullMQ refuses as a job id (digits only): no event of a route has one.
     await bullmq.enqueue([{ name: 'min-balance', provider: 'voximplant', id: '12345', payload: {}, receivedAt: new Date(), known: true } as unknown as AnyProviderCallbackEvent])
     await bullmq.enqueue([{ name: 'min-balance', provider: 'voximplant', id: idOf(7), payload: {}, receivedAt: new Date(), known: true } as unknown as AnyProviderCallbackEvent])
-    const warnings: string[] = []
-    const logger = { error: () => {}, warn: (fields: { err: Error }, message: string) => { warnings.push(`${message}: ${fields.err.message}`) } } as unknown as FastifyBaseLogger
+    const errors: string[] = []
+    const logger = { error: (fields: { err: Error }, message: string) => { errors.push(`${message}: ${fields.err.message}`) }, warn: () => {} } as unknown as FastifyBaseLogger
     const failed: string[] = []
     inbox.on('failed', event => { failed.push(event.id) })
     const runs: string[] = []
-    const worker = createInboxWorker(inbox, { onAny: event => { runs.push(event.id) }, logger, lockDuration: 300, stalledInterval: 100 })
+    // Without telemetry: nothing to count it in, the rest as ever.
+    const worker = createInboxWorker(inbox, { onAny: event => { runs.push(event.id) }, logger, lockDuration: 300, stalledInterval: 100, telemetry: false })
     t.teardown(async () => { await worker.close() })
     await until(() => runs.length === 1, 'the next entry run')
-    await until(() => warnings.length >= 2, 'the failing entry taken again')
-    t.match(warnings[0], /could not fan received events out into a job each; retried: .*integer/i)
-    t.equal(warnings[1], warnings[0])
+    await until(() => errors.length >= 2, 'the failing entry taken again')
+    t.match(errors[0], /could not fan received events out into a job each; taken again after lockDuration: .*integer/i)
+    t.equal(errors[1], errors[0])
     t.same(runs, [idOf(7)])
     t.same(await inbox.failed(), [])
     t.same(failed, [])
@@ -336,7 +337,57 @@ t.test('with Redis', async t => {
     t.same(await counts(inbox), { completed: 1, failed: 0, waiting: 0, active: 0, delayed: 0 })
     await worker.close()
     const consumers = await connection.xinfo('CONSUMERS', bullmq.received, 'provider-callbacks') as string[][]
-    t.same(consumers.map(fields => fields[fields.indexOf('name') + 1]), ['dead'], 'a worker closed leaves no consumer behind')
+    // The dead one's too, once the worker found it idle with nothing pending: or not yet.
+    t.same(consumers.map(fields => fields[fields.indexOf('name') + 1]).filter(name => name !== 'dead'), [], 'a worker closed leaves no consumer behind')
+  })
+
+  t.test('consumers dead workers left: removed by a live worker once idle, with nothing pending; one with an entry pending is kept until the entry is taken', async t => {
+    const { inbox, connection } = testInbox(t)
+    const bullmq = inbox as BullmqInbox
+    await bullmq.connect()
+    const consumers = async (): Promise<Record<string, number>> => Object.fromEntries((await connection.xinfo('CONSUMERS', bullmq.received, 'provider-callbacks') as string[][])
+      .map(fields => [fields[fields.indexOf('name') + 1], Number(fields[fields.indexOf('pending') + 1])]))
+    // Two workers that died: one holding no entry, one holding an entry it read.
+    await connection.xgroup('CREATE', bullmq.received, 'provider-callbacks', '0', 'MKSTREAM')
+    await connection.xgroup('CREATECONSUMER', bullmq.received, 'provider-callbacks', 'dead-idle')
+    await bullmq.enqueue([{ name: 'min-balance', provider: 'voximplant', id: idOf(9), payload: {}, receivedAt: new Date(), known: true } as unknown as AnyProviderCallbackEvent])
+    const [[, [[entry]]]] = await connection.xreadgroup('GROUP', 'provider-callbacks', 'dead-pending', 'COUNT', 10, 'STREAMS', bullmq.received, '>') as [[string, [[string, unknown]]]]
+    t.same(await consumers(), { 'dead-idle': 0, 'dead-pending': 1 })
+    const runs: string[] = []
+    // lockDuration long: the entry is not taken from the dead worker until the test makes it idle.
+    const worker = createInboxWorker(inbox, { onAny: event => { runs.push(event.id) }, lockDuration: 600_000, stalledInterval: 100 })
+    t.teardown(async () => { await worker.close() })
+    await until(async () => !('dead-idle' in await consumers()), 'the idle consumer removed')
+    t.equal((await consumers())['dead-pending'], 1, 'the one with an entry pending is kept, the entry with it')
+    t.same(runs, [], 'and its event is not run')
+    // Idle for an hour: the live worker takes it.
+    await connection.xclaim(bullmq.received, 'provider-callbacks', 'dead-pending', 0, entry!, 'IDLE', 3_600_000)
+    await until(() => runs.length === 1, 'the entry taken and its event run')
+    await until(async () => !('dead-pending' in await consumers()), 'the consumer it was taken from removed')
+    t.same(runs, [idOf(9)])
+    t.same(Object.entries(await consumers()).filter(([name]) => name.startsWith('dead')), [], 'neither is left')
+  })
+
+  t.test('an entry left idle by a dead worker behind 20 still read by a live one: taken, however many are before it', async t => {
+    const { inbox, connection } = testInbox(t)
+    const bullmq = inbox as BullmqInbox
+    await bullmq.connect()
+    for (let id = 1; id <= 21; id++) await bullmq.enqueue([{ name: 'min-balance', provider: 'voximplant', id: idOf(id), payload: {}, receivedAt: new Date(), known: true } as unknown as AnyProviderCallbackEvent])
+    await connection.xgroup('CREATE', bullmq.received, 'provider-callbacks', '0', 'MKSTREAM')
+    // A live worker read the 21 entries and is at them; the last is then another's, who died an hour ago.
+    const [[, read]] = await connection.xreadgroup('GROUP', 'provider-callbacks', 'busy', 'COUNT', 21, 'STREAMS', bullmq.received, '>') as [[string, Array<[string, unknown]>]]
+    t.equal(read.length, 21)
+    await connection.xclaim(bullmq.received, 'provider-callbacks', 'dead', 0, read[20]![0], 'IDLE', 3_600_000)
+    const runs: string[] = []
+    // lockDuration long: the busy worker's entries are not idle for it.
+    const worker = createInboxWorker(inbox, { onAny: event => { runs.push(event.id) }, lockDuration: 600_000, stalledInterval: 100 })
+    t.teardown(async () => { await worker.close() })
+    await until(() => runs.length === 1, 'the idle entry taken and run')
+    t.same(runs, [idOf(21)])
+    // Acknowledged once fanned out, which its run may come before.
+    const pending = async (): Promise<[number, string, string, string[][]]> => await connection.xpending(bullmq.received, 'provider-callbacks') as [number, string, string, string[][]]
+    await until(async () => (await pending())[0] === 20, 'the idle entry acknowledged')
+    t.same((await pending())[3], [['busy', '20']], 'the busy worker\'s entries are left to it')
   })
 
   t.test('the received stream deleted under a worker, its group with it: logged, made again, and the next events run', async t => {
@@ -422,6 +473,8 @@ t.test('with Redis', async t => {
     held.open()
     await until(() => runs.length === 3 * BACKLOG, 'every event run')
     await fannedOut(inbox)
+    // A job is completed once its handler returned: the last one's may still be on its way.
+    await until(async () => (await counts(inbox)).completed === 3 * BACKLOG, 'every job completed')
     t.equal(new Set(runs).size, 3 * BACKLOG, 'each once')
     t.same(await counts(inbox), { completed: 3 * BACKLOG, failed: 0, waiting: 0, active: 0, delayed: 0 })
   })

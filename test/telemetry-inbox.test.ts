@@ -2,13 +2,14 @@
 // provider's request to the worker's runs, and the inbox's metrics.
 import { FastifyOtelInstrumentation } from '@fastify/otel'
 import { Queue } from 'bullmq'
-import Fastify from 'fastify'
+import Fastify, { type FastifyBaseLogger } from 'fastify'
 import t from 'tap'
 import providerCallbacks, { createInboxWorker, type AnyProviderCallbackEvent } from '../lib/index.js'
+import type { BullmqInbox } from '../lib/inbox/inbox.js'
 import { jobIdOf } from '../lib/inbox/job.js'
 import { METRICS } from '../lib/telemetry.js'
-import { postBatch, signedItem, VOX } from './helpers.js'
-import { testInbox, until, workerConnection } from './inbox-helpers.js'
+import { gate, postBatch, signedItem, VOX } from './helpers.js'
+import { counts, fannedOut, received, testInbox, until, workerConnection } from './inbox-helpers.js'
 import { REDIS_URL, redisAvailable } from './redis-helpers.js'
 import { sdk, withContextManager } from './telemetry-helpers.js'
 
@@ -81,6 +82,91 @@ t.test('inbox telemetry', async t => {
     t.strictSame(await otel.points(METRICS.retried), [{ attributes: NAMES, value: 1 }])
     t.strictSame(await otel.points(METRICS.deadLettered), [{ attributes: NAMES, value: 1 }])
     t.same((await otel.points(METRICS.consumed)).map(p => [p.attributes['provider_callbacks.outcome'], p.value]), [['delivered', 1], ['failed', 2]])
+  })
+
+  t.test('claims held counts the inbox workers\' runs: the app\'s own worker\'s, and one of createInboxWorker\'s with a route\'s of the same process', async t => {
+    const otel = sdk()
+    const held = async (): Promise<unknown> => (await otel.points(METRICS.claimsHeld)).map(point => point.value)
+
+    const { inbox } = testInbox(t)
+    const running = gate()
+    const app = Fastify()
+    t.teardown(() => app.close())
+    await app.register(providerCallbacks, { voximplant: { secret: VOX }, inbox, telemetry: otel.telemetry, handlers: { 'min-balance': async () => { await running.pass() } } })
+    await app.ready()
+    t.same(await held(), [0], 'none before')
+    t.equal((await postBatch(app, [signedItem('min_balance', 5)])).statusCode, 200)
+    await running.reached
+    t.same(await held(), [1], 'one while the app\'s worker runs the event')
+    running.open()
+    await until(async () => (await counts(inbox)).completed === 1, 'the event done')
+    t.same(await held(), [0], 'none once it is done')
+
+    // In one process: an app without an inbox, whose route holds a claim while its handler runs,
+    // and a worker of its own beside an API-only app.
+    const direct = Fastify()
+    t.teardown(() => direct.close())
+    const directRunning = gate()
+    await direct.register(providerCallbacks, { voximplant: { secret: VOX }, telemetry: otel.telemetry, handlerTimeout: false, handlers: { 'min-balance': async () => { await directRunning.pass() } } })
+    await direct.ready()
+    const other = testInbox(t)
+    const api = Fastify()
+    t.teardown(() => api.close())
+    await api.register(providerCallbacks, { voximplant: { secret: VOX }, inbox: other.inbox, worker: false, telemetry: otel.telemetry })
+    await api.ready()
+    const workerRunning = gate()
+    const worker = createInboxWorker(other.inbox, { onAny: async () => { await workerRunning.pass() }, telemetry: otel.telemetry })
+    t.teardown(() => worker.close())
+    t.equal((await postBatch(api, [signedItem('min_balance', 6)])).statusCode, 200)
+    await workerRunning.reached
+    t.same(await held(), [1], 'one while a worker of its own runs it')
+    const answered = postBatch(direct, [signedItem('min_balance', 7)])
+    await directRunning.reached
+    t.same(await held(), [2], 'and the route\'s beside it')
+    workerRunning.open()
+    await until(async () => (await counts(other.inbox)).completed === 1, 'the worker\'s event done')
+    t.same(await held(), [1], 'the route\'s still held')
+    directRunning.open()
+    t.equal((await answered).statusCode, 200)
+    t.same(await held(), [0])
+  })
+
+  t.test('a received entry Redis refuses to fan out: an error logged without its command (the payload), counted each time, kept, and run once Redis takes it', async t => {
+    const otel = sdk()
+    const { inbox, name, connection } = testInbox(t)
+    const bullmq = inbox as BullmqInbox
+    await bullmq.connect()
+    await bullmq.enqueue([{ name: 'min-balance', provider: 'voximplant', id: idOf(8), payload: { note: 'PAYLOAD-MARK' }, receivedAt: new Date(), known: true } as unknown as AnyProviderCallbackEvent])
+    // BullMQ's add first counts the job in the queue's id key: one that is no integer makes Redis
+    // refuse it before anything is written, an ioredis error that holds the script's arguments,
+    // the job's data among them.
+    const counter = `bull:${name}:id`
+    await connection.set(counter, 'not a number')
+    // As pino writes an error: its message, stack and every field of its own.
+    const logged = (fields: object): string => JSON.stringify(fields, (_key, value: unknown) => value instanceof Error ? { ...value, message: value.message, stack: value.stack } : value)
+    const logs: string[] = []
+    const fanOutErrors: string[] = []
+    const logger = {
+      error: (fields: { err: Error }, message: string) => {
+        logs.push(logged(fields))
+        if (message.startsWith('could not fan received events out')) fanOutErrors.push(`${message}: ${fields.err.message}`)
+      },
+      warn: (fields: object) => { logs.push(logged(fields)) }
+    } as unknown as FastifyBaseLogger
+    const runs: string[] = []
+    const worker = createInboxWorker(inbox, { onAny: event => { runs.push(event.id) }, logger, lockDuration: 300, stalledInterval: 100, telemetry: otel.telemetry })
+    t.teardown(async () => { await worker.close() })
+    await until(() => fanOutErrors.length >= 2, 'the entry refused, and again once taken again')
+    t.match(fanOutErrors[0], /^could not fan received events out into a job each; taken again after lockDuration: .*not an integer/)
+    t.same(logs.filter(log => log.includes('PAYLOAD-MARK')), [], 'no log holds the payload')
+    t.same(runs, [])
+    t.equal((await received(inbox)).length, 1, 'the entry is kept')
+    await connection.del(counter)
+    await until(() => runs.length === 1, 'its event run once Redis takes it')
+    await fannedOut(inbox)
+    await worker.close()
+    t.same(runs, [idOf(8)])
+    t.strictSame(await otel.points(METRICS.fanOutFailed), [{ attributes: { 'messaging.system': 'provider_callbacks' }, value: fanOutErrors.length }], 'each refusal counted')
   })
 
   t.test('a worker of its own (createInboxWorker) continues the API replica\'s traces; telemetry: false records nothing', async t => {

@@ -1,6 +1,7 @@
 import { randomUUID } from 'node:crypto'
 import { hostname } from 'node:os'
 import type { FastifyBaseLogger } from 'fastify'
+import { loggable } from '../loggable-error.js'
 import type { BullmqInbox } from './inbox.js'
 import type { InboxJobData } from './job.js'
 import type { InboxConnection } from './options.js'
@@ -21,6 +22,7 @@ interface StreamClient extends InboxConnection {
   xpending(key: string, group: string, start: '-', end: '+', count: number, consumer: string): Promise<unknown[]>
   xreadgroup(...args: Array<string | number>): Promise<Array<[key: string, entries: Entry[]]> | null>
   xautoclaim(key: string, group: string, consumer: string, minIdle: number, start: string, count: 'COUNT', n: number): Promise<[next: string, entries: Entry[], ...deleted: unknown[]]>
+  eval(script: string, keys: 1, key: string, ...args: Array<string | number>): Promise<unknown>
   multi(): StreamTransaction
 }
 interface StreamTransaction {
@@ -47,6 +49,28 @@ const ENTRIES = 1
 /** ms a worker waits before it looks at the backlog again, or after Redis failed it. */
 const PAUSE = 100
 const RETRY = 1000
+/** ms a read blocks at most: the reader's loop (its backlog check, its look for idle entries) turns at least this often. */
+const BLOCK = 5000
+/** Blocks a consumer with no entry pending may stay idle before it is taken for a dead worker's: a live reader's comes back at least every block. */
+const FORGOTTEN_AFTER = 3
+
+// The consumers of workers that died (each crash leaves one) would stay in the group for ever:
+// removed by any live worker once idle past the bound, but only with no entry pending on them
+// (removing one drops its pending entries from the group). One script, so that no entry is read
+// by a consumer between the look and its removal. A live worker's consumer thus removed (it paused
+// for the backlog) holds nothing, and its next read makes it again.
+// KEYS[1]: the stream; ARGV: the group, this worker's consumer (kept), the idle bound in ms.
+const REMOVE_FORGOTTEN = `
+local removed = 0
+for _, consumer in ipairs(redis.call('XINFO', 'CONSUMERS', KEYS[1], ARGV[1])) do
+  local fields = {}
+  for i = 1, #consumer, 2 do fields[consumer[i]] = consumer[i + 1] end
+  if fields.name ~= ARGV[2] and fields.pending == 0 and fields.idle > tonumber(ARGV[3]) then
+    redis.call('XGROUP', 'DELCONSUMER', KEYS[1], ARGV[1], fields.name)
+    removed = removed + 1
+  end
+end
+return removed`
 
 export interface FanOutOptions {
   /** ms an entry read and not acknowledged stays its reader's before another worker takes it: the worker's lockDuration. */
@@ -54,6 +78,8 @@ export interface FanOutOptions {
   /** ms between two looks for such entries: the worker's stalledInterval. */
   claimInterval: number
   log: FastifyBaseLogger
+  /** Called for each entry whose fan-out failed (it is taken again after claimIdle). */
+  failed?: () => void
 }
 
 export interface FanOut {
@@ -85,14 +111,20 @@ export function startFanOut (inbox: BullmqInbox, options: FanOutOptions): FanOut
     })
   }
   // A read waits for Redis to come back (the connection's offline queue), which a disconnect then
-  // never ends: a worker that closes stops waiting for it.
-  const closed = new Promise<never>((_resolve, reject) => {
-    stopped.signal.addEventListener('abort', () => { reject(new Error('closed')) })
+  // never ends, and so does BullMQ's start-up of the queue (a worker started while Redis was down
+  // waits in it): a worker that closes stops waiting for either. Not a race with one promise of the
+  // close: each race would leave it a reaction holding the read's reply (every entry ever read, kept
+  // until the close); each read's listener goes with the read.
+  const read = async <T>(command: Promise<T>): Promise<T> => await new Promise<T>((resolve, reject) => {
+    stopped.signal.throwIfAborted()
+    const abort = (): void => { reject(new Error('closed')) }
+    stopped.signal.addEventListener('abort', abort)
+    command.then(resolve, reject).finally(() => { stopped.signal.removeEventListener('abort', abort) })
   })
-  closed.catch(() => {})
-  const read = async <T>(command: Promise<T>): Promise<T> => await Promise.race([command, closed])
   let grouped = false
   let claimedAt = 0
+  let claimFrom = '0-0'
+  const block = Math.min(options.claimInterval, BLOCK)
 
   const take = async (): Promise<Entry[]> => {
     if (!grouped) {
@@ -102,19 +134,25 @@ export function startFanOut (inbox: BullmqInbox, options: FanOutOptions): FanOut
       grouped = true
     }
     if (Date.now() - claimedAt >= options.claimInterval) {
-      const [, entries] = await read(reader.xautoclaim(key, GROUP, consumer, options.claimIdle, '0-0', 'COUNT', ENTRIES))
-      // Until none is left: the look then waits for the next interval.
-      if (entries.length > 0) return entries
+      // XAUTOCLAIM looks at 10 pending entries per one it may take: the look goes on from where the
+      // last call stopped, so that an idle entry behind others still read is found too, and is
+      // over once the cursor is back at the start (the look then waits for the next interval).
+      do {
+        const [next, entries] = await read(reader.xautoclaim(key, GROUP, consumer, options.claimIdle, claimFrom, 'COUNT', ENTRIES))
+        claimFrom = next
+        if (entries.length > 0) return entries
+      } while (claimFrom !== '0-0')
+      await read(reader.eval(REMOVE_FORGOTTEN, 1, key, GROUP, consumer, FORGOTTEN_AFTER * block))
       claimedAt = Date.now()
     }
-    const streams = await read(reader.xreadgroup('GROUP', GROUP, consumer, 'COUNT', ENTRIES, 'BLOCK', Math.min(options.claimInterval, 5000), 'STREAMS', key, '>'))
+    const streams = await read(reader.xreadgroup('GROUP', GROUP, consumer, 'COUNT', ENTRIES, 'BLOCK', block, 'STREAMS', key, '>'))
     return streams?.[0]?.[1] ?? []
   }
 
   const run = async (): Promise<void> => {
     while (!stopped.signal.aborted) {
       try {
-        const queue = await inbox.queue()
+        const queue = await read(inbox.queue())
         if (await queue.getWaitingCount() >= BACKLOG) {
           await pause(PAUSE)
           continue
@@ -125,15 +163,18 @@ export function startFanOut (inbox: BullmqInbox, options: FanOutOptions): FanOut
             if (fields !== null) await inbox.fanOut(eventsOf(fields))
             await (inbox.commands() as StreamClient).multi().xack(key, GROUP, id).xdel(key, id).exec()
           } catch (error) {
-            // It stays pending, taken again after claimIdle; the entries after it go on.
-            options.log.warn({ err: error }, 'could not fan received events out into a job each; retried')
+            // It stays pending, taken again after claimIdle (by this worker or another) for as long
+            // as BullMQ refuses it: never lost, but its events run only once a human saw why, so
+            // an error, and counted. The entries after it go on.
+            options.log.error({ err: loggable(error), entry: id }, 'could not fan received events out into a job each; taken again after lockDuration')
+            options.failed?.()
           }
         }
       } catch (error) {
         if (stopped.signal.aborted) break
         // A stream deleted under the worker (a queue obliterated) loses its group: made again.
         grouped = false
-        options.log.warn({ err: error }, 'could not read the received events; retried')
+        options.log.warn({ err: loggable(error) }, 'could not read the received events; retried')
         await pause(RETRY)
       }
     }

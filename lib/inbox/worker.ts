@@ -160,9 +160,12 @@ export function startInboxWorker (
   }
   let cleaner: NodeJS.Timeout | undefined
   let fanOut!: FanOut
+  let stopObserving: (() => void) | undefined
   // Not waiting for Redis: a worker started while it is down runs once it is back.
   const worker = Promise.all([import('bullmq'), telemetry]).then(([{ Worker }, loaded]) => {
     traced = loaded
+    // The claims its runs hold count in the process's claims held, beside the routes' own.
+    stopObserving = loaded?.observeClaims(delivery.held)
     const worker: Worker<InboxJobData> = new Worker(settings.name, process, {
       connection: inbox.connection as never,
       prefix: settings.prefix,
@@ -197,7 +200,9 @@ export function startInboxWorker (
     }
     clean()
     cleaner = setInterval(clean, HOUR).unref()
-    fanOut = startFanOut(inbox, { claimIdle: options.lockDuration ?? LOCK_DURATION, claimInterval: options.stalledInterval ?? STALLED_INTERVAL, log })
+    fanOut = startFanOut(inbox, {
+      claimIdle: options.lockDuration ?? LOCK_DURATION, claimInterval: options.stalledInterval ?? STALLED_INTERVAL, log, failed: () => { loaded?.fanOutFailed() }
+    })
     return worker
   })
   Object.defineProperty(emitter, 'worker', { value: worker })
@@ -211,6 +216,7 @@ export function startInboxWorker (
       // Its handlers run to their end, however long, and their outcomes are recorded (retried as
       // long as their claims last).
       await delivery.drain(Infinity)
+      stopObserving?.()
       // BullMQ's graceful close waits for Redis to take the jobs' outcomes and its connection's
       // QUIT, which, Redis being unreachable, it never does: then the close is forced. A job whose
       // outcome did not land stays active, and is taken again as stalled once Redis is back; its
