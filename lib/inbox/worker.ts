@@ -13,6 +13,7 @@ import { voximplantEventNames } from '../voximplant/schema.js'
 import { loggable } from '../loggable-error.js'
 import { isUnrecoverable, UnrecoverableError } from './errors.js'
 import { connected, failFastClient, type BullmqInbox, type Inbox } from './inbox.js'
+import type { InboxConnection } from './options.js'
 import { eventOf, type InboxJobData } from './job.js'
 import { startFanOut, type FanOut } from './received.js'
 
@@ -130,6 +131,7 @@ export function startInboxWorker (
   // Set before the BullMQ worker exists, so before its first job.
   let traced: Telemetry | undefined
   const process = async (job: Job<InboxJobData>, token?: string): Promise<void> => {
+    if (claims.status !== 'ready') await readyOrNot(claims, settings.addTimeout)
     const event = eventOf(job.data)
     const deliver = (): ReturnType<Deliver> => byProvider[event.provider](event, request)
     const outcome = await (traced === undefined ? deliver() : traced.runJob(event, job.data.trace, job.attemptsMade + 1, deliver))
@@ -227,6 +229,24 @@ export function startInboxWorker (
     await closing
   }
   return emitter
+}
+
+/**
+ * Waits up to `patience` ms for `client` to be connected. A worker's first jobs come while its
+ * claims' client (fail-fast: no offline queue) is still connecting, which would fail their claims
+ * at once (an error logged, each job delayed by a third of claimTtl) though Redis is there.
+ */
+async function readyOrNot (client: InboxConnection, patience: number): Promise<void> {
+  const events = client as unknown as EventEmitter
+  await new Promise<void>(resolve => {
+    const done = (): void => {
+      clearTimeout(timer)
+      events.off('ready', done)
+      resolve()
+    }
+    const timer = setTimeout(done, patience)
+    events.on('ready', done)
+  })
 }
 
 /** BullMQ's DelayedError, matched by name (bullmq is loaded only once a worker starts): the job was moved to the delayed set, and is neither failed nor retried. */
