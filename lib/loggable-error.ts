@@ -1,6 +1,6 @@
 /** An error as the package logs it: its name, message, code and stack, and its cause so too. */
 export interface LoggableError {
-  type: string
+  name: string
   message: string
   code?: string
   stack?: string
@@ -14,8 +14,16 @@ export interface LoggableError {
  * error's own words are kept.
  */
 export function loggable (error: unknown, depth = 0): LoggableError {
-  if (!(error instanceof Error)) return { type: typeof error, message: String(error) }
-  const logged: LoggableError = { type: error.name, message: error.message }
+  // No prototype: pino's err serializer then takes the type from `name` (of a plain object, or of
+  // a new Error, it would say 'Object' or 'Error', not 'ReplyError').
+  const logged = Object.create(null) as LoggableError
+  if (!(error instanceof Error)) {
+    logged.name = typeof error
+    logged.message = String(error)
+    return logged
+  }
+  logged.name = error.name
+  logged.message = error.message
   const { code } = error as { code?: unknown }
   if (typeof code === 'string') logged.code = code
   if (error.stack !== undefined) logged.stack = error.stack

@@ -71,6 +71,7 @@ t.test('with Redis', async t => {
     t.equal(failed.length, 1, 'the failure logged')
     t.match(failed[0], /OOM command not allowed/, 'with what Redis answered')
     t.notMatch(failed[0], /unreachable/, 'Redis answered: it is not said to be unreachable')
+    t.match(JSON.parse(failed[0]!).err, { type: 'ReplyError', message: /^OOM command not allowed/ }, 'the error named as it is')
     assertClean(t, lines, items.map(item => item.hash as string))
   })
 

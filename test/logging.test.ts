@@ -88,3 +88,21 @@ t.test('a failure in a host hook on the route is a 500 in the documented shape',
   t.equal(res.statusCode, 500)
   t.same(res.json(), { status: 'error', message: 'Internal server error occurred while processing the callback.', code: 'FST_PROVIDER_CALLBACKS_INTERNAL' })
 })
+
+t.test('a store of the host\'s that throws something not an Error: a 503, and the log line carries what it threw, as a message', async t => {
+  const lines: string[] = []
+  const app = Fastify({ logger: { level: 'info', stream: { write: (line: string) => { lines.push(line) } } } })
+  t.teardown(() => app.close())
+  const store = {
+    // eslint-disable-next-line no-throw-literal -- a third party's store may throw anything
+    claim: () => { throw 'the ledger is locked' },
+    complete: () => {},
+    release: () => {}
+  }
+  await app.register(providerCallbacks, { edis: { credentials: CREDENTIALS }, idempotency: { store } })
+  app.providerCallbacks.on('traffic-threshold', () => {})
+  const answer = await app.inject({ method: 'POST', url: '/callbacks/edis', headers: { 'content-type': FORM, authorization: basic(CREDENTIALS.username, CREDENTIALS.password) }, payload: EDIS_BODIES.canonical })
+  t.equal(answer.statusCode, 503)
+  const [line] = lines.map(line => JSON.parse(line) as { msg: string, err?: unknown }).filter(line => line.msg === 'the idempotency store did not take the claim')
+  t.match(line?.err, { type: 'string', message: 'the ledger is locked' })
+})

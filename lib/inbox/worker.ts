@@ -266,10 +266,10 @@ function messageOf (error: unknown): string {
 }
 
 // Without a logger of the host's: what needs a human is written to stderr, the rest is dropped.
-// `err` is an Error, or what loggable() kept of one: its message either way.
+// `err` is an Error, what loggable() kept of one, or what a handler threw: its message, or it.
 const write = (level: string) => (fields: { err?: unknown, event?: string }, message: string): void => {
   const { err } = fields
-  console.error(`provider-callbacks inbox ${level}: ${message}`, JSON.stringify({ event: fields.event, error: typeof err === 'object' && err !== null ? (err as Error).message : String(err) }))
+  console.error(`provider-callbacks inbox ${level}: ${message}`, JSON.stringify({ event: fields.event, error: String((err as { message?: unknown }).message ?? err) }))
 }
 // The claim protocol and this worker log errors and warnings only.
 const stderrLogger = { error: write('error'), warn: write('warn') } as unknown as FastifyBaseLogger
