@@ -58,6 +58,25 @@ t.test('several triggers and KVMs: one hook each, one AUTH for all, calls at onc
   t.same([...fake.hooks.values()].map(h => [h.fields.callback_method, h.fields.callback_user]), Array(6).fill(['get', undefined]), 'no credentials fields without credentials')
 })
 
+t.test('an empty or missing email or password is refused at once, as the CLI refuses it: EDIS is not called', async t => {
+  const fake = await new FakeEdis(ACCOUNT).start(t)
+  const cases: Array<[Partial<EdisHooksOptions> | undefined, string]> = [
+    [{ email: '', password: '' }, 'edisHooks email must be a non-empty string, got an empty string'],
+    [{ email: ACCOUNT.email, password: '' }, 'edisHooks password must be a non-empty string, got an empty string'],
+    [{ email: ACCOUNT.email }, 'edisHooks password must be a non-empty string, got undefined'],
+    [{ email: ['ops@example.com'] as never, password: ACCOUNT.password }, 'edisHooks email must be a non-empty string, got object'],
+    [undefined, 'edisHooks needs options: { email, password }']
+  ]
+  for (const [options, message] of cases) {
+    // Used at once, as a caller would: before the fix the refusal came only from EDIS, after a call.
+    await t.rejects(async () => {
+      const hooks = edisHooks(options === undefined ? options as never : { sessionUrl: fake.base, apiUrl: fake.apiUrl, ...options } as EdisHooksOptions)
+      await hooks.set({ kvm: KVM, url: URL_, trigger: 80 })
+    }, { code: 'FST_PROVIDER_CALLBACKS_INVALID_OPTION', message: `fastify-provider-callbacks: ${message}` }, message)
+  }
+  t.same(fake.requests, [], 'EDIS received no request')
+})
+
 t.test('remove: hooks/del with the integer id; the hook is gone', async t => {
   const { fake, hooks } = await setup(t)
   const hook = await hooks.set({ kvm: OTHER, url: URL_, trigger: 90 })
