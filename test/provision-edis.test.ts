@@ -196,6 +196,31 @@ t.test('failures: a clear message naming the call, never a secret; a failed AUTH
   t.match(refused.cause, { message: 'connect ECONNREFUSED 127.0.0.1:' + port })
 })
 
+t.test('a secret the answer echoes across the 300 characters shown is cut out whole: not even its first characters', async t => {
+  const { fake, hooks } = await setup(t)
+  const setPath = '/host/123456.edisglobal.com/kvm/v2/hooks/set'
+  // Its spaces too: the answer's whitespace is folded for the message, which must not unmake the secret.
+  const spaced = { username: 'hook', password: 'spaced  out\tpw-4c1' }
+  const noPrefix = (message: string, secret: string, what: string): void => {
+    const leaked = Array.from({ length: secret.length - 3 }, (_, i) => secret.slice(0, i + 4)).filter(prefix => message.includes(prefix))
+    t.same(leaked, [], `${what}: no 4 first characters of the secret or more`)
+  }
+  for (const [credentials, at] of [[CALLBACK, 296], [CALLBACK, 300 - CALLBACK.password.length + 2], [spaced, 290]] as const) {
+    for (const json of [false, true]) {
+      // The message shows the answer from its first character: as text as it came, as JSON re-stringified.
+      const text = json
+        ? JSON.stringify({ e: `${'x'.repeat(at - 6)}${credentials.password}${'y'.repeat(100)}` })
+        : `${'x'.repeat(at)}${credentials.password}${'y'.repeat(100)}`
+      fake.answer(setPath, { status: 400, contentType: json ? 'application/json' : 'text/plain', body: text })
+      const error = await hooks.set({ kvm: KVM, url: URL_, trigger: 80, credentials }).then(() => undefined, (e: unknown) => e as ProvisionError)
+      t.match(error, { name: 'ProvisionError', status: 400, message: /^EDIS hooks\/set \(kvm_123456_789012\): HTTP 400: / })
+      const message = error?.message ?? ''
+      t.match(message, /\(\d+ characters\)$/, 'cut short')
+      noPrefix(message, credentials.password, `${JSON.stringify(credentials.password)} at ${at}${json ? ', JSON' : ''}`)
+    }
+  }
+})
+
 t.test('the documented hosts by default: session.edisglobal.com, then https://<api_host>; a fetch of one\'s own', async t => {
   const urls: string[] = []
   const fetch: typeof globalThis.fetch = async input => {
