@@ -227,6 +227,8 @@ t.test('help for every command, and usage errors: exit 2, the usage on stderr', 
     [voxSet, ['--url URL', '--salt SALT', '(env VOX_SALT)', '--salt-file FILE', '--new-salt', '1 to 40 characters', 'printed once', '--credentials FILE']]
   ] as const) for (const flag of flags) t.ok(text?.includes(flag), `help has ${flag}`)
 
+  const EMPTY_FILE = join(dir, 'empty-pw')
+  writeFileSync(EMPTY_FILE, '\n')
   const before = edisFake.requests.length
   const set_ = ['edis', 'hooks', 'set', '--url', ROUTE, '--trigger', '80']
   const cases: Array<[string[], Record<string, string>, string, string]> = [
@@ -239,6 +241,8 @@ t.test('help for every command, and usage errors: exit 2, the usage on stderr', 
     [['edis', 'hooks', 'demo', '--url', ROUTE, '--state', 'x.json'], EDIS_ENV, "--state does not go with 'edis hooks demo'", 'edis hooks demo '],
     [set_, { ...EDIS_ENV, EDIS_EMAIL: '' }, 'missing the account: pass --email or set EDIS_EMAIL', 'edis hooks set '],
     [set_, { EDIS_EMAIL: 'a@b', EDIS_PASSWORD: '' }, 'missing the password: pass --password or --password-file, or set EDIS_PASSWORD', 'edis hooks set '],
+    [[...set_, '--password', ''], { EDIS_EMAIL: 'a@b' }, 'missing the password: pass --password or --password-file, or set EDIS_PASSWORD', 'edis hooks set '],
+    [[...set_, '--password-file', EMPTY_FILE], { EDIS_EMAIL: 'a@b' }, 'missing the password: pass --password or --password-file, or set EDIS_PASSWORD', 'edis hooks set '],
     [[...set_, '--password-file', join(dir, 'nope')], { EDIS_EMAIL: 'a@b' }, `cannot read the password from ${join(dir, 'nope')}: ENOENT`, 'edis hooks set '],
     [[...set_, '--callback-user', 'hook'], EDIS_ENV, '--callback-user and --callback-password go together', 'edis hooks set '],
     [[...set_, '--method', 'put'], EDIS_ENV, "--method must be post or get, got 'put'", 'edis hooks set '],

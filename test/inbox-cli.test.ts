@@ -1,10 +1,13 @@
 // provider-callbacks inbox failed | retry | retry-failed, against an inbox on the real Redis.
+import { once } from 'node:events'
+import { randomUUID } from 'node:crypto'
+import { createServer, type AddressInfo, type Socket } from 'node:net'
 import Fastify from 'fastify'
 import t from 'tap'
 import { main } from '../lib/cli/index.js'
 import providerCallbacks from '../lib/index.js'
 import { postBatch, signedItem, VOX } from './helpers.js'
-import { counts, testInbox, until } from './inbox-helpers.js'
+import { counts, testInbox, until, workerConnection } from './inbox-helpers.js'
 import { freePort, REDIS_URL, redisAvailable } from './redis-helpers.js'
 
 t.setTimeout(120_000)
@@ -44,11 +47,52 @@ t.test('a queue name BullMQ cannot take: exit 1, said', async t => {
   t.match(run.stderr, /name must be a non-empty string without ':'/)
 })
 
-t.test('Redis unreachable: exit 1, said, and the password in the URL never printed', async t => {
-  const run = await cli(['inbox', 'failed', '--redis', `redis://:s3cret-pw@127.0.0.1:${await freePort()}`, '--timeout', '300'])
+t.test('Redis refusing the connection: exit 1, ECONNREFUSED said at once (no retries until --timeout), the password in the URL never printed', async t => {
+  const port = await freePort()
+  for (const command of [['failed'], ['retry', 'voximplant:1:2'], ['retry-failed']]) {
+    // Retrying until --timeout would end in its 'did not answer' instead: the refusal is the first try's.
+    const run = await cli(['inbox', ...command, '--redis', `redis://:s3cret-pw@127.0.0.1:${port}`, '--timeout', '20000'])
+    t.equal(run.code, 1, command.join(' '))
+    t.equal(run.stderr, `provider-callbacks: 127.0.0.1:${port} (queue provider-callbacks): connect ECONNREFUSED 127.0.0.1:${port}\n`)
+    t.equal(run.stdout, '')
+    t.notMatch(run.stdout + run.stderr, /s3cret/)
+  }
+})
+
+t.test('Redis connected but not answering: exit 1 once --timeout is over, said', async t => {
+  const silent = createServer(() => {})
+  silent.listen(0, '127.0.0.1')
+  await once(silent, 'listening')
+  t.teardown(() => { silent.close() })
+  const sockets: Socket[] = []
+  silent.on('connection', socket => { sockets.push(socket) })
+  t.teardown(() => { for (const socket of sockets) socket.destroy() })
+  const { port } = silent.address() as AddressInfo
+  const run = await cli(['inbox', 'failed', '--redis', `redis://:s3cret-pw@127.0.0.1:${port}`, '--timeout', '300'])
   t.equal(run.code, 1)
-  t.match(run.stderr, /127\.0\.0\.1:\d+ \(queue provider-callbacks\): Redis did not answer within 300 ms/)
+  t.equal(run.stderr, `provider-callbacks: 127.0.0.1:${port} (queue provider-callbacks): Redis did not answer within 300 ms\n`)
   t.notMatch(run.stdout + run.stderr, /s3cret/)
+})
+
+t.test('a queue that does not exist: exit 1, no such inbox, and nothing written to Redis', async t => {
+  if (!await redisAvailable(t)) return
+  const redis = workerConnection()
+  const name = `test-typo-${randomUUID()}`
+  const keys = async (): Promise<string[]> => await redis.keys(`*${name}*`)
+  t.teardown(async () => {
+    // What a failing run made, the shared Redis being never flushed.
+    const made = await keys()
+    if (made.length > 0) await redis.del(...made)
+    redis.disconnect()
+  })
+  t.same(await keys(), [], 'none before')
+  for (const command of [['failed'], ['retry', 'voximplant:1:2'], ['retry-failed']]) {
+    const run = await cli(['inbox', ...command, '--redis', REDIS_URL, '--name', name])
+    t.equal(run.code, 1, command.join(' '))
+    t.equal(run.stderr, `provider-callbacks: ${new URL(REDIS_URL).host} (queue ${name}): no such inbox (no key bull:${name}:meta); check --name and --prefix\n`)
+    t.equal(run.stdout, '')
+    t.same(await keys(), [], `${command.join(' ')}: no key made`)
+  }
 })
 
 t.test('with Redis: failed lists the dead letters, retry and retry-failed run them again', async t => {
@@ -82,11 +126,12 @@ t.test('with Redis: failed lists the dead letters, retry and retry-failed run th
   t.equal(again.code, 1)
   t.match(again.stderr, `${id(1)}: not a dead letter`)
 
-  const elsewhere = await cli(['inbox', 'retry-failed', '--name', `${name}-other`], { REDIS_URL })
-  t.equal(elsewhere.code, 0, 'REDIS_URL from the environment; another queue, with no dead letters')
-  t.match(elsewhere.stdout, new RegExp(`^0 dead letters back in .* \\(queue ${name}-other\\)`))
-  // Read only: the shared Redis may hold another test's queue of the default name.
-  t.match((await cli(['inbox', 'failed'], { REDIS_URL })).stdout, /dead letters? in .* \(queue provider-callbacks\)\n$/)
+  const other = testInbox(t)
+  await other.inbox.queue()
+  const elsewhere = await cli(['inbox', 'retry-failed', '--name', other.name], { REDIS_URL })
+  t.equal(elsewhere.code, 0, 'REDIS_URL from the environment; another inbox, with no dead letters')
+  t.match(elsewhere.stdout, new RegExp(`^0 dead letters back in .* \\(queue ${other.name}\\)`))
+  t.match((await cli(['inbox', 'failed', '--name', other.name], { REDIS_URL })).stdout, /^0 dead letters in .*\n$/)
   const mine = await cli(['inbox', 'retry-failed', ...args])
   t.match(mine.stdout, /^1 dead letter back in/)
   await until(() => succeeded.length === 2, 'retried')

@@ -63,11 +63,44 @@ t.test('options: a wrong one is refused at once, with what is wrong', async t =>
     [{ connection, attempts: 0 }, /attempts must be a positive integer/],
     [{ connection, claimTtl: 2 ** 31 }, /claimTtl must be/],
     [{ connection, backoff: { type: 'linear', delay: 1 } }, /backoff must be/],
-    [{ connection, backoff: { type: 'fixed', delay: -1 } }, /backoff must be/],
-    [{ connection, backoff: 1000 }, /backoff must be/]
+    [{ connection, backoff: { type: 'fixed', delay: -1 } }, /backoff.delay must be an integer of ms, 0 or more, got -1/],
+    [{ connection, backoff: { type: 'fixed', delay: 1.5 } }, /backoff.delay must be an integer/],
+    [{ connection, backoff: 1000 }, /backoff must be \{ type: 'exponential' \| 'fixed', delay: ms, jitter\? \}, got 1000/]
   ]
+  // What BullMQ would refuse at every add (so no event is ever stored) or take and misread: each
+  // refused here, at construction, naming the option and the value.
+  bad.push(
+    [{ connection, backoff: { type: 'exponential', delay: 1000, jitter: 2 } }, /backoff.jitter must be a number from 0 to 1, got 2$/],
+    [{ connection, backoff: { type: 'exponential', delay: 1000, jitter: -0.1 } }, /backoff.jitter must be a number from 0 to 1, got -0.1$/],
+    [{ connection, backoff: { type: 'fixed', delay: 1000, jitter: Number.NaN } }, /backoff.jitter must be a number from 0 to 1, got NaN$/],
+    [{ connection, backoff: { type: 'fixed', delay: 1000, jitter: '0.5' } }, /backoff.jitter must be a number from 0 to 1, got '0.5'$/],
+    [{ connection, backoff: { type: 'fixed', delay: 1000, jiter: 0.5 } }, /backoff has no option "jiter" \(it takes type, delay, jitter\)/],
+    [{ connection, removeOnComplete: true }, /removeOnComplete must be \{ age: seconds, count\? \} or \{ count \}, got true$/],
+    [{ connection, removeOnComplete: 100 }, /removeOnComplete must be .*, got 100$/],
+    [{ connection, removeOnComplete: {} }, /removeOnComplete must be .*, got \{\}$/],
+    [{ connection, removeOnComplete: { age: -1 } }, /removeOnComplete.age must be an integer, 0 or more, got -1$/],
+    [{ connection, removeOnComplete: { age: 3600, count: 1.5 } }, /removeOnComplete.count must be an integer, 0 or more, got 1.5$/],
+    [{ connection, removeOnComplete: { maxAge: 3600 } }, /removeOnComplete must be .*, got \{ maxAge: 3600 \}$/],
+    [{ connection, removeOnComplete: { age: 3600, limit: 10 } }, /removeOnComplete has no option "limit" \(it takes age, count\)/],
+    [{ connection, removeOnFail: { count: -1 } }, /removeOnFail.count must be an integer, 0 or more, got -1$/],
+    [{ connection, removeOnFail: { age: Infinity } }, /removeOnFail.age must be an integer, 0 or more, got Infinity$/],
+    [{ connection, removeOnFail: [] }, /removeOnFail must be .*, got \[\]$/],
+    [{ connection, attempts: 1.5 }, /attempts must be a positive integer of at most 2147483647, got 1.5$/],
+    [{ connection, addTimeout: Number.NaN }, /addTimeout must be a positive integer of at most 2147483647, got NaN$/]
+  )
   for (const [options, message] of bad) {
     t.throws(() => bullmqInbox(options as never), { code: 'FST_PROVIDER_CALLBACKS_INVALID_OPTION', message }, String(message))
+  }
+  // The bounds themselves are BullMQ's, and taken.
+  for (const options of [
+    { backoff: { type: 'fixed', delay: 0, jitter: 0 } },
+    { backoff: { type: 'exponential', delay: 1000, jitter: 1 } },
+    { backoff: { type: 'exponential', delay: 1000 } },
+    { removeOnComplete: { count: 0 }, removeOnFail: { age: 0, count: 10 } }
+  ] as const) {
+    const inbox = bullmqInbox({ connection, ...options }) as BullmqInbox
+    t.teardown(async () => { await inbox.close() })
+    t.match(inbox.settings, options, JSON.stringify(options))
   }
   const register = async (options: Partial<ProviderCallbacksOptions>): Promise<void> => {
     const app = Fastify()

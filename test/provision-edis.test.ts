@@ -58,6 +58,25 @@ t.test('several triggers and KVMs: one hook each, one AUTH for all, calls at onc
   t.same([...fake.hooks.values()].map(h => [h.fields.callback_method, h.fields.callback_user]), Array(6).fill(['get', undefined]), 'no credentials fields without credentials')
 })
 
+t.test('an empty or missing email or password is refused at once, as the CLI refuses it: EDIS is not called', async t => {
+  const fake = await new FakeEdis(ACCOUNT).start(t)
+  const cases: Array<[Partial<EdisHooksOptions> | undefined, string]> = [
+    [{ email: '', password: '' }, 'edisHooks email must be a non-empty string, got an empty string'],
+    [{ email: ACCOUNT.email, password: '' }, 'edisHooks password must be a non-empty string, got an empty string'],
+    [{ email: ACCOUNT.email }, 'edisHooks password must be a non-empty string, got undefined'],
+    [{ email: ['ops@example.com'] as never, password: ACCOUNT.password }, 'edisHooks email must be a non-empty string, got object'],
+    [undefined, 'edisHooks needs options: { email, password }']
+  ]
+  for (const [options, message] of cases) {
+    // Used at once, as a caller would: before the fix the refusal came only from EDIS, after a call.
+    await t.rejects(async () => {
+      const hooks = edisHooks(options === undefined ? options as never : { sessionUrl: fake.base, apiUrl: fake.apiUrl, ...options } as EdisHooksOptions)
+      await hooks.set({ kvm: KVM, url: URL_, trigger: 80 })
+    }, { code: 'FST_PROVIDER_CALLBACKS_INVALID_OPTION', message: `fastify-provider-callbacks: ${message}` }, message)
+  }
+  t.same(fake.requests, [], 'EDIS received no request')
+})
+
 t.test('remove: hooks/del with the integer id; the hook is gone', async t => {
   const { fake, hooks } = await setup(t)
   const hook = await hooks.set({ kvm: OTHER, url: URL_, trigger: 90 })
@@ -175,6 +194,31 @@ t.test('failures: a clear message naming the call, never a secret; a failed AUTH
   const refused = await failed(unreachable.kvms())
   t.equal(refused.message, `EDIS AUTH: cannot reach http://127.0.0.1:${port}: ECONNREFUSED`)
   t.match(refused.cause, { message: 'connect ECONNREFUSED 127.0.0.1:' + port })
+})
+
+t.test('a secret the answer echoes across the 300 characters shown is cut out whole: not even its first characters', async t => {
+  const { fake, hooks } = await setup(t)
+  const setPath = '/host/123456.edisglobal.com/kvm/v2/hooks/set'
+  // Its spaces too: the answer's whitespace is folded for the message, which must not unmake the secret.
+  const spaced = { username: 'hook', password: 'spaced  out\tpw-4c1' }
+  const noPrefix = (message: string, secret: string, what: string): void => {
+    const leaked = Array.from({ length: secret.length - 3 }, (_, i) => secret.slice(0, i + 4)).filter(prefix => message.includes(prefix))
+    t.same(leaked, [], `${what}: no 4 first characters of the secret or more`)
+  }
+  for (const [credentials, at] of [[CALLBACK, 296], [CALLBACK, 300 - CALLBACK.password.length + 2], [spaced, 290]] as const) {
+    for (const json of [false, true]) {
+      // The message shows the answer from its first character: as text as it came, as JSON re-stringified.
+      const text = json
+        ? JSON.stringify({ e: `${'x'.repeat(at - 6)}${credentials.password}${'y'.repeat(100)}` })
+        : `${'x'.repeat(at)}${credentials.password}${'y'.repeat(100)}`
+      fake.answer(setPath, { status: 400, contentType: json ? 'application/json' : 'text/plain', body: text })
+      const error = await hooks.set({ kvm: KVM, url: URL_, trigger: 80, credentials }).then(() => undefined, (e: unknown) => e as ProvisionError)
+      t.match(error, { name: 'ProvisionError', status: 400, message: /^EDIS hooks\/set \(kvm_123456_789012\): HTTP 400: / })
+      const message = error?.message ?? ''
+      t.match(message, /\(\d+ characters\)$/, 'cut short')
+      noPrefix(message, credentials.password, `${JSON.stringify(credentials.password)} at ${at}${json ? ', JSON' : ''}`)
+    }
+  }
 })
 
 t.test('the documented hosts by default: session.edisglobal.com, then https://<api_host>; a fetch of one\'s own', async t => {

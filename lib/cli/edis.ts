@@ -126,7 +126,7 @@ function client (values: Values, io: CliIO, usage: string): EdisHooks {
   const email = values.email ?? io.env.EDIS_EMAIL
   if (email === undefined || email === '') throw new UsageError('missing the account: pass --email or set EDIS_EMAIL', usage)
   const password = secret(values.password, values['password-file'], io.env.EDIS_PASSWORD, 'the password', usage)
-  if (password === undefined) throw new UsageError('missing the password: pass --password or --password-file, or set EDIS_PASSWORD', usage)
+  if (password === undefined || password === '') throw new UsageError('missing the password: pass --password or --password-file, or set EDIS_PASSWORD', usage)
   // The documented hosts unless a flag or the environment names others (a proxy, a test's fake).
   const sessionUrl = targetUrl(values['session-url'] ?? io.env.EDIS_SESSION_URL ?? 'https://session.edisglobal.com', usage).href
   const apiUrl = values['api-url'] ?? io.env.EDIS_API_URL ?? 'https://{api_host}'

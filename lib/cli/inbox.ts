@@ -23,8 +23,8 @@ Options:
   --timeout MS         how long to wait for Redis (default 10000)
   -h, --help           this help
 
-Exit codes: 0 done; 1 Redis could not be reached, or the event is not a dead letter; 2 the command
-line was wrong.
+Exit codes: 0 done; 1 Redis could not be reached, there is no such inbox, or the event is not a
+dead letter; 2 the command line was wrong. Nothing is written to a queue that does not exist.
 `
 
 export const inbox: Command = {
@@ -68,8 +68,12 @@ export async function inboxCommand (args: string[], io: CliIO): Promise<number> 
   const where = `${new URL(url).host} (queue ${values.name})`
 
   const { Redis } = await import('ioredis')
-  const connection = new Redis(url, { maxRetriesPerRequest: null, lazyConnect: true })
-  connection.on('error', () => {})
+  // One try, no reconnection: a Redis that refuses is said at once, as the provisioning commands
+  // say an API that refuses, rather than after --timeout of retries.
+  const connection = new Redis(url, { maxRetriesPerRequest: null, lazyConnect: true, retryStrategy: () => null })
+  // ioredis rejects a failed connect with "Connection is closed."; the reason is in its error event.
+  let reason: Error | undefined
+  connection.on('error', (error: Error) => { reason ??= error })
   const failure = (error: unknown): number => {
     io.stderr.write(`provider-callbacks: ${where}: ${(error as Error).message}\n`)
     return 1
@@ -81,10 +85,35 @@ export async function inboxCommand (args: string[], io: CliIO): Promise<number> 
     connection.disconnect()
     return failure(error)
   }
-  const answer = await run(command, rest[0], inbox, where, io).catch(failure)
+  const answer = await within(timeout, async () => {
+    await connection.connect().catch((error: unknown) => { throw reason ?? error })
+    // BullMQ's Queue writes its meta hash as it starts: a mistyped --name would leave a queue
+    // behind, so none is made for a queue no inbox ever used (each writes its meta).
+    const keys = [`${values.prefix}:${values.name}:meta`, `${values.prefix}:${values.name}:failed`]
+    return await connection.exists(...keys) > 0
+  }).then(async found => {
+    if (found) return await run(command, rest[0], inbox, where, io)
+    io.stderr.write(`provider-callbacks: ${where}: no such inbox (no key ${values.prefix}:${values.name}:meta); check --name and --prefix\n`)
+    return 1
+  }).catch(failure)
   await inbox.close()
   connection.disconnect()
   return answer
+}
+
+async function within<T> (timeout: number, work: () => Promise<T>): Promise<T> {
+  let timer: NodeJS.Timeout | undefined
+  const late = new Promise<never>((_resolve, reject) => {
+    timer = setTimeout(() => { reject(new Error(`Redis did not answer within ${timeout} ms`)) }, timeout)
+  })
+  const done = work()
+  try {
+    return await Promise.race([done, late])
+  } finally {
+    clearTimeout(timer)
+    // Given up on: its end (a connect the disconnect then rejects) is nobody's to hear.
+    done.catch(() => {})
+  }
 }
 
 async function run (command: 'failed' | 'retry' | 'retry-failed', id: string | undefined, inbox: Inbox, where: string, io: CliIO): Promise<number> {

@@ -1,3 +1,4 @@
+import { inspect } from 'node:util'
 import { InvalidOptionError } from '../errors.js'
 
 /**
@@ -89,17 +90,13 @@ export function resolveInboxOptions (options: BullmqInboxOptions): InboxSettings
   const prefix = options.prefix ?? 'bull'
   if (typeof prefix !== 'string' || prefix === '') throw new InvalidOptionError(`bullmqInbox prefix must be a non-empty string, got ${JSON.stringify(prefix)}`)
   const edis = positive(options.edisWindow ?? DAY, 'edisWindow')
-  const backoff = options.backoff ?? { type: 'exponential', delay: SECOND, jitter: 0.5 }
-  if (typeof backoff !== 'object' || backoff === null || (backoff.type !== 'exponential' && backoff.type !== 'fixed') || !(Number.isSafeInteger(backoff.delay) && backoff.delay >= 0)) {
-    throw new InvalidOptionError('bullmqInbox backoff must be { type: \'exponential\' | \'fixed\', delay: ms, jitter? }')
-  }
   return {
     name,
     prefix,
     attempts: positive(options.attempts ?? 15, 'attempts'),
-    backoff,
-    removeOnComplete: options.removeOnComplete ?? { age: Math.ceil(edis / SECOND) },
-    removeOnFail: options.removeOnFail ?? { age: 7 * DAY / SECOND },
+    backoff: backoffOf(options.backoff ?? { type: 'exponential', delay: SECOND, jitter: 0.5 }),
+    removeOnComplete: keepJobs(options.removeOnComplete ?? { age: Math.ceil(edis / SECOND) }, 'removeOnComplete'),
+    removeOnFail: keepJobs(options.removeOnFail ?? { age: 7 * DAY / SECOND }, 'removeOnFail'),
     claimTtl: positive(options.claimTtl ?? 30 * SECOND, 'claimTtl'),
     windows: { edis, voximplant: positive(options.voximplantWindow ?? 7 * DAY, 'voximplantWindow') },
     addTimeout: positive(options.addTimeout ?? 5 * SECOND, 'addTimeout'),
@@ -109,13 +106,60 @@ export function resolveInboxOptions (options: BullmqInboxOptions): InboxSettings
 
 function claimPrefixOf (claimPrefix: unknown, prefix: string, name: string): string {
   if (claimPrefix === undefined) return `${prefix}:${name}:provider-callbacks:`
-  if (typeof claimPrefix !== 'string' || claimPrefix === '') throw new InvalidOptionError(`bullmqInbox claimPrefix must be a non-empty string, got ${JSON.stringify(claimPrefix)}`)
+  if (typeof claimPrefix !== 'string' || claimPrefix === '') throw new InvalidOptionError(`bullmqInbox claimPrefix must be a non-empty string, got ${shown(claimPrefix)}`)
   return claimPrefix
+}
+
+// As the value reads in code: JSON would show NaN and Infinity as null.
+const shown = (value: unknown): string => inspect(value, { breakLength: Infinity, depth: 2 })
+
+const isObject = (value: unknown): value is Record<string, unknown> => typeof value === 'object' && value !== null && !Array.isArray(value)
+
+// These are set on every job: BullMQ checks some only at each add (a jitter outside 0..1 fails every
+// add, so no event is ever stored) and takes others as they come (an unknown key, a NaN, a negative
+// count keep finished jobs for ever), so each is checked here, once, where the mistake was made.
+function backoffOf (backoff: unknown): InboxBackoff {
+  if (!isObject(backoff) || (backoff.type !== 'exponential' && backoff.type !== 'fixed')) {
+    throw new InvalidOptionError(`bullmqInbox backoff must be { type: 'exponential' | 'fixed', delay: ms, jitter? }, got ${shown(backoff)}`)
+  }
+  unknownKeys(backoff, ['type', 'delay', 'jitter'], 'backoff')
+  const { type, delay, jitter } = backoff
+  if (!Number.isSafeInteger(delay) || (delay as number) < 0) {
+    throw new InvalidOptionError(`bullmqInbox backoff.delay must be an integer of ms, 0 or more, got ${shown(delay)}`)
+  }
+  if (jitter === undefined) return { type, delay: delay as number }
+  if (typeof jitter !== 'number' || !(jitter >= 0 && jitter <= 1)) {
+    throw new InvalidOptionError(`bullmqInbox backoff.jitter must be a number from 0 to 1, got ${shown(jitter)}`)
+  }
+  return { type, delay: delay as number, jitter }
+}
+
+function keepJobs (keep: unknown, name: string): InboxKeepJobs {
+  if (!isObject(keep) || (keep.age === undefined && keep.count === undefined)) {
+    throw new InvalidOptionError(`bullmqInbox ${name} must be { age: seconds, count? } or { count }, got ${shown(keep)}`)
+  }
+  unknownKeys(keep, ['age', 'count'], name)
+  const kept: Record<string, number> = {}
+  for (const key of ['age', 'count'] as const) {
+    const value = keep[key]
+    if (value === undefined) continue
+    if (!Number.isSafeInteger(value) || (value as number) < 0) {
+      throw new InvalidOptionError(`bullmqInbox ${name}.${key} must be an integer, 0 or more, got ${shown(value)}`)
+    }
+    kept[key] = value as number
+  }
+  return kept as InboxKeepJobs
+}
+
+function unknownKeys (value: Record<string, unknown>, known: readonly string[], name: string): void {
+  for (const key of Object.keys(value)) {
+    if (!known.includes(key)) throw new InvalidOptionError(`bullmqInbox ${name} has no option ${JSON.stringify(key)} (it takes ${known.join(', ')})`)
+  }
 }
 
 function positive (value: unknown, name: string): number {
   if (!Number.isSafeInteger(value) || (value as number) < 1 || (value as number) > 2 ** 31 - 1) {
-    throw new InvalidOptionError(`bullmqInbox ${name} must be a positive integer of at most ${2 ** 31 - 1}, got ${JSON.stringify(value)}`)
+    throw new InvalidOptionError(`bullmqInbox ${name} must be a positive integer of at most ${2 ** 31 - 1}, got ${shown(value)}`)
   }
   return value as number
 }

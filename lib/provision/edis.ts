@@ -4,6 +4,7 @@
 import { Type, type Static } from '@sinclair/typebox'
 import { Value } from '@sinclair/typebox/value'
 import type { EdisCredentials } from '../edis/credentials.js'
+import { InvalidOptionError } from '../errors.js'
 import { callApi, ProvisionError, type ProvisionHttpOptions } from './http.js'
 
 export interface EdisHooksOptions extends ProvisionHttpOptions {
@@ -68,6 +69,16 @@ function expiry (validUntil: number | string): number {
 }
 
 export function edisHooks (options: EdisHooksOptions): EdisHooks {
+  // Refused here, as the CLI refuses them: EDIS would answer an AUTH with no account with an error
+  // of its own, after a call that carried nothing worth sending.
+  if (typeof options !== 'object' || options === null) throw new InvalidOptionError('edisHooks needs options: { email, password }')
+  for (const name of ['email', 'password'] as const) {
+    const value: unknown = options[name]
+    if (typeof value !== 'string' || value === '') {
+      // Never the password itself: only what kind of value it is.
+      throw new InvalidOptionError(`edisHooks ${name} must be a non-empty string, got ${value === '' ? 'an empty string' : typeof value}`)
+    }
+  }
   const sessionUrl = (options.sessionUrl ?? 'https://session.edisglobal.com').replace(/\/+$/, '')
   const apiUrl = options.apiUrl ?? ((apiHost: string) => `https://${apiHost}`)
   let cached: Promise<Map<string, Session>> | undefined

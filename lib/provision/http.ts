@@ -66,10 +66,10 @@ export async function callApi (request: ApiCall, options: ProvisionHttpOptions):
     throw fail(`cannot reach ${new URL(request.url).origin}: ${cause?.code ?? reason}`, undefined, reason)
   }
   const answer = parse(text)
-  if (status < 200 || status > 299) throw fail(`HTTP ${status}: ${shown(text)}`, status)
-  if (answer === undefined) throw fail(`the answer is not a JSON object (HTTP ${status}): ${shown(text)}`, status)
+  if (status < 200 || status > 299) throw fail(`HTTP ${status}: ${shown(text, request.secrets)}`, status)
+  if (answer === undefined) throw fail(`the answer is not a JSON object (HTTP ${status}): ${shown(text, request.secrets)}`, status)
   const failure = request.failure(answer)
-  if (failure !== undefined) throw fail(`${failure}: ${shown(text)}`, status)
+  if (failure !== undefined) throw fail(`${failure}: ${shown(text, request.secrets)}`, status)
   return answer
 }
 
@@ -86,10 +86,12 @@ function parse (text: string): Record<string, unknown> | undefined {
 // carries the account's api_key) are cut out by name, as well as the call's own secrets by value.
 const SECRET_NAME = /key|salt|secret|signature|password|pw|token/i
 
-function shown (text: string): string {
+// Redacted before anything else is done to the text: a secret cut at the end of what is shown, or
+// with its whitespace folded, would no longer be found, and part of it would show.
+function shown (text: string, secrets: readonly string[]): string {
   const answer = parse(text)
   const safe = answer === undefined ? text : JSON.stringify(answer, (name, value: unknown) => SECRET_NAME.test(name) && typeof value !== 'object' ? REDACTED : value)
-  const flat = safe.replace(/\s+/g, ' ').trim()
+  const flat = redact(safe, secrets).replace(/\s+/g, ' ').trim()
   if (flat === '') return '(an empty body)'
   return flat.length > SHOWN ? `${flat.slice(0, SHOWN)}... (${text.length} characters)` : flat
 }
