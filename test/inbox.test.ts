@@ -512,6 +512,49 @@ t.test('with Redis', async t => {
     t.same(await counts(inbox), { completed: 3 * BACKLOG, failed: 0, waiting: 0, active: 0, delayed: 0 })
   })
 
+  t.test('an event id again once its window is over: a new job, run again, though completed jobs are kept far longer', async t => {
+    // Nothing trims the completed job in the test's time: BullMQ keeps it an hour, as does the worker's cleaner.
+    const { inbox } = testInbox(t, { edisWindow: 1000, voximplantWindow: 1000, removeOnComplete: { age: 3600 } })
+    const runs: string[] = []
+    const app = await appWithInbox(t, inbox)
+    app.providerCallbacks.onAny(event => { runs.push(event.id) })
+    const edisId = 'edis:kvm_123456_789012:80'
+    const send = async (): Promise<number[]> => [
+      (await app.inject({ method: 'POST', url: '/callbacks/edis', headers: { 'content-type': FORM, authorization: basic(CREDENTIALS.username, CREDENTIALS.password) }, payload: EDIS_BODIES.canonical })).statusCode,
+      (await postBatch(app, [item(7)])).statusCode
+    ]
+    t.same(await send(), [200, 200])
+    await until(() => runs.length === 2, 'both run')
+    const queue = await (inbox as BullmqInbox).queue()
+    const jobs = async (): Promise<Array<{ timestamp: number, finishedOn?: number } | undefined>> => await Promise.all([edisId, idOf(7)].map(async id => await queue.getJob(jobIdOf(id))))
+    const [edisJob, voxJob] = await jobs()
+    await until(async () => (await jobs()).every(job => job?.finishedOn !== undefined && Date.now() - job.finishedOn > 1100), 'both windows over')
+
+    t.same(await send(), [200, 200])
+    await until(() => runs.length === 4, 'both run again', 30_000)
+    await fannedOut(inbox)
+    await until(async () => (await counts(inbox)).completed === 2, 'both completed')
+    t.same(runs.sort(), [edisId, edisId, idOf(7), idOf(7)].sort(), 'each event ran again, once')
+    const [edisAgain, voxAgain] = await jobs()
+    t.ok(edisAgain!.timestamp > edisJob!.timestamp && voxAgain!.timestamp > voxJob!.timestamp, 'new jobs in place of the old')
+    t.same(await counts(inbox), { completed: 2, failed: 0, waiting: 0, active: 0, delayed: 0 }, 'the old jobs removed')
+  })
+
+  t.test('an EDIS event redelivered within its window, completed jobs kept: one job, one run', async t => {
+    const { inbox } = testInbox(t, { edisWindow: 3_600_000, removeOnComplete: { age: 3600 } })
+    const runs: string[] = []
+    const app = await appWithInbox(t, inbox)
+    app.providerCallbacks.onAny(event => { runs.push(event.id) })
+    const send = async (): Promise<number> =>
+      (await app.inject({ method: 'POST', url: '/callbacks/edis', headers: { 'content-type': FORM, authorization: basic(CREDENTIALS.username, CREDENTIALS.password) }, payload: EDIS_BODIES.canonical })).statusCode
+    t.equal(await send(), 200)
+    await until(async () => (await counts(inbox)).completed === 1, 'run')
+    t.equal(await send(), 200)
+    await fannedOut(inbox)
+    t.same(await counts(inbox), { completed: 1, failed: 0, waiting: 0, active: 0, delayed: 0 }, 'its fan-out added nothing')
+    t.same(runs, ['edis:kvm_123456_789012:80'])
+  })
+
   t.test('an EDIS event: stored without its credentials (body fields or Basic), run with its payload', async t => {
     const { inbox, connection } = testInbox(t)
     const api = await appWithInbox(t, inbox, { worker: false })

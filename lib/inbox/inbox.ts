@@ -1,5 +1,5 @@
 import { EventEmitter } from 'node:events'
-import type { Job, Queue } from 'bullmq'
+import type { Job, JobsOptions, Queue } from 'bullmq'
 import type { AnyProviderCallbackEvent } from '../events.js'
 import type { JobTraceContext } from '../telemetry.js'
 import { eventIdOf, eventOf, jobData, jobIdOf, type InboxJobData } from './job.js'
@@ -77,6 +77,12 @@ export function connected (client: InboxConnection): InboxConnection {
 
 /** Events one entry of the received stream holds at most: a flood of requests in one turn makes several. */
 const MAX_RECEIVED = 1000
+
+/** The one command fanOut sends the inbox's client itself (the connection's type names none). */
+interface ScoreClient extends InboxConnection {
+  // Scores as strings: on ioredis 5, and on 6 over RESP3 too.
+  zmscore(key: string, ...members: string[]): Promise<Array<string | null>>
+}
 
 /** Events a worker makes jobs of in one go: BullMQ's cost per job is high enough to block the event loop for long. */
 const FAN_OUT_CHUNK = 20
@@ -214,21 +220,43 @@ export class BullmqInbox extends EventEmitter implements Inbox {
   }
 
   /**
-   * Received events, each as a job of its own, deduplicated by event id: one already there, in any
-   * state, is left as it is, so a redelivery stores nothing new. A few at a time (BullMQ's addBulk,
-   * one MULTI each), so that a worker in the app's process leaves the event loop to its requests
+   * Received events, each as a job of its own, deduplicated by event id: one already there is left
+   * as it is, so a redelivery stores nothing new, unless it is a completed job older than its
+   * provider's window, which is removed and added again: the event comes again legitimately (EDIS's
+   * `edis:<kvm>:<trigger_value>` does), and BullMQ's trimming of finished jobs (when others finish,
+   * 1000 at a time) cannot be relied on to have removed it. A few at a time (BullMQ's addBulk, one
+   * pipeline each), so that a worker in the app's process leaves the event loop to its requests
    * between them; a worker that dies midway leaves the entry to be fanned out again, which adds
    * only what is missing.
    */
   async fanOut (received: readonly InboxJobData[]): Promise<void> {
-    const { attempts, backoff, removeOnComplete, removeOnFail } = this.settings
+    const { attempts, backoff, removeOnComplete, removeOnFail, windows } = this.settings
+    const jobs = (events: readonly InboxJobData[]): Array<{ name: string, data: InboxJobData, opts: JobsOptions }> => events.map(event => ({
+      name: event.name,
+      data: event,
+      opts: { jobId: jobIdOf(event.id), attempts, backoff, removeOnComplete, removeOnFail }
+    }))
     for (let start = 0; start < received.length; start += FAN_OUT_CHUNK) {
       const events = received.slice(start, start + FAN_OUT_CHUNK)
-      await this.#withQueue(async queue => await queue.addBulk(events.map(event => ({
-        name: event.name,
-        data: event,
-        opts: { jobId: jobIdOf(event.id), attempts, backoff, removeOnComplete, removeOnFail }
-      }))))
+      await this.#withQueue(async queue => {
+        // When each event's job, if one is completed, finished (the completed set's score is its
+        // finishedOn). Sent with the add, not before it: the common case, new events, waits for no
+        // round trip more. An add never completes a job, so the order the two run in is no matter.
+        const finished = (this.commands() as ScoreClient).zmscore(queue.keys.completed!, ...events.map(event => jobIdOf(event.id)))
+        finished.catch(() => {})
+        await queue.addBulk(jobs(events))
+        const now = Date.now()
+        const scores = await finished
+        const stale = events.filter((event, i) => {
+          const score = scores[i]
+          return score != null && now - Number(score) >= windows[event.provider]
+        })
+        if (stale.length === 0) return
+        // Removed whatever it is now: had it changed meanwhile (another worker renewed it), the
+        // claim protocol still runs its handlers once.
+        await Promise.all(stale.map(async event => await queue.remove(jobIdOf(event.id))))
+        await queue.addBulk(jobs(stale))
+      })
     }
   }
 
