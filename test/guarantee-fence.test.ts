@@ -6,9 +6,10 @@ import { randomUUID } from 'node:crypto'
 import { spawnSync } from 'node:child_process'
 import { setTimeout as sleep } from 'node:timers/promises'
 import Fastify, { type FastifyBaseLogger, type FastifyInstance } from 'fastify'
+import type { Redis } from 'ioredis'
 import t, { type Test } from 'tap'
 import providerCallbacks, {
-  createInboxWorker, memoryStore, redisStore, type IdempotencyStore, type ProviderCallbacksOptions
+  createInboxWorker, memoryStore, redisStore, type IdempotencyStore, type Inbox, type ProviderCallbacksOptions
 } from '../lib/index.js'
 import { EDIS_BODIES, fakeClock, FORM, gate, postBatch, signedItem, VOX } from './helpers.js'
 import { claimPrefix, counts, testInbox, until } from './inbox-helpers.js'
@@ -42,6 +43,32 @@ async function untilDelivered (post: () => Promise<{ statusCode: number }>): Pro
     if (statusCode !== 409 || Date.now() > deadline) throw new Error(`expected 409 until 200, got ${statusCode}`)
     await sleep(20)
   }
+}
+
+/**
+ * Replicas A and B on `store`: A's handler is held while its claim (60 s) runs out, B then takes
+ * and runs the event (its window 60 s), and A's handler ends: A answers 503 and logs the lost
+ * claim. Only Date moves, so A's refresh timer (every 20 s of real time) never runs, as in a
+ * frozen process. The clock is the caller's, to look at the records afterwards.
+ */
+async function frozenWhileAnotherRan (t: Test, store: IdempotencyStore): Promise<ReturnType<typeof fakeClock>> {
+  const a = await replica(t, store, { claimTtl: 60_000 })
+  const b = await replica(t, store, { claimTtl: 60_000, edisWindow: 60_000 })
+  const clock = fakeClock(t, ['Date'])
+  const slow = gate()
+  const runs: string[] = []
+  a.app.providerCallbacks.on('traffic-threshold', async () => { runs.push('A'); await slow.pass() })
+  b.app.providerCallbacks.on('traffic-threshold', () => { runs.push('B') })
+  const first = postEdis(a.app)
+  await slow.reached
+  t.equal((await postEdis(b.app)).statusCode, 409, 'in flight while A\'s claim lasts')
+  clock.tick(60_001)
+  t.equal((await postEdis(b.app)).statusCode, 200)
+  slow.open()
+  t.equal((await first).statusCode, 503)
+  t.same(runs, ['A', 'B'])
+  t.match(lostLine(a.lines), { event: EDIS_ID, msg: /settled after the claim expired/ })
+  return clock
 }
 
 t.test('redisStore, two replicas on one Redis', async t => {
@@ -122,23 +149,7 @@ t.test('redisStore, two replicas on one Redis', async t => {
 t.test('memoryStore, two replicas on one store', async t => {
   t.test('A frozen past its claimTtl (the clock moved, no refresh ran): B runs the event; A records nothing, answers 503, logs the lost claim', async t => {
     const store = memoryStore()
-    const a = await replica(t, store, { claimTtl: 60_000 })
-    const b = await replica(t, store, { claimTtl: 60_000, edisWindow: 60_000 })
-    const clock = fakeClock(t, ['Date'])
-    const slow = gate()
-    const runs: string[] = []
-    a.app.providerCallbacks.on('traffic-threshold', async () => { runs.push('A'); await slow.pass() })
-    b.app.providerCallbacks.on('traffic-threshold', () => { runs.push('B') })
-    const first = postEdis(a.app)
-    await slow.reached
-    t.equal((await postEdis(b.app)).statusCode, 409)
-    // Only Date moves: A's refresh timer (every 20 s, real time) never runs, as in a frozen process.
-    clock.tick(60_001)
-    t.equal((await postEdis(b.app)).statusCode, 200)
-    slow.open()
-    t.equal((await first).statusCode, 503)
-    t.same(runs, ['A', 'B'])
-    t.match(lostLine(a.lines), { event: EDIS_ID, msg: /settled after the claim expired/ })
+    const clock = await frozenWhileAnotherRan(t, store)
     t.equal(store.claim(EDIS_ID, 'probe', 1000), 'done', 'B\'s record stands')
     clock.tick(60_001)
     t.equal(store.claim(EDIS_ID, 'probe', 1000), 'claimed', 'with B\'s window, not A\'s day: A recorded nothing')
@@ -219,21 +230,7 @@ function unfencedStore (): { store: IdempotencyStore, done: (key: string) => boo
 t.test('a store whose complete does not check the owner: the claim\'s own deadline still keeps a late success from being recorded', async t => {
   t.test('two replicas: A frozen past its claimTtl while B ran the event; A answers 503 and does not rewrite B\'s record', async t => {
     const { store, done } = unfencedStore()
-    const a = await replica(t, store, { claimTtl: 60_000 })
-    const b = await replica(t, store, { claimTtl: 60_000, edisWindow: 60_000 })
-    const clock = fakeClock(t, ['Date'])
-    const slow = gate()
-    const runs: string[] = []
-    a.app.providerCallbacks.on('traffic-threshold', async () => { runs.push('A'); await slow.pass() })
-    b.app.providerCallbacks.on('traffic-threshold', () => { runs.push('B') })
-    const first = postEdis(a.app)
-    await slow.reached
-    clock.tick(60_001)
-    t.equal((await postEdis(b.app)).statusCode, 200)
-    slow.open()
-    t.equal((await first).statusCode, 503)
-    t.same(runs, ['A', 'B'])
-    t.match(lostLine(a.lines), { event: EDIS_ID, msg: /settled after the claim expired/ })
+    const clock = await frozenWhileAnotherRan(t, store)
     clock.tick(60_001)
     t.equal(done(EDIS_ID), false, 'B\'s record, with B\'s window, was the only one: A wrote none with its day')
   })
@@ -302,17 +299,37 @@ function workerLogger (): { logger: FastifyBaseLogger, lines: Array<{ level: str
   return { logger: { error: line('error'), warn: line('warn') } as unknown as FastifyBaseLogger, lines }
 }
 
+/** An API replica of `inbox`'s, and the messages of the runs that failed, as they fail. */
+async function apiReplica (t: Test, inbox: Inbox): Promise<{ api: FastifyInstance, failures: string[] }> {
+  const api = Fastify()
+  await api.register(providerCallbacks, { voximplant: { secret: VOX }, inbox, worker: false })
+  t.teardown(() => api.close())
+  const failures: string[] = []
+  inbox.on('failed', (_event, error) => { failures.push(error.message) })
+  return { api, failures }
+}
+
+/**
+ * The late run failed (ClaimLostError), logged why, and wrote nothing over the other run's claim;
+ * once that run succeeded, the retry completes the job as done.
+ */
+async function lateRunRefused (t: Test, run: { inbox: Inbox, connection: Redis, claim: string, failures: string[], lines: Array<{ level: string, event?: string, msg: string }>, id: number, why: RegExp }): Promise<void> {
+  const { inbox, connection, claim, failures, lines } = run
+  await until(() => failures.length >= 1, 'the late run failed')
+  t.match(failures[0], /could not be confirmed/)
+  t.match(lines, [{ level: 'error', event: `voximplant:${VOX.accountId}:${run.id}`, msg: run.why }])
+  t.equal(await connection.get(claim), 'claim:another-run', 'nothing recorded over the other run\'s claim')
+  await connection.set(claim, 'done', 'PX', 60_000)
+  await until(async () => (await counts(inbox)).completed === 1, 'completed as done')
+}
+
 t.test('the inbox', async t => {
   if (!await redisAvailable(t)) return
 
   t.test('a run frozen past claimTtl while another run took the event: its end is not recorded (ClaimLostError), and the retry finds it done', async t => {
     const { inbox, connection, name } = testInbox(t, { attempts: 50, backoff: { type: 'fixed', delay: 50 }, claimTtl: 300 })
-    const api = Fastify()
-    await api.register(providerCallbacks, { voximplant: { secret: VOX }, inbox, worker: false })
-    t.teardown(() => api.close())
+    const { api, failures } = await apiReplica(t, inbox)
     const claim = `${claimPrefix(name)}voximplant:${VOX.accountId}:20`
-    const failures: string[] = []
-    inbox.on('failed', (_event, error) => { failures.push(error.message) })
     let runs = 0
     const { logger, lines } = workerLogger()
     const worker = createInboxWorker(inbox, {
@@ -331,23 +348,14 @@ t.test('the inbox', async t => {
     })
     t.teardown(async () => { await worker.close() })
     t.equal((await postBatch(api, [signedItem('min_balance', 20)])).statusCode, 200)
-    await until(() => failures.length >= 1, 'the late run failed', 10_000)
-    t.match(failures[0], /could not be confirmed/)
-    t.match(lines, [{ level: 'error', event: `voximplant:${VOX.accountId}:20`, msg: /^lost the claim on an event: its handlers settled after the claim expired/ }])
-    t.equal(await connection.get(claim), 'claim:another-run', 'nothing recorded over the other run\'s claim')
-    await connection.set(claim, 'done', 'PX', 60_000)
-    await until(async () => (await counts(inbox)).completed === 1, 'completed as done')
+    await lateRunRefused(t, { inbox, connection, claim, failures, lines, id: 20, why: /^lost the claim on an event: its handlers settled after the claim expired/ })
     t.equal(runs, 1, 'the retry did not run it: the other run had')
   })
 
   t.test('a run whose claim another run took, settling before any refresh saw it: the fenced complete records nothing (ClaimLostError)', async t => {
     const { inbox, connection, name } = testInbox(t, { attempts: 50, backoff: { type: 'fixed', delay: 50 }, claimTtl: 60_000 })
-    const api = Fastify()
-    await api.register(providerCallbacks, { voximplant: { secret: VOX }, inbox, worker: false })
-    t.teardown(() => api.close())
+    const { api, failures } = await apiReplica(t, inbox)
     const claim = `${claimPrefix(name)}voximplant:${VOX.accountId}:21`
-    const failures: string[] = []
-    inbox.on('failed', (_event, error) => { failures.push(error.message) })
     const running = gate()
     let runs = 0
     const { logger, lines } = workerLogger()
@@ -359,12 +367,7 @@ t.test('the inbox', async t => {
     // (every 20 s) has not run since.
     await connection.set(claim, 'claim:another-run', 'PX', 60_000)
     running.open()
-    await until(() => failures.length >= 1, 'the late run failed', 10_000)
-    t.match(failures[0], /could not be confirmed/)
-    t.match(lines, [{ level: 'error', event: `voximplant:${VOX.accountId}:21`, msg: /^lost the claim on an event: the store found the claim gone/ }])
-    t.equal(await connection.get(claim), 'claim:another-run', 'nothing recorded over the other run\'s claim')
-    await connection.set(claim, 'done', 'PX', 60_000)
-    await until(async () => (await counts(inbox)).completed === 1, 'completed as done')
+    await lateRunRefused(t, { inbox, connection, claim, failures, lines, id: 21, why: /^lost the claim on an event: the store found the claim gone/ })
     t.equal(runs, 1)
   })
 })

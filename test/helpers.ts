@@ -37,6 +37,15 @@ export async function appWith (
   return { app, events }
 }
 
+/** An app with the plugin on Voximplant's route (VOX's secret) and `options`, ready, closed when the test ends. */
+export async function voximplantApp (t: Test, options: Partial<ProviderCallbacksOptions>, serverOptions: FastifyServerOptions = {}): Promise<FastifyInstance> {
+  const app = Fastify(serverOptions)
+  await app.register(providerCallbacks, { voximplant: { secret: VOX }, ...options })
+  t.teardown(async () => { await app.close() })
+  await app.ready()
+  return app
+}
+
 /** The research's inputs (research/voximplant.md §6): Voximplant's sample API key, an account, a salt. */
 export const VOX = { accountId: 1234567, apiKey: 'eec36d6c-a0eb-46b5-a006-1c2b65343bac', salt: 'mySecretSalt' }
 

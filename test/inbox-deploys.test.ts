@@ -3,24 +3,15 @@
 // without the inbox (redisStore) and with it take the same provider's redeliveries.
 import { randomUUID } from 'node:crypto'
 import { Queue } from 'bullmq'
-import Fastify, { type FastifyInstance } from 'fastify'
-import t, { type Test } from 'tap'
-import providerCallbacks, { bullmqInbox, createInboxWorker, redisStore, type Inbox, type ProviderCallbacksOptions } from '../lib/index.js'
-import { postBatch, signedItem, VOX } from './helpers.js'
+import t from 'tap'
+import { bullmqInbox, createInboxWorker, redisStore, type Inbox } from '../lib/index.js'
+import { postBatch, signedItem, VOX, voximplantApp } from './helpers.js'
 import { counts, testInbox, until, workerConnection } from './inbox-helpers.js'
 import { connect, redisAvailable } from './redis-helpers.js'
 
 t.setTimeout(120_000)
 
 const idOf = (id: number): string => `voximplant:${VOX.accountId}:${id}`
-
-async function app (t: Test, options: Partial<ProviderCallbacksOptions>): Promise<FastifyInstance> {
-  const app = Fastify()
-  await app.register(providerCallbacks, { voximplant: { secret: VOX }, ...options })
-  t.teardown(async () => { await app.close() })
-  await app.ready()
-  return app
-}
 
 t.test('with Redis', async t => {
   if (!await redisAvailable(t)) return
@@ -44,7 +35,7 @@ t.test('with Redis', async t => {
         if (keys.length > 0) await redis.del(...keys)
         connection.disconnect()
       })
-      apps.push({ inbox, app: await app(t, { inbox, handlers: { 'min-balance': event => { runs.push(`${side} ${event.id}`) } } }) })
+      apps.push({ inbox, app: await voximplantApp(t, { inbox, handlers: { 'min-balance': event => { runs.push(`${side} ${event.id}`) } } }) })
     }
     for (const { app } of apps) t.equal((await postBatch(app, [signedItem('min_balance', 1)])).statusCode, 200)
     for (const { inbox } of apps) await until(async () => (await counts(inbox)).completed === 1, 'the job completed')
@@ -58,7 +49,7 @@ t.test('with Redis', async t => {
     const { inbox } = testInbox(t, { attempts: 50, backoff: { type: 'fixed', delay: 50 } })
     const failures: string[] = []
     inbox.on('failed', (_event, error) => { failures.push(error.message) })
-    const api = await app(t, { inbox, worker: false })
+    const api = await voximplantApp(t, { inbox, worker: false })
     const runs: string[] = []
     const old = createInboxWorker(inbox, { handlers: { 'min-balance': event => { runs.push(`old ${event.name}`) } } })
     t.teardown(async () => { await old.close() })
@@ -80,7 +71,7 @@ t.test('with Redis', async t => {
 
   t.test('a handlers map missing a type, attempts used up: the event is a dead letter that says why, and runs once replayed to a worker that has a handler', async t => {
     const { inbox } = testInbox(t, { attempts: 2, backoff: { type: 'fixed', delay: 10 } })
-    const api = await app(t, { inbox, worker: false })
+    const api = await voximplantApp(t, { inbox, worker: false })
     const exhausted: string[] = []
     const partial = createInboxWorker(inbox, { handlers: { 'min-balance': () => {} } })
     partial.on('exhausted', (event, error) => { exhausted.push(`${event.id}: ${error.message}`) })
@@ -109,8 +100,8 @@ t.test('with Redis', async t => {
     const { inbox } = testInbox(t, { claimPrefix: prefix })
     const store = await connect()
     t.teardown(() => { store.disconnect() })
-    const syncReplica = await app(t, { idempotency: { store: redisStore(store, { prefix }) }, handlers })
-    const inboxReplica = await app(t, { inbox, handlers })
+    const syncReplica = await voximplantApp(t, { idempotency: { store: redisStore(store, { prefix }) }, handlers })
+    const inboxReplica = await voximplantApp(t, { inbox, handlers })
     // Delivered to the old replica, then redelivered to the new one; and the other way round.
     t.equal((await postBatch(syncReplica, [signedItem('min_balance', 5)])).statusCode, 200)
     t.equal((await postBatch(inboxReplica, [signedItem('min_balance', 5), signedItem('min_balance', 6)])).statusCode, 200)

@@ -2,10 +2,10 @@
 // it answers every write with an OOM error): ioredis attaches the failed command to its errors, a
 // request's signed items and SMS text or a BullMQ script among its args; no log line may carry them.
 import { randomUUID } from 'node:crypto'
-import Fastify, { type FastifyBaseLogger, type FastifyInstance } from 'fastify'
+import Fastify, { type FastifyBaseLogger } from 'fastify'
 import t, { type Test } from 'tap'
-import providerCallbacks, { bullmqInbox, createInboxWorker, redisStore, type ProviderCallbacksOptions } from '../lib/index.js'
-import { postBatch, signedItem, VOX } from './helpers.js'
+import { bullmqInbox, createInboxWorker, redisStore } from '../lib/index.js'
+import { postBatch, signedItem, voximplantApp } from './helpers.js'
 import { received, until, workerConnection } from './inbox-helpers.js'
 import { connect, freePort, OwnRedis, redisAvailable } from './redis-helpers.js'
 
@@ -32,14 +32,6 @@ function assertClean (t: Test, lines: string[], hashes: string[]): void {
   }
 }
 
-async function app (t: Test, logger: FastifyBaseLogger, options: Partial<ProviderCallbacksOptions>): Promise<FastifyInstance> {
-  const app = Fastify({ loggerInstance: logger })
-  await app.register(providerCallbacks, { voximplant: { secret: VOX }, ...options })
-  t.teardown(async () => { await app.close() })
-  await app.ready()
-  return app
-}
-
 t.test('with Redis', async t => {
   if (!await redisAvailable(t)) return
   const redis = new OwnRedis(await freePort())
@@ -60,7 +52,7 @@ t.test('with Redis', async t => {
     const connection = workerConnection(redis.url)
     t.teardown(() => { connection.disconnect() })
     const inbox = bullmqInbox({ connection, name: `test-${randomUUID()}` })
-    const api = await app(t, logger, { inbox, worker: false })
+    const api = await voximplantApp(t, { inbox, worker: false }, { loggerInstance: logger })
     await outOfMemory()
     t.teardown(roomAgain)
     const items = [smsItem(1), smsItem(2)]
@@ -81,7 +73,7 @@ t.test('with Redis', async t => {
     t.teardown(() => { connection.disconnect() })
     const inbox = bullmqInbox({ connection, name: `test-${randomUUID()}` })
     t.teardown(async () => { await inbox.close() })
-    const api = await app(t, logger, { inbox, worker: false })
+    const api = await voximplantApp(t, { inbox, worker: false }, { loggerInstance: logger })
     const items = [smsItem(3)]
     t.equal((await postBatch(api, items)).statusCode, 200)
     await inbox.queue()
@@ -98,7 +90,7 @@ t.test('with Redis', async t => {
     const { lines, logger } = collect()
     const client = await connect(redis.url)
     t.teardown(() => { client.disconnect() })
-    const api = await app(t, logger, { idempotency: { store: redisStore(client, { prefix: `test-${randomUUID()}:` }) }, handlers: { 'sms-inbound': () => {} } })
+    const api = await voximplantApp(t, { idempotency: { store: redisStore(client, { prefix: `test-${randomUUID()}:` }) }, handlers: { 'sms-inbound': () => {} } }, { loggerInstance: logger })
     await outOfMemory()
     t.teardown(roomAgain)
     const items = [smsItem(4)]

@@ -121,6 +121,21 @@ export class OwnRedis {
   }
 }
 
+/**
+ * Starts `redis`: false (the test skips, loudly) where redis-server cannot start on a laptop; under
+ * CI, where it must, its failure is the test's.
+ */
+export async function startedOrSkipped (t: Test, redis: OwnRedis): Promise<boolean> {
+  try {
+    await redis.start()
+    return true
+  } catch (error) {
+    if (process.env.CI !== undefined) throw error
+    t.comment('!!! SKIPPED: redis-server could not be started')
+    return false
+  }
+}
+
 /** A seeded pseudo-random generator (mulberry32), so a failing run can be repeated with its seed. */
 export function seededRandom (seed: number): () => number {
   let state = seed >>> 0
