@@ -78,7 +78,7 @@ export type {
 export type { HandlerRequest, ProviderCallbacks, ProviderCallbacksTypes } from './events.js'
 export { bullmqInbox, type DeadLetter, type Inbox, type InboxQueue } from './inbox/inbox.js'
 export type { BullmqInboxOptions, InboxBackoff, InboxConnection, InboxKeepJobs } from './inbox/options.js'
-export { createInboxWorker, type InboxHandler, type InboxHandlers, type InboxWorker, type InboxWorkerOptions } from './inbox/worker.js'
+export { createInboxWorker, type DeadLettered, type InboxHandler, type InboxHandlers, type InboxWorker, type InboxWorkerOptions } from './inbox/worker.js'
 export type { InboxWorkerOption } from './inbox/plugin.js'
 export { UnrecoverableError } from './inbox/errors.js'
 export type { HandlerContext } from './handler-context.js'

@@ -4,7 +4,7 @@ import { spawn, type ChildProcess } from 'node:child_process'
 import { once } from 'node:events'
 import Fastify, { type FastifyInstance } from 'fastify'
 import t, { type Test } from 'tap'
-import providerCallbacks from '../lib/index.js'
+import providerCallbacks, { createInboxWorker, type DeadLettered } from '../lib/index.js'
 import { postBatch, signedItem, TYPESCRIPT_NODE_ARGS, VOX } from './helpers.js'
 import { counts, testInbox, until } from './inbox-helpers.js'
 import { connect, REDIS_URL, redisAvailable, seededRandom } from './redis-helpers.js'
@@ -67,6 +67,66 @@ t.test('with Redis', async t => {
     t.same(await list(name, 'started'), [id, id], 'started by the dead worker, then by the other')
     t.same(await inbox.failed(), [], 'not a dead letter')
     t.same(failures, [], 'no run failed: waiting for the claim is not a failed attempt')
+  })
+
+  // Workers A then B killed mid-handler, each after it took the event; then C, healthy, in this
+  // process. BullMQ's default maxStalledCount (1) dead-lettered the event at its second stall.
+  const twoDeaths = async (t: Test, maxStalledCount?: number): Promise<{ name: string, inbox: ReturnType<typeof testInbox>['inbox'], dead: Array<[string, string, DeadLettered]>, logged: string[] }> => {
+    const { inbox, name } = testInbox(t, { attempts: 3, backoff: { type: 'fixed', delay: 500 }, claimTtl: 6000 })
+    t.teardown(async () => { await redis.del(`${name}:started`, `${name}:succeeded`, `${name}:failed`) })
+    const api = await apiReplica(t, inbox)
+    const timing = { LOCK_DURATION: '1000', STALLED_INTERVAL: '500', CLAIM_TTL: '6000' }
+    const a = startWorker(t, { QUEUE: name, MODE: 'hang', ...timing })
+    await a.ready
+    t.equal((await postBatch(api, [signedItem('min_balance', 1)])).statusCode, 200)
+    await until(async () => (await list(name, 'started')).length === 1, 'worker A started the run')
+    const b = startWorker(t, { QUEUE: name, MODE: 'hang', ...timing })
+    await b.ready
+    const killedA = once(a, 'exit')
+    a.kill('SIGKILL')
+    await killedA
+    // B takes the stalled job, waits for A's claim to expire, then runs it. (The job's attempts, 30,
+    // are the fixture's: a worker's fan-out made the job.)
+    await until(async () => (await list(name, 'started')).length === 2, 'worker B started the run once A\'s claim expired')
+    const dead: Array<[string, string, DeadLettered]> = []
+    const logged: string[] = []
+    const logger = { error: (_fields: unknown, message: string) => { logged.push(message) }, warn: () => {} }
+    const c = createInboxWorker(inbox, {
+      lockDuration: 1000,
+      stalledInterval: 500,
+      ...(maxStalledCount !== undefined && { maxStalledCount }),
+      logger: logger as never,
+      onAny: async event => { await redis.call('RPUSH', `${name}:succeeded`, event.id) }
+    })
+    t.teardown(async () => { await c.close() })
+    c.on('exhausted', (event, error, why) => { dead.push([event.id, error.message, why]) })
+    await c.worker
+    const killedB = once(b, 'exit')
+    b.kill('SIGKILL')
+    await killedB
+    return { name, inbox, dead, logged }
+  }
+
+  t.test('a job surviving two worker deaths: A and B SIGKILLed mid-handler, C (maxStalledCount by default the inbox\'s attempts) runs it once, no dead letter', async t => {
+    const { name, inbox, dead } = await twoDeaths(t)
+    const id = `voximplant:${VOX.accountId}:1`
+    await until(async () => { const { completed = 0, failed = 0 } = await counts(inbox); return completed + failed === 1 }, 'completed, or dead')
+    t.same(await inbox.failed(), [], 'not a dead letter')
+    t.same(dead, [], 'no exhausted')
+    t.same(await list(name, 'succeeded'), [id], 'C ran it once')
+    t.same(await list(name, 'started'), [id, id], 'started by A, then by B')
+  })
+
+  t.test('a job stalling more than maxStalledCount: dead-lettered saying it stalled, its attempts and stalls counted, its handlers never run by C', async t => {
+    const { name, inbox, dead, logged } = await twoDeaths(t, 1)
+    const id = `voximplant:${VOX.accountId}:1`
+    await until(() => dead.length === 1, 'dead-lettered')
+    t.match(dead, [[id, /^stalled 2 times, more than maxStalledCount \(1\): its workers died mid-run/, { reason: 'stalled', attempts: 0, stalls: 2 }]])
+    t.same(logged.filter(line => line.includes('dead-lettered')), [
+      'an inbox event is dead-lettered: its runs stalled 2 times (their workers died), more than maxStalledCount 1; 0 of 30 attempts failed'
+    ])
+    t.same(await list(name, 'succeeded'), [], 'C never ran it')
+    t.equal((await inbox.failed()).length, 1)
   })
 
   t.test('two API replicas, two worker processes, 300 events each delivered three times, a quarter of the runs failing: each succeeds once, no dead letter', async t => {

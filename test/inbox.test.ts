@@ -6,7 +6,7 @@ import type { Queue } from 'bullmq'
 import type { Redis, RedisOptions } from 'ioredis'
 import t, { type Test } from 'tap'
 import providerCallbacks, {
-  createInboxWorker, type AnyProviderCallbackEvent, type Inbox, type ProviderCallbacksOptions, UnrecoverableError, bullmqInbox
+  createInboxWorker, type AnyProviderCallbackEvent, type DeadLettered, type Inbox, type ProviderCallbacksOptions, UnrecoverableError, bullmqInbox
 } from '../lib/index.js'
 import type { BullmqInbox } from '../lib/inbox/inbox.js'
 import { eventIdOf, jobIdOf } from '../lib/inbox/job.js'
@@ -115,6 +115,8 @@ t.test('options: a wrong one is refused at once, with what is wrong', async t =>
   await t.rejects(register({ inbox, worker: 'yes' as never }), { message: /worker must be true, false or an object/ })
   t.throws(() => createInboxWorker(inbox, { handlers: 'x' as never }), { message: /handlers must be an object/ })
   t.throws(() => createInboxWorker(inbox, { concurrency: 0 }), { message: /concurrency must be a positive integer/ })
+  t.throws(() => createInboxWorker(inbox, { maxStalledCount: -1 }), { message: /maxStalledCount must be an integer of at least 0, got -1/ })
+  t.throws(() => createInboxWorker(inbox, { maxStalledCount: 1.5 }), { message: /maxStalledCount must be an integer of at least 0/ })
 })
 
 t.test('with Redis', async t => {
@@ -167,11 +169,11 @@ t.test('with Redis', async t => {
     t.same(await inbox.failed(), [])
   })
 
-  t.test('a handler that always fails: dead-lettered with its error and attempts, exhausted emitted; replayed once fixed, it runs exactly once', async t => {
+  t.test('a handler that always fails: dead-lettered with its error and attempts, exhausted emitted saying every attempt failed; replayed once fixed, it runs exactly once', async t => {
     const { inbox } = testInbox(t, { attempts: 3 })
     let fixed = false
     const successes: string[] = []
-    const exhausted: Array<[string, string]> = []
+    const exhausted: Array<[string, string, DeadLettered]> = []
     const app = await appWithInbox(t, inbox, {
       handlers: {
         'min-balance': async event => {
@@ -180,7 +182,7 @@ t.test('with Redis', async t => {
         }
       }
     })
-    app.providerCallbacks.inbox!.on('exhausted', (event, error) => { exhausted.push([event.id, error.message]) })
+    app.providerCallbacks.inbox!.on('exhausted', (event, error, why) => { exhausted.push([event.id, error.message, why]) })
     t.equal((await postBatch(app, [item(3), item(4)])).statusCode, 200)
     await until(async () => (await counts(inbox)).failed === 2, 'both dead-lettered')
     const dead = await app.providerCallbacks.inbox!.failed()
@@ -188,7 +190,8 @@ t.test('with Redis', async t => {
       { id: idOf(3), name: 'min-balance', attempts: 3, error: 'the ledger is down', date: true },
       { id: idOf(4), name: 'min-balance', attempts: 3, error: 'the ledger is down', date: true }
     ])
-    t.same(exhausted.sort(), [[idOf(3), 'the ledger is down'], [idOf(4), 'the ledger is down']])
+    const why = { reason: 'failed', attempts: 3, stalls: 0 }
+    t.same(exhausted.sort(), [[idOf(3), 'the ledger is down', why], [idOf(4), 'the ledger is down', why]])
 
     // A redelivery of a dead letter: 200; once fanned out, no job more, nothing run.
     t.equal((await postBatch(app, [item(3)])).statusCode, 200)
@@ -210,6 +213,8 @@ t.test('with Redis', async t => {
   t.test('UnrecoverableError: dead-lettered after one run, whatever the attempts left; from one handler of two, too', async t => {
     const { inbox } = testInbox(t, { attempts: 10 })
     const runs: string[] = []
+    const exhausted: DeadLettered[] = []
+    inbox.on('exhausted', (_event, _error, why) => { exhausted.push(why) })
     const app = await appWithInbox(t, inbox, {
       handlers: {
         'min-balance': event => {
@@ -227,6 +232,7 @@ t.test('with Redis', async t => {
     const [dead] = await inbox.failed()
     t.equal(dead?.attempts, 1)
     t.match(dead?.error, /^3 handlers failed: this account is not ours; and another; and a third$/)
+    t.same(exhausted, [{ reason: 'unrecoverable', attempts: 1, stalls: 0 }])
   })
 
   t.test('a redelivery of an event stored, then done: 200 each time, one job, one run', async t => {
@@ -732,7 +738,7 @@ t.test('with Redis', async t => {
     await until(() => lines.length >= 2, 'both lines written')
     t.same(lines, [
       `provider-callbacks inbox error: a 'min-balance' handler failed {"event":"${idOf(13)}","error":"not a ledger of ours"}`,
-      `provider-callbacks inbox error: an inbox event is dead-lettered: every attempt failed {"event":"${idOf(13)}","error":"not a ledger of ours"}`
+      `provider-callbacks inbox error: an inbox event is dead-lettered: every attempt failed (1 of 1) {"event":"${idOf(13)}","error":"not a ledger of ours"}`
     ])
   })
 })

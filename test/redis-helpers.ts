@@ -105,13 +105,13 @@ export class OwnRedis {
     throw new Error(`redis-server on port ${this.port} did not start`)
   }
 
-  /** SIGTERM: Redis writes its append-only file and exits, as in a restart. */
-  async stop (): Promise<void> {
+  /** SIGTERM: Redis writes its append-only file and exits, as in a restart. SIGKILL: a crash, which keeps what the file has. */
+  async stop (signal: 'SIGTERM' | 'SIGKILL' = 'SIGTERM'): Promise<void> {
     const child = this.#process
-    if (child === undefined || child.exitCode !== null) return
+    if (child === undefined || child.exitCode !== null || child.signalCode !== null) return
     await new Promise(resolve => {
       child.once('exit', resolve)
-      child.kill('SIGTERM')
+      child.kill(signal)
     })
   }
 

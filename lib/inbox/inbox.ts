@@ -5,6 +5,7 @@ import type { JobTraceContext } from '../telemetry.js'
 import { eventIdOf, eventOf, jobData, jobIdOf, type InboxJobData } from './job.js'
 import { resolveInboxOptions, type BullmqInboxOptions, type InboxConnection, type InboxSettings } from './options.js'
 import { appendReceived, receivedKey } from './received.js'
+import type { DeadLettered } from './worker.js'
 
 /** An event out of attempts, or refused for good (UnrecoverableError): the dead letters. */
 export interface DeadLetter {
@@ -27,12 +28,14 @@ export interface InboxQueue {
 
 /**
  * The durable inbox: where verified events wait for their handlers. See `bullmqInbox`. Events,
- * from the workers of this process: `exhausted` (event, error): every attempt failed, the event is
- * now a dead letter; `failed` (event, error): one run failed and will be retried (or not).
+ * from the workers of this process: `exhausted` (event, error, dead): the event is now a dead
+ * letter, `dead` saying why (failed, unrecoverable, stalled); `failed` (event, error): one run
+ * failed and will be retried (or not).
  */
 export interface Inbox extends EventEmitter {
   readonly name: string
-  on(event: 'exhausted' | 'failed', listener: (event: AnyProviderCallbackEvent, error: Error) => void): this
+  on(event: 'exhausted', listener: (event: AnyProviderCallbackEvent, error: Error, dead: DeadLettered) => void): this
+  on(event: 'failed', listener: (event: AnyProviderCallbackEvent, error: Error) => void): this
   /** The BullMQ `Queue` (for a dashboard such as @bull-board, or metrics). bullmq is loaded on the first call. */
   queue(): Promise<InboxQueue>
   /** The dead letters, oldest first. */

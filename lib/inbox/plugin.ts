@@ -11,7 +11,7 @@ import { startInboxWorker, type InboxWorker, type InboxWorkerOptions } from './w
 export type Enqueue = (events: readonly AnyProviderCallbackEvent[], request: FastifyRequest) => Promise<Outcome>
 
 /** The plugin's `worker` option: this process's worker's settings, or `false` for none here. */
-export type InboxWorkerOption = boolean | Pick<InboxWorkerOptions, 'concurrency' | 'lockDuration' | 'stalledInterval'>
+export type InboxWorkerOption = boolean | Pick<InboxWorkerOptions, 'concurrency' | 'lockDuration' | 'stalledInterval' | 'maxStalledCount'>
 
 /**
  * The plugin's side of an inbox: the routes' enqueue, and (unless `worker: false`) a worker in this

@@ -35,6 +35,13 @@ export interface InboxWorkerOptions {
   lockDuration?: number
   /** BullMQ's: ms between two checks for jobs whose worker died. Default 30 s. */
   stalledInterval?: number
+  /**
+   * BullMQ's: times a job may stall (its worker died, or held it past `lockDuration` unrenewed)
+   * before the next worker to take it dead-letters it without running it, reason `stalled`.
+   * Counted apart from `attempts`, over the job's life. Default: the inbox's `attempts` (BullMQ's
+   * own default, 1, dead-letters an event whose second worker dies too, whatever its attempts).
+   */
+  maxStalledCount?: number
   /** Where failures are logged (pino or anything with its methods). Default: errors and warnings to stderr. */
   logger?: FastifyBaseLogger
   /**
@@ -44,11 +51,27 @@ export interface InboxWorkerOptions {
   telemetry?: TelemetryOptions | false
 }
 
-/** What `createInboxWorker` returns. Events: `exhausted` (event, error): every attempt failed, now a dead letter; `failed` (event, error): one run failed. */
+/**
+ * Why an event became a dead letter: `failed`, every attempt failed; `unrecoverable`, a handler
+ * threw `UnrecoverableError`; `stalled`, its runs stalled more than `maxStalledCount` times (their
+ * workers died), and the last was not run. `attempts`: the runs whose handlers failed; `stalls`:
+ * the runs whose workers died.
+ */
+export interface DeadLettered {
+  reason: 'failed' | 'unrecoverable' | 'stalled'
+  attempts: number
+  stalls: number
+}
+
+/**
+ * What `createInboxWorker` returns. Events: `exhausted` (event, error, dead): the event is now a
+ * dead letter, `dead` saying why; `failed` (event, error): one run failed.
+ */
 export interface InboxWorker extends EventEmitter {
   /** The BullMQ Worker. */
   readonly worker: Promise<unknown>
-  on(event: 'exhausted' | 'failed', listener: (event: AnyProviderCallbackEvent, error: Error) => void): this
+  on(event: 'exhausted', listener: (event: AnyProviderCallbackEvent, error: Error, dead: DeadLettered) => void): this
+  on(event: 'failed', listener: (event: AnyProviderCallbackEvent, error: Error) => void): this
   /** Waits for the events running to finish, then stops (Redis unreachable: without waiting for it). */
   close(): Promise<void>
 }
@@ -89,6 +112,10 @@ export function startInboxWorker (
   const { settings } = inbox
   const concurrency = options.concurrency ?? 1
   if (!Number.isSafeInteger(concurrency) || concurrency < 1) throw new InvalidOptionError(`concurrency must be a positive integer, got ${JSON.stringify(concurrency)}`)
+  // A stall is a worker's death, not a failure of the event's handlers: as many are allowed as
+  // attempts, so that only a poison event (one whose runs kill their worker) ends dead for it.
+  const maxStalledCount = options.maxStalledCount ?? settings.attempts
+  if (!Number.isSafeInteger(maxStalledCount) || maxStalledCount < 0) throw new InvalidOptionError(`maxStalledCount must be an integer of at least 0, got ${JSON.stringify(maxStalledCount)}`)
   // The claims go over a fail-fast client of the worker's own: a claim and its refreshes never
   // wait behind the adds of the app's requests.
   const claims = failFastClient(inbox.connection, settings.addTimeout)
@@ -156,9 +183,14 @@ export function startInboxWorker (
   }
 
   const emitter = new EventEmitter() as InboxWorker
-  const emit = (name: 'exhausted' | 'failed', event: AnyProviderCallbackEvent, error: Error): void => {
-    emitter.emit(name, event, error)
-    inbox.emit(name, event, error)
+  const emit = (name: 'exhausted' | 'failed', event: AnyProviderCallbackEvent, error: Error, dead?: DeadLettered): void => {
+    emitter.emit(name, event, error, ...(dead === undefined ? [] : [dead]))
+    inbox.emit(name, event, error, ...(dead === undefined ? [] : [dead]))
+  }
+  const deadLetter = (event: AnyProviderCallbackEvent, error: Error, dead: DeadLettered, why: string): void => {
+    log.error({ err: loggable(error), event: event.id, ...dead }, `an inbox event is dead-lettered: ${why}`)
+    traced?.deadLettered(event)
+    emit('exhausted', event, error, dead)
   }
   let cleaner: NodeJS.Timeout | undefined
   let fanOut!: FanOut
@@ -172,20 +204,31 @@ export function startInboxWorker (
       connection: inbox.connection as never,
       prefix: settings.prefix,
       concurrency,
+      maxStalledCount,
       ...(options.lockDuration !== undefined && { lockDuration: options.lockDuration }),
       ...(options.stalledInterval !== undefined && { stalledInterval: options.stalledInterval })
     })
     worker.on('error', error => { log.error({ err: loggable(error) }, 'inbox worker error') })
     // BullMQ types the job as possibly undefined, which it never is for a job the worker ran.
     worker.on('failed', (job: Job<InboxJobData> | undefined, error) => {
-      const { data, attemptsMade, opts } = job!
+      const { data, attemptsMade, opts, stalledCounter, deferredFailure } = job!
       const event = eventOf(data)
+      // A job that stalled more than maxStalledCount times carries BullMQ's deferred failure, and
+      // the worker that takes it next fails it without running it: no run of its handlers failed,
+      // and the attempt BullMQ counts for it is none of theirs.
+      if (deferredFailure !== undefined) {
+        const attempts = attemptsMade - 1
+        deadLetter(event, new Error(`stalled ${stalledCounter} times, more than maxStalledCount (${maxStalledCount}): its workers died mid-run (BullMQ: ${error.message})`, { cause: error }),
+          { reason: 'stalled', attempts, stalls: stalledCounter },
+          `its runs stalled ${stalledCounter} times (their workers died), more than maxStalledCount ${maxStalledCount}; ${attempts} of ${opts.attempts!} attempts failed`)
+        return
+      }
       emit('failed', event, error)
       // attempts is always set: the inbox gives every job its own.
-      if (isUnrecoverable(error) || attemptsMade >= opts.attempts!) {
-        log.error({ err: loggable(error), event: event.id, attempts: attemptsMade }, 'an inbox event is dead-lettered: every attempt failed')
-        traced?.deadLettered(event)
-        emit('exhausted', event, error)
+      if (isUnrecoverable(error)) {
+        deadLetter(event, error, { reason: 'unrecoverable', attempts: attemptsMade, stalls: stalledCounter }, `a handler threw UnrecoverableError, at attempt ${attemptsMade} of ${opts.attempts!}`)
+      } else if (attemptsMade >= opts.attempts!) {
+        deadLetter(event, error, { reason: 'failed', attempts: attemptsMade, stalls: stalledCounter }, `every attempt failed (${attemptsMade} of ${opts.attempts!})`)
       } else {
         traced?.retried(event)
       }

@@ -4,7 +4,7 @@
 import Fastify, { type FastifyRequest } from 'fastify'
 import { Redis } from 'ioredis'
 import providerCallbacks, {
-  bullmqInbox, createInboxWorker, type AnyProviderCallbackEvent, type DeadLetter, type HandlerRequest, type Inbox, type InboxHandler,
+  bullmqInbox, createInboxWorker, type AnyProviderCallbackEvent, type DeadLetter, type DeadLettered, type HandlerRequest, type Inbox, type InboxHandler,
   type ProviderCallbackEvents, UnrecoverableError
 } from '../../lib/index.js'
 import { type Equal, expectType } from './assert.js'
@@ -43,10 +43,15 @@ const worker = createInboxWorker(inbox, {
 createInboxWorker(inbox, { handlers: { 'min-balance': (_event, request: FastifyRequest) => { request.log.info('no') } } })
 // @ts-expect-error: an unknown name
 createInboxWorker(inbox, { handlers: { 'min-balanse': () => {} } })
-worker.on('exhausted', (event, error) => {
+worker.on('exhausted', (event, error, dead) => {
   expectType<Equal<typeof event, AnyProviderCallbackEvent>>()
   expectType<Equal<typeof error, Error>>()
+  expectType<Equal<typeof dead, DeadLettered>>()
+  expectType<Equal<DeadLettered['reason'], 'failed' | 'unrecoverable' | 'stalled'>>()
 })
+inbox.on('exhausted', (_event, _error, dead) => { expectType<Equal<typeof dead, DeadLettered>>() })
+worker.on('failed', (_event, error) => { expectType<Equal<typeof error, Error>>() })
+createInboxWorker(inbox, { maxStalledCount: 100 })
 await worker.close()
 
 expectType<Equal<Awaited<ReturnType<Inbox['failed']>>, DeadLetter[]>>()
