@@ -37,6 +37,12 @@ class SyncStore implements IdempotencyStore {
   async complete (): Promise<void> {}
   release (): void {}
 }
+// A fenced store's complete says whether the claim was still the owner's: false is a lost claim.
+class FencedStore implements IdempotencyStore {
+  claim (): ClaimResult { return 'claimed' }
+  async complete (): Promise<boolean> { return false }
+  release (): void {}
+}
 class SyncWrongClaim implements IdempotencyStore {
   // @ts-expect-error a synchronous claim still answers a ClaimResult
   claim (): string { return 'OK' }
@@ -72,7 +78,7 @@ class WrongClaimString implements IdempotencyStore {
 }
 class WrongComplete implements IdempotencyStore {
   async claim (): Promise<ClaimResult> { return 'claimed' }
-  // @ts-expect-error complete answers nothing
+  // @ts-expect-error complete answers whether it recorded (a boolean) or nothing, not a number
   async complete (): Promise<number> { return 1 }
   async release (): Promise<void> {}
 }
@@ -119,9 +125,9 @@ const memory = memoryStore()
 const bounded = memoryStore({ max: 100_000, ttl: 60_000 })
 const asStore: IdempotencyStore = bounded
 expectType<Equal<typeof memory.size, number>>()
-// memoryStore answers synchronously, and says so in its type.
+// memoryStore answers synchronously, and says so in its type; its complete whether it recorded (fenced: only over the owner's claim).
 expectType<Equal<ReturnType<typeof memory.claim>, ClaimResult>>()
-expectType<Equal<ReturnType<typeof memory.complete>, void>>()
+expectType<Equal<ReturnType<typeof memory.complete>, boolean>>()
 // @ts-expect-error size is read-only
 memory.size = 0
 // @ts-expect-error max is a number
@@ -161,4 +167,4 @@ redisStore(redis, { prefix: 1 })
 // @ts-expect-error the client comes first
 redisStore({ prefix: 'app:' })
 
-export { asStore, fromIoredis, asLike, fromIoredis6, asLike6, MissingRelease, MissingClaim, WrongClaimResult, WrongClaimString, WrongComplete, WrongKey, ExtraParameter, WrongRefresh, SyncWrongClaim, Batched, WrongClaimMany }
+export { asStore, fromIoredis, asLike, fromIoredis6, asLike6, MissingRelease, MissingClaim, WrongClaimResult, WrongClaimString, WrongComplete, FencedStore, WrongKey, ExtraParameter, WrongRefresh, SyncWrongClaim, Batched, WrongClaimMany }
