@@ -309,10 +309,9 @@ function messageOf (error: unknown): string {
 }
 
 // Without a logger of the host's: what needs a human is written to stderr, the rest is dropped.
-// `err` is an Error, what loggable() kept of one, or what a handler threw: its message, or it.
-const write = (level: string) => (fields: { err?: unknown, event?: string }, message: string): void => {
-  const { err } = fields
-  console.error(`provider-callbacks inbox ${level}: ${message}`, JSON.stringify({ event: fields.event, error: String((err as { message?: unknown }).message ?? err) }))
+// `err` is an Error (what a handler threw is made one before it is logged) or what loggable() kept of one.
+const write = (level: string) => (fields: { err: { message: string }, event?: string }, message: string): void => {
+  console.error(`provider-callbacks inbox ${level}: ${message}`, JSON.stringify({ event: fields.event, error: fields.err.message }))
 }
 // The claim protocol and this worker log errors and warnings only.
 const stderrLogger = { error: write('error'), warn: write('warn') } as unknown as FastifyBaseLogger
