@@ -15,7 +15,7 @@ import t from 'tap'
 import { bullmqInbox } from '../lib/index.js'
 import { signedItem, TYPESCRIPT_NODE_ARGS, VOX } from './helpers.js'
 import { counts, received, until, workerConnection } from './inbox-helpers.js'
-import { freePort, OwnRedis, seededRandom } from './redis-helpers.js'
+import { freePort, freePorts, OwnRedis, seededRandom } from './redis-helpers.js'
 
 const LONG = process.env.CHAOS === 'long'
 const EVENTS = Number(process.env.CHAOS_EVENTS ?? (LONG ? 3000 : 300))
@@ -105,7 +105,7 @@ t.test('chaos: kills of workers, of Redis and of an API replica under a provider
     await exited
   }
 
-  const ports = [await freePort(), await freePort()]
+  const ports = await freePorts(2)
   const apiEnv = (i: number): Record<string, string> => ({ PORT: String(ports[i]), VOX_API_KEY: VOX.apiKey, VOX_SALT: VOX.salt })
   const apis = ports.map((_, i) => start(`api${i + 1}`, 'chaos-api.ts', apiEnv(i)))
   const generations = [1, 1, 1]

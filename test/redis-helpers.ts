@@ -63,6 +63,15 @@ export async function redisAvailable (t: Test, url = REDIS_URL): Promise<boolean
   }
 }
 
+/** `count` distinct free ports: held open together while they are chosen, so the system cannot hand one out twice. */
+export async function freePorts (count: number): Promise<number[]> {
+  const servers = Array.from({ length: count }, () => createServer())
+  await Promise.all(servers.map(async server => await new Promise<void>(resolve => server.listen(0, '127.0.0.1', resolve))))
+  const ports = servers.map(server => (server.address() as { port: number }).port)
+  await Promise.all(servers.map(async server => await new Promise(resolve => server.close(resolve))))
+  return ports
+}
+
 export async function freePort (): Promise<number> {
   const server = createServer()
   await new Promise<void>(resolve => server.listen(0, '127.0.0.1', resolve))
@@ -207,7 +216,7 @@ export async function ownCluster (t: Test): Promise<{ ports: number[] } | undefi
     }
     return undefined
   }
-  const ports = [await freePort(), await freePort(), await freePort()]
+  const ports = await freePorts(3)
   const dir = mkdtempSync(join(tmpdir(), 'provider-callbacks-cluster-'))
   const nodes = ports.map(port => spawn('redis-server', [
     '--port', String(port), '--bind', '127.0.0.1', '--cluster-enabled', 'yes', '--cluster-config-file', join(dir, `nodes-${port}.conf`),

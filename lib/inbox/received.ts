@@ -115,12 +115,17 @@ export function startFanOut (inbox: BullmqInbox, options: FanOutOptions): FanOut
   // waits in it): a worker that closes stops waiting for either. Not a race with one promise of the
   // close: each race would leave it a reaction holding the read's reply (every entry ever read, kept
   // until the close); each read's listener goes with the read.
-  const read = async <T>(command: Promise<T>): Promise<T> => await new Promise<T>((resolve, reject) => {
+  const read = async <T>(command: Promise<T>): Promise<T> => {
+    // A read the close refuses, or outlasts, still has its command: its rejection (the connection
+    // closed under it) must not go unhandled.
+    command.catch(() => {})
     stopped.signal.throwIfAborted()
-    const abort = (): void => { reject(new Error('closed')) }
-    stopped.signal.addEventListener('abort', abort)
-    command.then(resolve, reject).finally(() => { stopped.signal.removeEventListener('abort', abort) })
-  })
+    return await new Promise<T>((resolve, reject) => {
+      const abort = (): void => { reject(new Error('closed')) }
+      stopped.signal.addEventListener('abort', abort)
+      command.then(resolve, reject).finally(() => { stopped.signal.removeEventListener('abort', abort) })
+    })
+  }
   let grouped = false
   let claimedAt = 0
   let claimFrom = '0-0'
