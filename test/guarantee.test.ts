@@ -230,7 +230,7 @@ t.test('a success the store does not take is retried while the claim is refreshe
   t.equal(runs, 1)
 })
 
-t.test('memoryStore drops claims that expired unseen once they outnumber max, and never a live one', async t => {
+t.test('memoryStore drops claims that expired unseen a generation later, and never a live one', async t => {
   const store = memoryStore({ max: 2 })
   store.claim('stale-1', 'o', 1)
   store.claim('stale-2', 'o', 1)
@@ -238,12 +238,16 @@ t.test('memoryStore drops claims that expired unseen once they outnumber max, an
   await until(() => Date.now() > expiredAt)
   t.equal(store.size, 2, 'expired, but not looked at: still kept')
   store.claim('live-1', 'o', 60_000)
-  t.equal(store.size, 1, 'the third claim outnumbered max: the expired ones went')
   store.claim('live-2', 'o', 60_000)
+  t.equal(store.size, 2, 'a generation of newer claims later, the expired ones went')
   store.claim('live-3', 'o', 60_000)
-  t.equal(store.size, 3, 'live claims are never swept, however many')
-  t.equal(store.claim('live-1', 'another', 60_000), 'in-flight')
-  t.equal(store.claim('live-3', 'another', 60_000), 'in-flight')
+  store.claim('live-4', 'o', 60_000)
+  t.equal(store.size, 4, 'live claims are kept past their generation')
+  for (let i = 5; i <= 12; i++) store.claim(`live-${i}`, 'o', 60_000)
+  t.equal(store.size, 12, 'however many')
+  for (const key of ['live-1', 'live-4', 'live-12']) t.equal(store.claim(key, 'another', 60_000), 'in-flight', key)
+  t.equal(store.complete('live-1', 'o', 60_000), true, 'the oldest claim is still its owner\'s')
+  t.equal(store.claim('live-1', 'another', 60_000), 'done')
 })
 
 t.test('a synchronous store\'s refresh keeps a slow handler\'s claim past its ttl', async t => {

@@ -291,6 +291,37 @@ t.test('memoryStore stays bounded: past max, the oldest done keys go first, and 
   t.equal(store.claim('k0', 'o', 60_000), 'claimed', 'the oldest were forgotten')
 })
 
+t.test('memoryStore: a claim of the old generation is its owner\'s to refresh, complete or release; a clock set back does not revive one over a newer claim', async t => {
+  const clock = fakeClock(t, ['Date'])
+  const store = memoryStore({ max: 2 })
+  store.claim('a', 'one', 10_000)
+  store.claim('b', 'one', 10_000)
+  // Both are in the old generation now; 'c' in the young one.
+  store.claim('c', 'one', 10_000)
+  t.equal(store.refresh('a', 'one', 10_000), true, 'refreshed in the old generation')
+  t.equal(store.refresh('a', 'two', 10_000), false, 'not by another owner')
+  store.release('a', 'two')
+  t.equal(store.claim('a', 'two', 10_000), 'in-flight', 'nor released by one')
+  store.release('a', 'one')
+  t.equal(store.claim('a', 'two', 10_000), 'claimed', 'released by its owner, from the old generation')
+  store.release('a', 'two')
+  t.equal(store.complete('b', 'one', 10_000), true, 'completed in the old generation')
+  t.equal(store.claim('b', 'two', 10_000), 'done')
+
+  const back = Date.now()
+  const fresh = memoryStore({ max: 2 })
+  fresh.claim('k', 'first', 100)
+  fresh.claim('x', 'first', 60_000)
+  clock.tick(200)
+  t.equal(fresh.claim('k', 'second', 60_000), 'claimed', 'the first claim expired')
+  clock.setTime(back)
+  // Two generations on, the one holding the first claim is dropped, with the clock showing it live.
+  for (const key of ['y', 'z', 'w']) fresh.claim(key, 'second', 60_000)
+  t.equal(fresh.claim('k', 'third', 60_000), 'in-flight')
+  t.equal(fresh.complete('k', 'first', 60_000), false, 'the expired claim did not come back')
+  t.equal(fresh.complete('k', 'second', 60_000), true, 'the newer claim is the one kept')
+})
+
 t.test('memoryStore: claims expire, owners are respected, ttl caps what is kept', async t => {
   const clock = fakeClock(t, ['Date'])
   const store = memoryStore({ ttl: 50 })

@@ -21,7 +21,9 @@ export interface MemoryStore extends IdempotencyStore {
   readonly size: number
 }
 
-interface Claim { owner: string, expires: number }
+// A claim while `owner` is set; done once its handlers succeeded (owner undefined). One object per
+// key, changed in place: a delivery costs one Map insert (the claim) and one look-up (its complete).
+interface Entry { owner: string | undefined, expires: number }
 
 /**
  * The default store: one process's memory, bounded in keys and expiring. Right for a single
@@ -32,72 +34,68 @@ export function memoryStore (options: MemoryStoreOptions = {}): MemoryStore {
   const cap = options.ttl ?? Infinity
   if (!Number.isSafeInteger(max) || max < 1) throw new InvalidOptionError(`memoryStore: max must be a positive integer, got ${JSON.stringify(options.max)}`)
   if (!(cap > 0)) throw new InvalidOptionError(`memoryStore: ttl must be a positive number of ms, got ${JSON.stringify(options.ttl)}`)
-  // A claim belongs to a handler still running: no bound on keys may drop it, or a redelivery
-  // would run the event a second time. Claims therefore live apart from done events, and are only
-  // ever dropped by their owner, or once they expired (a handler whose refreshes stopped).
-  const claims = new Map<string, Claim>()
-  // Done events, as their expiry times, in two generations of up to `max` each: writes go to the
-  // young one, and when it is full it becomes the old one and the old one is dropped whole. A key
-  // is dropped only once `max` newer ones were written, and each write is O(1) (deleting a Map's
-  // first keys one by one is not: V8 leaves holes that every later look-up walks past).
-  let young = new Map<string, number>()
-  let old = new Map<string, number>()
+  // Keys in two generations of about `max` each: claims go to the young one, and when it is full it
+  // becomes the old one and the old one is dropped whole. A done key is so dropped only once `max`
+  // newer ones were claimed, and each write is O(1) (deleting a Map's first keys one by one is
+  // not: V8 leaves holes that every later look-up walks past). A claim belongs to a handler still
+  // running: no bound may drop it, or a redelivery would run the event a second time, so the live
+  // claims of a generation being dropped move to the new young one (and do not count towards its
+  // `max`, so that many long handlers cannot make every write a turnover).
+  let young = new Map<string, Entry>()
+  let old = new Map<string, Entry>()
+  let full = max
 
-  const done = (key: string): boolean => {
-    const expires = young.get(key) ?? old.get(key)
-    if (expires === undefined) return false
-    if (expires > Date.now()) return true
-    young.delete(key)
-    old.delete(key)
-    return false
+  // The newer entry shadows an older one of the same key in the old generation.
+  const entry = (key: string): Entry | undefined => young.get(key) ?? old.get(key)
+  const turnOver = (now: number): void => {
+    const dropped = old
+    old = young
+    young = new Map()
+    for (const [key, kept] of dropped) {
+      if (kept.owner !== undefined && kept.expires > now && !old.has(key)) young.set(key, kept)
+    }
+    full = max + young.size
   }
-  const liveClaim = (key: string): Claim | undefined => {
-    const claim = claims.get(key)
-    if (claim === undefined || claim.expires > Date.now()) return claim
-    claims.delete(key)
-    return undefined
+  const expiry = (now: number, ttl: number): number => now + Math.min(ttl, cap)
+  // The owner's own live claim, or undefined (gone, expired, done or another owner's).
+  const claimOf = (key: string, owner: string, now: number): Entry | undefined => {
+    const found = entry(key)
+    return found !== undefined && found.owner === owner && found.expires > now ? found : undefined
   }
-  // Claims outnumbering the done events kept means some expired unseen: drop those, now and then.
-  const sweepClaims = (): void => {
-    const now = Date.now()
-    for (const [key, claim] of claims) if (claim.expires <= now) claims.delete(key)
-  }
-  const expiry = (ttl: number): number => Date.now() + Math.min(ttl, cap)
 
   return {
     get size () {
-      return claims.size + young.size + old.size
+      return young.size + old.size
     },
     // Synchronous: the plugin then runs a delivery without a turn of the event loop per call.
     claim (key, owner, ttl): ClaimResult {
-      if (done(key)) return 'done'
-      if (liveClaim(key) !== undefined) return 'in-flight'
-      claims.set(key, { owner, expires: expiry(ttl) })
-      if (claims.size > max) sweepClaims()
+      const now = Date.now()
+      const found = entry(key)
+      if (found !== undefined && found.expires > now) return found.owner === undefined ? 'done' : 'in-flight'
+      young.set(key, { owner, expires: expiry(now, ttl) })
+      if (young.size >= full) turnOver(now)
       return 'claimed'
     },
     refresh (key, owner, ttl) {
-      const claim = liveClaim(key)
-      if (claim?.owner !== owner) return false
-      claim.expires = expiry(ttl)
+      const now = Date.now()
+      const claim = claimOf(key, owner, now)
+      if (claim === undefined) return false
+      claim.expires = expiry(now, ttl)
       return true
     },
     complete (key, owner, ttl) {
       // Only over the owner's own live claim: once it expired another delivery may have run the
       // event, and a late success must not be recorded over that.
-      if (liveClaim(key)?.owner !== owner) return false
-      claims.delete(key)
-      // The same key in the old generation is shadowed by this one until the old is dropped: one
-      // Map operation per write instead of two (large Maps are this store's main cost).
-      young.set(key, expiry(ttl))
-      if (young.size >= max) {
-        old = young
-        young = new Map()
-      }
+      const now = Date.now()
+      const claim = claimOf(key, owner, now)
+      if (claim === undefined) return false
+      claim.owner = undefined
+      claim.expires = expiry(now, ttl)
       return true
     },
     release (key, owner) {
-      if (liveClaim(key)?.owner === owner) claims.delete(key)
+      // The claim found is the young generation's whenever that has the key.
+      if (claimOf(key, owner, Date.now()) !== undefined && !young.delete(key)) old.delete(key)
     }
   }
 }
