@@ -105,6 +105,11 @@ function options () {
 }
 
 const opts = options()
+// The servers run the plugin as tsc builds it (bench/packaged.mjs): build it from the source as it is now.
+if (spawnSync(process.execPath, [fileURLToPath(new URL('../scripts/build.mjs', import.meta.url))], { stdio: 'inherit' }).status !== 0) {
+  console.error('bench: the build failed')
+  process.exit(1)
+}
 const log = (line: string): void => { console.error(line) }
 const rotate = <T>(list: T[], by: number): T[] => list.map((_, i) => list[(i + by) % list.length]!)
 
@@ -673,7 +678,7 @@ async function main (): Promise<void> {
 
   const wall = (Date.now() - started) / 1000
   report.push('## How it was measured', '',
-    '- Each server is a process of its own (`node --import tsx bench/servers/<name>.ts`) on 127.0.0.1, a fresh one per round; autocannon loads it from the runner process. The machine\'s CPUs are shared by both.',
+    '- Each server is a process of its own (`node --import tsx --import bench/packaged.mjs bench/servers/<name>.ts`: the plugin as `npm run build` makes it, dist/esm, the rest of the server through tsx) on 127.0.0.1, a fresh one per round; autocannon loads it from the runner process. The machine\'s CPUs are shared by both.',
     '- plugin: Fastify with the plugin (default in-memory idempotency), a counting handler on `onAny`; plugin-redis: the same with `redisStore` over ioredis 5, configured as README says, against a redis-server the bench starts for itself (or REDIS_URL); its CPU per event is redis-server\'s own (INFO cpu, user + system) over the window, per event; plugin-no-idempotency: the same with `idempotency: false`; fastify-bare and express: the same checks written by hand (md5 + timingSafeEqual per item, EDIS\'s fields present), a counter per item; node-http: reads the body and answers the fixed success body.',
     '- Every request carries fresh ids (Voximplant `callback_id`, EDIS `kvm`), so nothing is deduplicated; bodies are the test kit\'s, signed with apiKey `bench-key`, salt `bench-salt`. Hashes are computed ahead of each window.',
     '- CPU µs/item: the server process\'s `process.cpuUsage()` (user + system, all its threads) over the measured window, divided by the items its handler counted. Server CPU %: that CPU time over the window\'s wall time (100 = one core).',

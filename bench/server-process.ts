@@ -1,5 +1,6 @@
-// The runner's side of a server process: fork it (node --import tsx bench/servers/<name>.ts), learn
-// its port, and bracket each measured load with start / stop to get its CPU usage.
+// The runner's side of a server process: fork it (node --import tsx --import bench/packaged.mjs
+// bench/servers/<name>.ts), learn its port, and bracket each measured load with start / stop to get
+// its CPU usage.
 import { fork, type ChildProcess } from 'node:child_process'
 import { fileURLToPath } from 'node:url'
 import type { FromServer, ToServer, WindowUsage } from './protocol.js'
@@ -8,6 +9,8 @@ import type { FromServer, ToServer, WindowUsage } from './protocol.js'
 export class BenchError extends Error {}
 
 const running = new Set<ChildProcess>()
+// The plugin's modules from dist/esm, as users install them (see packaged.mjs); run.ts builds it first.
+const PACKAGED = fileURLToPath(new URL('packaged.mjs', import.meta.url))
 
 /** Kills every server still running (on a failure; they exit by themselves when the runner does). */
 export function killAll (): void {
@@ -38,7 +41,7 @@ export class ServerProcess {
   static async start (name: string, { execArgv = [], env = {} }: { execArgv?: string[], env?: Record<string, string> } = {}): Promise<ServerProcess> {
     const file = fileURLToPath(new URL(`servers/${name}.ts`, import.meta.url))
     const child = fork(file, [], {
-      execArgv: [...execArgv, '--import', 'tsx'],
+      execArgv: [...execArgv, '--import', 'tsx', '--import', PACKAGED],
       env: { ...process.env, ...env },
       stdio: ['ignore', 'inherit', 'inherit', 'ipc']
     })
