@@ -25,6 +25,7 @@ import {
 } from './report.js'
 import { BenchError, killAll, ServerProcess } from './server-process.js'
 import { BenchRedis, workerTable, workerThroughput, type WorkerRun } from './inbox.js'
+import { CHECK_SCENARIOS, CHECK_SERVERS, FLOORS, capacityRatios, checkTable } from './check.js'
 
 const SERVERS = ['plugin', 'plugin-redis', 'plugin-no-idempotency', 'fastify-bare', 'express', 'node-http']
 const EXTRAS = 'extras'
@@ -51,7 +52,10 @@ const USAGE = `Usage: npm run bench [-- options]
   --only LIST       servers to run, and/or "extras", "inbox", "${REDIS_OWN_CPU}": ${SERVERS.join(', ')}, ${EXTRAS}, ${INBOX}, ${REDIS_OWN_CPU} (default: all)
                     and/or "${TELEMETRY}" (only when named): the plugin with telemetry off, with no SDK, with an SDK
   --scenario LIST   scenarios of the main table: ${SCENARIOS.map(s => s.name).join(', ')} (default: all)
-  --cpu-prof DIR    write each server process's CPU profile (node --cpu-prof) into DIR`
+  --cpu-prof DIR    write each server process's CPU profile (node --cpu-prof) into DIR
+  --check           the regression guard: ${CHECK_SERVERS.join(', ')} on ${CHECK_SCENARIOS.join(', ')} (or --scenario),
+                    5 rounds of 2 s unless given; fails (exit code 1) when the plugin's median capacity
+                    ratio is below ${FLOORS['fastify-bare']} of fastify-bare's or ${FLOORS.express} of Express's; writes no results file`
 
 function fail (message: string): never {
   console.error(`${message}\n\n${USAGE}`)
@@ -61,9 +65,10 @@ function fail (message: string): never {
 function options () {
   const { values } = parseArgs({
     options: {
-      rounds: { type: 'string', default: '3' },
-      duration: { type: 'string', default: '4' },
-      warmup: { type: 'string', default: '1' },
+      rounds: { type: 'string' },
+      duration: { type: 'string' },
+      warmup: { type: 'string' },
+      check: { type: 'boolean' },
       connections: { type: 'string', default: '10' },
       only: { type: 'string' },
       scenario: { type: 'string' },
@@ -75,8 +80,11 @@ function options () {
     console.log(USAGE)
     process.exit(0)
   }
+  const check = values.check === true
+  // --check: shorter windows, more rounds (the median of more pairs is what makes it steady).
+  const defaults = { rounds: check ? '5' : '3', duration: check ? '2' : '4', warmup: '1', connections: '10' }
   const number = (name: 'rounds' | 'duration' | 'warmup' | 'connections', integer: boolean): number => {
-    const value = Number(values[name])
+    const value = Number(values[name] ?? defaults[name])
     if (!(value > 0) || (integer && !Number.isInteger(value))) fail(`--${name} must be a positive ${integer ? 'integer' : 'number'}, got ${values[name]}`)
     return value
   }
@@ -86,8 +94,9 @@ function options () {
     if (unknown.length > 0) fail(`--${name}: unknown ${unknown.join(', ')}`)
     return given
   }
-  const only = list('only', [...SERVERS, EXTRAS, INBOX, REDIS_OWN_CPU, TELEMETRY])
-  const scenarios = list('scenario', SCENARIOS.map(s => s.name))
+  const only = check ? CHECK_SERVERS : list('only', [...SERVERS, EXTRAS, INBOX, REDIS_OWN_CPU, TELEMETRY])
+  const scenarios = list('scenario', SCENARIOS.map(s => s.name)) ?? (check ? CHECK_SCENARIOS : undefined)
+  if (check && values.only !== undefined) fail('--check runs its own servers: no --only with it')
   return {
     rounds: number('rounds', true),
     duration: number('duration', false),
@@ -99,6 +108,7 @@ function options () {
     telemetry: only?.includes(TELEMETRY) === true,
     inbox: only === undefined || only.includes(INBOX),
     redisOwnCpu: only === undefined || only.includes(REDIS_OWN_CPU),
+    check,
     execArgv: values['cpu-prof'] === undefined ? [] : ['--cpu-prof', `--cpu-prof-dir=${values['cpu-prof']}`],
     argv: process.argv.slice(2).join(' ')
   }
@@ -598,6 +608,22 @@ async function inboxSection (): Promise<string[]> {
   return lines
 }
 
+/** --check: the capacity ratios, and whether each is above its floor. */
+async function check (): Promise<void> {
+  const started = Date.now()
+  log(`bench --check: ${opts.servers.join(', ')} x ${opts.scenarios.map(s => s.name).join(', ')} x ${opts.rounds} rounds, ${opts.warmup} s warm-up + ${opts.duration} s each`)
+  const samples = await rounds(opts.servers.map(server => ({ server, scenarios: opts.scenarios })))
+  const rows = capacityRatios(samples, opts.scenarios.map(s => s.name))
+  const failed = rows.filter(r => !r.passed)
+  console.log([
+    '## bench --check: the plugin\'s capacity (items per CPU-second of its server) over the hand-written servers\'', '',
+    machine(), `- run: \`npm run bench -- ${opts.argv}\`: ${opts.rounds} rounds, ${opts.duration} s measured per run, ${fmt((Date.now() - started) / 1000, 0)} s in all`, '',
+    checkTable(rows), '',
+    failed.length === 0 ? 'bench --check: passed' : `bench --check FAILED: ${failed.map(r => `${r.scenario} over ${r.against} ${fmt(r.median)} < ${fmt(r.floor)}`).join('; ')}`
+  ].join('\n'))
+  if (failed.length > 0) process.exitCode = 1
+}
+
 async function main (): Promise<void> {
   const started = Date.now()
   const mainRuns = opts.servers.length * opts.scenarios.length * opts.rounds
@@ -698,7 +724,7 @@ process.on('SIGINT', () => {
 })
 
 try {
-  await main()
+  await (opts.check ? check() : main())
 } catch (error) {
   killAll()
   console.error(error instanceof BenchError ? error.message : error)
