@@ -68,7 +68,9 @@ async function main (): Promise<MapCostResult> {
   rows.push(await measure('memoryStore claim + complete', (from, count) => {
     for (let i = from; i < from + count; i++) {
       const key = `voximplant:1234567:${firstId + i}`
-      if (store.claim(key, owner + i, 30_000) === 'claimed') store.complete(key, owner, 604_800_000)
+      // The claim's own owner: complete records only over it (a fenced store).
+      const attempt = owner + i
+      if (store.claim(key, attempt, 30_000) === 'claimed' && !store.complete(key, attempt, 604_800_000)) throw new Error('memoryStore refused its own claim\'s complete')
     }
     sink += store.size
   }))
