@@ -2,7 +2,8 @@
 // reported and the rest still run; the exit code is 1 if any failed. Prints each one's time.
 //
 // - main: this machine's `node` and the lockfile, `npm ci` + `npm test`: exactly what README's
-//   `npm test` runs on a fresh machine, so a green CI means a green `npm test` for a developer.
+//   `npm test` runs on a fresh machine, so a green CI means a green `npm test` for a developer;
+//   then `npm run bench -- --check`, the performance guard.
 // - Node 24 (the newest LTS line): the package check, whose consumer installs the newest
 //   `fastify@5` beside the packed tarball and runs README's examples.
 // - Node 22 with the peer Fastify and every dependency at the floor of its range: the bottom of
@@ -31,10 +32,10 @@ const root = join(dirname(fileURLToPath(import.meta.url)), '..')
 const manifest = JSON.parse(readFileSync(join(root, 'package.json'), 'utf8'))
 
 const COMBINATIONS = [
-  // Not yet the bench's guard (npm run bench -- --check): with one of the two cores kept busy, the
-  // plugin's capacity at a batch of 1 measured 0.60-0.80 of bare Fastify's in every round (1.22 on
-  // the quiet machine), so it would fail CI on a busy machine until it can tell that from a regression.
-  { name: 'main', node: 'machine', deps: 'lockfile', steps: [['npm', 'ci', '--no-audit', '--no-fund'], ['npm', 'test']] },
+  // Then the bench's regression guard (bench/check.ts, about 3 minutes): the Voximplant path's
+  // capacity against bare Fastify and Express. It judges only rounds in which the rest of the
+  // machine was quiet, so a busy machine makes it say NOT JUDGED rather than fail.
+  { name: 'main', node: 'machine', deps: 'lockfile', steps: [['npm', 'ci', '--no-audit', '--no-fund'], ['npm', 'test'], ['npm', 'run', 'bench', '--', '--check']] },
   { name: 'node24-package', node: '24', deps: 'lockfile', steps: [['npm', 'run', 'test:package']] },
   { name: 'node22-floors', node: '22', deps: 'floors', steps: [['npm', 'run', 'test:unit', '--', '--disable-coverage']] },
   // The inbox's chaos test at its long size (3000 events) here only: a few minutes more, once.

@@ -13,6 +13,8 @@ export interface Sample {
   cpuMicrosPerItem: number
   /** The server's CPU time over the window's wall time: 100 is one core busy throughout. */
   cpuPercent: number
+  /** The rest of the machine's CPU time over the window (every process but the server and the runner), in % of a core; undefined off Linux. */
+  othersPercent?: number | undefined
   /** Hashes the load generator computed during the window (its pool was dry): 0 normally. */
   onTheSpot: number
 }
