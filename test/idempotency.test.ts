@@ -338,6 +338,26 @@ t.test('memoryStore: claims expire, owners are respected, ttl caps what is kept'
   t.throws(() => memoryStore({ ttl: -1 }), { message: /ttl must be a positive number of ms/ })
 })
 
+t.test('memoryStore: thousands of keys, half released among the others: each key answers for itself, the released ones can be claimed again', async t => {
+  const store = memoryStore({ max: 100_000 })
+  const keys = Array.from({ length: 5000 }, (_, i) => `voximplant:1234567:${1_000_000 + i}`)
+  t.same(keys.map(key => store.claim(key, `owner-${key}`, 60_000)), keys.map(() => 'claimed'))
+  t.equal(store.size, keys.length)
+  // Released keys sit among the kept ones in the table: looking a kept key up goes past them.
+  const completed = keys.map((key, i) => {
+    if (i % 2 === 0) return store.complete(key, `owner-${key}`, 60_000)
+    store.release(key, `owner-${key}`)
+    return undefined
+  })
+  t.same(completed, keys.map((_, i) => i % 2 === 0 ? true : undefined))
+  t.equal(store.size, keys.length / 2, 'the released keys are gone')
+  const answers = keys.map(key => store.claim(key, 'again', 60_000))
+  t.same(answers, keys.map((_, i) => i % 2 === 0 ? 'done' : 'claimed'), 'done keys stay done; released ones are claimed anew')
+  t.equal(store.claim('voximplant:1234567:999', 'x', 60_000), 'claimed', 'a key never seen')
+  t.equal(store.complete(keys[1]!, `owner-${keys[1]!}`, 60_000), false, 'a released claim\'s first owner cannot complete the new one')
+  t.ok(store.complete(keys[1]!, 'again', 60_000))
+})
+
 t.test('bad idempotency options fail at registration', async t => {
   const { default: Fastify } = await import('fastify')
   const { default: providerCallbacks } = await import('../lib/index.js')

@@ -1,4 +1,5 @@
 import { InvalidOptionError } from '../errors.js'
+import { hashOf, KeyTable } from './key-table.js'
 import type { ClaimResult, IdempotencyStore } from './store.js'
 
 export interface MemoryStoreOptions {
@@ -21,10 +22,6 @@ export interface MemoryStore extends IdempotencyStore {
   readonly size: number
 }
 
-// A claim while `owner` is set; done once its handlers succeeded (owner undefined). One object per
-// key, changed in place: a delivery costs one Map insert (the claim) and one look-up (its complete).
-interface Entry { owner: string | undefined, expires: number }
-
 /**
  * The default store: one process's memory, bounded in keys and expiring. Right for a single
  * replica; several replicas need a shared store such as `redisStore`.
@@ -36,31 +33,42 @@ export function memoryStore (options: MemoryStoreOptions = {}): MemoryStore {
   if (!(cap > 0)) throw new InvalidOptionError(`memoryStore: ttl must be a positive number of ms, got ${JSON.stringify(options.ttl)}`)
   // Keys in two generations of about `max` each: claims go to the young one, and when it is full it
   // becomes the old one and the old one is dropped whole. A done key is so dropped only once `max`
-  // newer ones were claimed, and each write is O(1) (deleting a Map's first keys one by one is
-  // not: V8 leaves holes that every later look-up walks past). A claim belongs to a handler still
+  // newer ones were claimed, and each write is O(1), with no order of keys kept beside the tables
+  // (KeyTable: why not a Map). A claim belongs to a handler still
   // running: no bound may drop it, or a redelivery would run the event a second time, so the live
   // claims of a generation being dropped move to the new young one (and do not count towards its
   // `max`, so that many long handlers cannot make every write a turnover).
-  let young = new Map<string, Entry>()
-  let old = new Map<string, Entry>()
+  let young = new KeyTable()
+  let old = new KeyTable()
   let full = max
 
-  // The newer entry shadows an older one of the same key in the old generation.
-  const entry = (key: string): Entry | undefined => young.get(key) ?? old.get(key)
   const turnOver = (now: number): void => {
     const dropped = old
     old = young
-    young = new Map()
-    for (const [key, kept] of dropped) {
-      if (kept.owner !== undefined && kept.expires > now && !old.has(key)) young.set(key, kept)
+    // As large as the last young one grew: a generation in steady state never grows.
+    young = new KeyTable(old.capacity)
+    for (const [key, hash, owner, expires] of dropped.entries()) {
+      if (owner !== undefined && expires > now && old.find(key, hash) < 0) young.add(key, hash, owner, expires)
     }
     full = max + young.size
   }
   const expiry = (now: number, ttl: number): number => now + Math.min(ttl, cap)
-  // The owner's own live claim, or undefined (gone, expired, done or another owner's).
-  const claimOf = (key: string, owner: string, now: number): Entry | undefined => {
-    const found = entry(key)
-    return found !== undefined && found.owner === owner && found.expires > now ? found : undefined
+  // The newer entry shadows an older one of the same key in the old generation: the young one's
+  // slot if it has the key, else the old one's (table undefined: neither).
+  let table: KeyTable | undefined
+  const find = (key: string, hash: number): number => {
+    let slot = young.find(key, hash)
+    table = young
+    if (slot < 0) {
+      slot = old.find(key, hash)
+      table = slot < 0 ? undefined : old
+    }
+    return slot
+  }
+  // The slot of the owner's own live claim, or -1 (gone, expired, done or another owner's); in `table`.
+  const claimOf = (key: string, owner: string, now: number): number => {
+    const slot = find(key, hashOf(key))
+    return slot >= 0 && table!.owner(slot) === owner && table!.expires(slot) > now ? slot : -1
   }
 
   return {
@@ -70,32 +78,37 @@ export function memoryStore (options: MemoryStoreOptions = {}): MemoryStore {
     // Synchronous: the plugin then runs a delivery without a turn of the event loop per call.
     claim (key, owner, ttl): ClaimResult {
       const now = Date.now()
-      const found = entry(key)
-      if (found !== undefined && found.expires > now) return found.owner === undefined ? 'done' : 'in-flight'
-      young.set(key, { owner, expires: expiry(now, ttl) })
+      const hash = hashOf(key)
+      const slot = find(key, hash)
+      if (slot >= 0 && table!.expires(slot) > now) return table!.owner(slot) === undefined ? 'done' : 'in-flight'
+      // An expired key of the young generation is claimed in its slot; one of the old, anew in the young.
+      if (slot >= 0 && table === young) {
+        young.set(slot, owner, expiry(now, ttl))
+        return 'claimed'
+      }
+      young.add(key, hash, owner, expiry(now, ttl))
       if (young.size >= full) turnOver(now)
       return 'claimed'
     },
     refresh (key, owner, ttl) {
       const now = Date.now()
-      const claim = claimOf(key, owner, now)
-      if (claim === undefined) return false
-      claim.expires = expiry(now, ttl)
+      const slot = claimOf(key, owner, now)
+      if (slot < 0) return false
+      table!.set(slot, owner, expiry(now, ttl))
       return true
     },
     complete (key, owner, ttl) {
       // Only over the owner's own live claim: once it expired another delivery may have run the
       // event, and a late success must not be recorded over that.
       const now = Date.now()
-      const claim = claimOf(key, owner, now)
-      if (claim === undefined) return false
-      claim.owner = undefined
-      claim.expires = expiry(now, ttl)
+      const slot = claimOf(key, owner, now)
+      if (slot < 0) return false
+      table!.set(slot, undefined, expiry(now, ttl))
       return true
     },
     release (key, owner) {
-      // The claim found is the young generation's whenever that has the key.
-      if (claimOf(key, owner, Date.now()) !== undefined && !young.delete(key)) old.delete(key)
+      const slot = claimOf(key, owner, Date.now())
+      if (slot >= 0) table!.remove(slot)
     }
   }
 }
