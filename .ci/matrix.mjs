@@ -32,7 +32,7 @@ const root = join(dirname(fileURLToPath(import.meta.url)), '..')
 const manifest = JSON.parse(readFileSync(join(root, 'package.json'), 'utf8'))
 
 const COMBINATIONS = [
-  // Then the bench's regression guard (bench/check.ts, about 3 minutes): the Voximplant path's
+  // Then the bench's regression guard (bench/check.ts, about 4 minutes): the Voximplant path's
   // capacity against bare Fastify and Express. It judges only rounds in which the rest of the
   // machine was quiet, so a busy machine makes it say NOT JUDGED rather than fail.
   { name: 'main', node: 'machine', deps: 'lockfile', steps: [['npm', 'ci', '--no-audit', '--no-fund'], ['npm', 'test'], ['npm', 'run', 'bench', '--', '--check']] },

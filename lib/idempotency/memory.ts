@@ -4,8 +4,9 @@ import type { ClaimResult, IdempotencyStore } from './store.js'
 
 export interface MemoryStoreOptions {
   /**
-   * Done events remembered: at least the newest `max` (and at most twice as many, as old ones are
-   * dropped a generation at a time). Claims of running handlers are never dropped. Default 10,000.
+   * How long a done event is remembered, in events: until at least `max` newer ones were claimed
+   * (and at most twice as many, as old ones are dropped a generation at a time). Claims of running
+   * handlers are never dropped. Default 10,000.
    */
   max?: number
   /** Longest any key is kept, in ms, whatever the plugin asks for. Default: no cap. */
