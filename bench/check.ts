@@ -30,7 +30,7 @@ export const MIN_JUDGED = 3
 
 export interface CheckRow {
   scenario: string
-  against: keyof typeof FLOORS
+  against: string
   /** The plugin's capacity over the other server's, round by round, in the judged rounds. */
   perRound: number[]
   /** The rounds not judged: the rest of the machine's CPU in each (the more of the two windows'), in % of a core. */
@@ -41,14 +41,17 @@ export interface CheckRow {
   passed: boolean | undefined
 }
 
-/** The capacity ratios of the plugin against each hand-written server, per scenario. */
-export function capacityRatios (samples: Sample[], scenarios: string[]): CheckRow[] {
+/**
+ * The capacity ratios of the plugin (or `server`) against each hand-written server (or those of
+ * `against`), per scenario. Only against a server with a floor is a row passed or failed.
+ */
+export function capacityRatios (samples: Sample[], scenarios: string[], server = 'plugin', againstServers: string[] = Object.keys(FLOORS)): CheckRow[] {
   const rows: CheckRow[] = []
   for (const scenario of scenarios) {
-    for (const against of Object.keys(FLOORS) as Array<keyof typeof FLOORS>) {
+    for (const against of againstServers) {
       const perRound: number[] = []
       const busy: number[] = []
-      for (const plugin of samples.filter(s => s.server === 'plugin' && s.scenario === scenario)) {
+      for (const plugin of samples.filter(s => s.server === server && s.scenario === scenario)) {
         const other = samples.find(s => s.server === against && s.scenario === scenario && s.round === plugin.round)
         if (other === undefined) continue
         const others = Math.max(other.othersPercent ?? 0, plugin.othersPercent ?? 0)
@@ -57,7 +60,8 @@ export function capacityRatios (samples: Sample[], scenarios: string[]): CheckRo
       }
       if (perRound.length + busy.length === 0) continue
       const middle = perRound.length >= MIN_JUDGED ? median(perRound) : undefined
-      rows.push({ scenario, against, perRound, busy, median: middle, passed: middle === undefined ? undefined : middle >= FLOORS[against] })
+      const floor = FLOORS[against as keyof typeof FLOORS] as number | undefined
+      rows.push({ scenario, against, perRound, busy, median: middle, passed: middle === undefined || floor === undefined ? undefined : middle >= floor })
     }
   }
   return rows
@@ -69,8 +73,8 @@ export const EXTRA_ROUNDS = 2
 export function checkTable (rows: CheckRow[]): string {
   return markdownTable(
     ['scenario', 'plugin capacity over', 'median', 'floor', 'judged rounds', 'spread', 'not judged (the rest of the machine\'s CPU %)', ''],
-    rows.map(r => [r.scenario, r.against, fmt(r.median), fmt(FLOORS[r.against]), r.perRound.map(v => fmt(v)).join(' '),
+    rows.map(r => [r.scenario, r.against, fmt(r.median), fmt(FLOORS[r.against as keyof typeof FLOORS] as number | undefined), r.perRound.map(v => fmt(v)).join(' '),
       r.perRound.length === 0 ? '–' : fmt(Math.max(...r.perRound) - Math.min(...r.perRound)), r.busy.map(v => fmt(v, 0)).join(' '),
-      r.passed === undefined ? 'NOT JUDGED' : r.passed ? 'ok' : 'BELOW THE FLOOR'])
+      r.passed === undefined ? (r.median === undefined ? 'NOT JUDGED' : '') : r.passed ? 'ok' : 'BELOW THE FLOOR'])
   )
 }

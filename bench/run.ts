@@ -28,6 +28,8 @@ import { othersLoad } from './machine-load.js'
 import { BenchRedis, workerTable, workerThroughput, type WorkerRun } from './inbox.js'
 import { CHECK_SCENARIOS, CHECK_SERVERS, EXTRA_ROUNDS, FLOORS, MAX_OTHERS_PERCENT, MIN_JUDGED, capacityRatios, checkTable } from './check.js'
 
+// --check --baseline DIR: the plugin as DIR (another worktree, built) has it, beside today's.
+const BASELINE = 'plugin-baseline'
 const SERVERS = ['plugin', 'plugin-redis', 'plugin-no-idempotency', 'fastify-bare', 'express', 'node-http']
 const EXTRAS = 'extras'
 const SHARED_REDIS_URL = process.env.REDIS_URL ?? 'redis://127.0.0.1:6379'
@@ -54,6 +56,8 @@ const USAGE = `Usage: npm run bench [-- options]
                     and/or "${TELEMETRY}" (only when named): the plugin with telemetry off, with no SDK, with an SDK
   --scenario LIST   scenarios of the main table: ${SCENARIOS.map(s => s.name).join(', ')} (default: all)
   --cpu-prof DIR    write each server process's CPU profile (node --cpu-prof) into DIR
+  --baseline DIR    with --check: also the plugin as built in DIR (a worktree of another commit, npm run build
+                    done there), its capacity ratios beside today's: a before/after from one interleaved run
   --check           the regression guard: ${CHECK_SERVERS.join(', ')} on ${CHECK_SCENARIOS.join(', ')} (or --scenario),
                     5 rounds of 2 s unless given; fails (exit code 1) when the plugin's median capacity
                     ratio is below ${FLOORS['fastify-bare']} of fastify-bare's or ${FLOORS.express} of Express's; writes no results file.
@@ -76,6 +80,7 @@ function options () {
       only: { type: 'string' },
       scenario: { type: 'string' },
       'cpu-prof': { type: 'string' },
+      baseline: { type: 'string' },
       help: { type: 'boolean', short: 'h' }
     }
   })
@@ -100,12 +105,14 @@ function options () {
   const only = check ? CHECK_SERVERS : list('only', [...SERVERS, EXTRAS, INBOX, REDIS_OWN_CPU, TELEMETRY])
   const scenarios = list('scenario', SCENARIOS.map(s => s.name)) ?? (check ? CHECK_SCENARIOS : undefined)
   if (check && values.only !== undefined) fail('--check runs its own servers: no --only with it')
+  if (values.baseline !== undefined && !check) fail('--baseline is for --check')
   return {
     rounds: number('rounds', true),
     duration: number('duration', false),
     warmup: number('warmup', false),
     connections: number('connections', true),
-    servers: SERVERS.filter(s => only === undefined || only.includes(s)),
+    servers: [...(check ? CHECK_SERVERS : SERVERS.filter(s => only === undefined || only.includes(s))), ...(values.baseline === undefined ? [] : [BASELINE])],
+    baseline: values.baseline,
     scenarios: SCENARIOS.filter(s => scenarios === undefined || scenarios.includes(s.name)),
     extras: only === undefined || only.includes(EXTRAS),
     telemetry: only?.includes(TELEMETRY) === true,
@@ -628,7 +635,10 @@ async function checkRound (round: number, last: number, scenarios: Scenario[]): 
   const servers: ServerProcess[] = []
   const samples: Sample[] = []
   try {
-    for (const name of rotate(opts.servers, round - 1)) servers.push(await ServerProcess.start(name, { execArgv: opts.execArgv }))
+    for (const name of rotate(opts.servers, round - 1)) {
+      const env = name === BASELINE ? { BENCH_BASELINE_ROOT: opts.baseline! } : undefined
+      servers.push(await ServerProcess.start(name, { execArgv: opts.execArgv, ...(env === undefined ? {} : { env }) }))
+    }
     // Ids unique across this round's servers: each has a fresh store of its own.
     voximplant.restart()
     for (const scenario of rotate(scenarios, round - 1)) {
@@ -707,13 +717,18 @@ async function check (): Promise<void> {
   }
   const failed = rows.filter(r => r.passed === false)
   const unjudged = rows.filter(r => r.passed === undefined)
+  const names = opts.scenarios.map(s => s.name)
+  const before = opts.baseline === undefined
+    ? []
+    : ['', `### The same, for the plugin as built in ${opts.baseline} (${BASELINE}), in the same rounds`, '', checkTable(capacityRatios(samples, names, BASELINE)), '',
+        `### Today's plugin over ${BASELINE} (above 1: today's does more with the same CPU)`, '', checkTable(capacityRatios(samples, names, 'plugin', [BASELINE]))]
   console.log([
     '## bench --check: the plugin\'s capacity (items per CPU-second of its server) over the hand-written servers\'', '',
     machine(), `- run: \`npm run bench -- ${opts.argv}\`: ${opts.rounds} rounds, ${opts.duration} s measured per run, ${fmt((Date.now() - started) / 1000, 0)} s in all`,
     `- a round is judged when the rest of the machine (other processes, steal) took at most ${MAX_OTHERS_PERCENT}% of a core in both servers' windows; a median needs ${MIN_JUDGED} judged rounds`, '',
-    checkTable(rows), '',
+    checkTable(rows), ...before, '',
     failed.length > 0
-      ? `bench --check FAILED: ${failed.map(r => `${r.scenario} over ${r.against} ${fmt(r.median)} < ${fmt(FLOORS[r.against])}`).join('; ')}`
+      ? `bench --check FAILED: ${failed.map(r => `${r.scenario} over ${r.against} ${fmt(r.median)} < ${fmt(FLOORS[r.against as keyof typeof FLOORS])}`).join('; ')}`
       : unjudged.length > 0
         ? `bench --check: NOT JUDGED for ${unjudged.map(r => `${r.scenario} over ${r.against}`).join(', ')}: the machine was too busy ` +
           `(other processes took more than ${MAX_OTHERS_PERCENT}% of a core in all but ${Math.min(...unjudged.map(r => r.perRound.length))} rounds), which says nothing of the plugin; the rest passed`
