@@ -1,13 +1,14 @@
 import type { FastifyRequest } from 'fastify'
 import type { EdisTrafficThreshold } from './edis/schema.js'
-import type { Kebab, VoximplantCallback, VoximplantCallbackType, VoximplantUnknownCallback } from './voximplant/schema.js'
+import { voximplantEventNames, type Kebab, type VoximplantCallback, type VoximplantCallbackType, type VoximplantUnknownCallback } from './voximplant/schema.js'
 import { InvalidOptionError } from './errors.js'
 import type { HandlerContext } from './handler-context.js'
-import type { Inbox } from './inbox/inbox.js'
 import { isPromiseLike, type MaybePromise } from './maybe-promise.js'
-import { recordHandlerError } from './telemetry.js'
 
 export type ProviderName = 'edis' | 'voximplant'
+
+// What a delivery passes as the request: a route's FastifyRequest, or an inbox worker's logger (delivery/outcome.ts).
+type DeliveryRequest = Pick<FastifyRequest, 'log'>
 
 /** What a handler receives. `payload` is the validated wire object, snake_case as the provider sent it. */
 export interface ProviderCallbackEvent<Name extends string = string, Provider extends ProviderName = ProviderName, Payload = unknown, Known extends boolean = boolean> {
@@ -76,11 +77,15 @@ export type ProviderCallbackHandlers = {
 // undefined, it gets what this delivery has.
 type Handler = (event: AnyProviderCallbackEvent, request: any, context: HandlerContext) => void | Promise<void>
 
+/** Every event name this version knows: `on()` refuses any other. */
+export const KNOWN_EVENT_NAMES: readonly string[] = ['traffic-threshold', ...voximplantEventNames]
+
 /**
- * The `app.providerCallbacks` decorator: where host code subscribes to events. An interface, not
- * the class: a program that loads both the ESM and the CJS build then sees one type, not two.
+ * Where host code subscribes to events: `app.providerCallbacks` is one (with the inbox beside).
+ * An interface, not the class: a program that loads both the ESM and the CJS build then sees one
+ * type, not two.
  */
-export interface ProviderCallbacks {
+export interface CallbackSubscriptions {
   /** Runs `handler` for every event called `name`. */
   on<Name extends ProviderCallbackEventName>(name: Name, handler: ProviderCallbackHandler<ProviderCallbackEvents[Name]>): this
   /** Stops running `handler` for `name`. */
@@ -89,21 +94,23 @@ export interface ProviderCallbacks {
   onAny(handler: ProviderCallbackHandler): this
   /** Stops running an `onAny` handler. */
   offAny(handler: ProviderCallbackHandler): this
-  /** The inbox's dead letters and replay, when the plugin has an `inbox`. */
-  readonly inbox: ProviderCallbacksTypes extends { inbox: true } ? Inbox : Inbox | undefined
+}
+
+export interface CallbackEventsOptions {
+  /** Told of every handler's failure, in the handler's own async context (telemetry records it on the event's span). */
+  onHandlerError?: ((error: unknown) => void) | undefined
 }
 
 /**
  * The handlers of every event, and their delivery. Handler lists are replaced, never mutated, so
  * a delivery in progress keeps the list it started with.
  */
-export class CallbackEvents implements ProviderCallbacks {
+export class CallbackEvents implements CallbackSubscriptions {
   readonly #known: ReadonlySet<string>
   readonly #byName = new Map<string, readonly Handler[]>()
   #any: readonly Handler[] = []
   #observers: ReadonlyArray<(event: AnyProviderCallbackEvent) => void> = []
-  // Set by the plugin when it has an inbox; typed as the app declared (see ProviderCallbacksTypes).
-  inbox = undefined as unknown as ProviderCallbacks['inbox']
+  readonly #onHandlerError: ((error: unknown) => void) | undefined
 
   /** The test kit's: sees every event handed to handlers, without being one (see observeDeliveries). */
   observe (observer: (event: AnyProviderCallbackEvent) => void): () => void {
@@ -111,8 +118,9 @@ export class CallbackEvents implements ProviderCallbacks {
     return () => { this.#observers = this.#observers.filter(o => o !== observer) }
   }
 
-  constructor (knownEventNames: Iterable<string>) {
+  constructor (knownEventNames: Iterable<string> = KNOWN_EVENT_NAMES, { onHandlerError }: CallbackEventsOptions = {}) {
     this.#known = new Set(knownEventNames)
+    this.#onHandlerError = onHandlerError
   }
 
   on<Name extends ProviderCallbackEventName>(name: Name, handler: ProviderCallbackHandler<ProviderCallbackEvents[Name]>): this {
@@ -160,14 +168,15 @@ export class CallbackEvents implements ProviderCallbacks {
    * event's id and makes the result false; it never stops the other handlers. Handlers that return
    * no promise are done when they return: the result is then given at once.
    */
-  deliver (event: AnyProviderCallbackEvent, request: FastifyRequest, context: HandlerContext): MaybePromise<boolean> {
+  deliver (event: AnyProviderCallbackEvent, request: DeliveryRequest, context: HandlerContext): MaybePromise<boolean> {
     for (const observe of this.#observers) observe(event)
     const named = event.known ? this.#byName.get(event.name) : undefined
     const any = this.#any
+    const onError = this.#onHandlerError
     // One handler, the common case: no arrays per event.
-    if (named === undefined && any.length === 1) return run(any[0]!, event, request, context)
-    if (named?.length === 1 && any.length === 0) return run(named[0]!, event, request, context)
-    const results = [...named ?? [], ...any].map(handler => run(handler, event, request, context))
+    if (named === undefined && any.length === 1) return run(any[0]!, event, request, context, onError)
+    if (named?.length === 1 && any.length === 0) return run(named[0]!, event, request, context, onError)
+    const results = [...named ?? [], ...any].map(handler => run(handler, event, request, context, onError))
     if (!results.some(isPromiseLike)) return !results.includes(false)
     return Promise.all(results).then(settled => !settled.includes(false))
   }
@@ -183,28 +192,45 @@ export class CallbackEvents implements ProviderCallbacks {
  * Calls `observer` with every event handed to the app's handlers, until the returned function is
  * called. Not a listener: what runs, and what the store records, is what it would be without it.
  */
-export function observeDeliveries (callbacks: ProviderCallbacks, observer: (event: AnyProviderCallbackEvent) => void): () => void {
+export function observeDeliveries (callbacks: CallbackSubscriptions, observer: (event: AnyProviderCallbackEvent) => void): () => void {
   // A method, not a private symbol: the test kit and the plugin may come from two builds (ESM and
-  // CJS) of the package, and still meet. It is not on the ProviderCallbacks type.
+  // CJS) of the package, and still meet. It is not on the CallbackSubscriptions type.
   return (callbacks as CallbackEvents).observe(observer)
 }
 
+type OnError = ((error: unknown) => void) | undefined
+
 // A failure is logged with the event's id and reported as false; it never stops other handlers.
-function run (handler: Handler, event: AnyProviderCallbackEvent, request: FastifyRequest, context: HandlerContext): MaybePromise<boolean> {
+function run (handler: Handler, event: AnyProviderCallbackEvent, request: DeliveryRequest, context: HandlerContext, onError: OnError): MaybePromise<boolean> {
   try {
     const result = handler(event, request, context)
     // Inside the try: looking at a returned object's `then` runs its getter, which may throw.
     if (!isPromiseLike(result)) return true
-    return Promise.resolve(result).then(() => true, (error: unknown) => failed(error, event, request))
+    return Promise.resolve(result).then(() => true, (error: unknown) => failed(error, event, request, onError))
   } catch (error) {
-    return failed(error, event, request)
+    return failed(error, event, request, onError)
   }
 }
 
-function failed (error: unknown, event: AnyProviderCallbackEvent, request: FastifyRequest): false {
+function failed (error: unknown, event: AnyProviderCallbackEvent, request: DeliveryRequest, onError: OnError): false {
   request.log.error({ err: error, event: event.id }, `a '${event.name}' handler failed`)
-  recordHandlerError(error)
+  onError?.(error)
   return false
+}
+
+/**
+ * Subscribes a `handlers` option (one handler per event name) and an `onAny` handler: the plugin's
+ * options and createInboxWorker's. The names and handlers are checked by on(); their types by the caller's.
+ */
+export function subscribe (events: CallbackEvents, handlers: unknown, onAny?: unknown): CallbackEvents {
+  if (handlers !== undefined && (typeof handlers !== 'object' || handlers === null)) {
+    throw new InvalidOptionError('handlers must be an object of event name -> function')
+  }
+  for (const [name, handler] of Object.entries(handlers ?? {}) as Array<[ProviderCallbackEventName, ProviderCallbackHandler<any>]>) {
+    events.on(name, handler)
+  }
+  if (onAny !== undefined) events.onAny(onAny as ProviderCallbackHandler)
+  return events
 }
 
 function assertFunction (value: unknown, what: string): void {

@@ -1,14 +1,24 @@
 import type { FastifyPluginAsync } from 'fastify'
 import fp from 'fastify-plugin'
+import { deliveries } from './delivery/deliveries.js'
+import type { Deliver, DeliverBatch } from './delivery/outcome.js'
+import { answeredWithin } from './delivery/timeout.js'
 import { edisRoutes } from './edis/route.js'
-import { CallbackEvents, type ProviderCallbackEventName, type ProviderCallbackHandler, type ProviderCallbacks } from './events.js'
-import { deliveries } from './idempotency/guard.js'
+import { CallbackEvents, KNOWN_EVENT_NAMES, subscribe, type CallbackSubscriptions, type ProviderCallbacksTypes } from './events.js'
+import type { Inbox } from './inbox/inbox.js'
 import { inboxDelivery } from './inbox/plugin.js'
 import { resolveOptions, type ProviderCallbacksOptions } from './options.js'
 import { loadTelemetry } from './telemetry.js'
 import { typeboxValidatorCompiler } from './validation.js'
-import { voximplantEventNames } from './voximplant/schema.js'
 import { voximplantRoutes } from './voximplant/route.js'
+
+/**
+ * The `app.providerCallbacks` decorator: where host code subscribes to events, and the inbox's
+ * dead letters and replay when the plugin has an `inbox`.
+ */
+export interface ProviderCallbacks extends CallbackSubscriptions {
+  readonly inbox: ProviderCallbacksTypes extends { inbox: true } ? Inbox : Inbox | undefined
+}
 
 declare module 'fastify' {
   interface FastifyInstance {
@@ -17,49 +27,47 @@ declare module 'fastify' {
   }
 }
 
-const KNOWN_EVENT_NAMES = ['traffic-threshold', ...voximplantEventNames]
-
 const plugin: FastifyPluginAsync<ProviderCallbacksOptions> = async (fastify, options) => {
   const resolved = resolveOptions(options)
-  const events = new CallbackEvents(KNOWN_EVENT_NAMES)
-  // The names and handlers are checked by on(); their types by ProviderCallbackHandlers.
-  for (const [name, handler] of Object.entries(options.handlers ?? {}) as Array<[ProviderCallbackEventName, ProviderCallbackHandler<any>]>) {
-    events.on(name, handler)
-  }
-  fastify.decorate('providerCallbacks', events)
-
-  const { edis, voximplant } = resolved
+  const { edis, voximplant, idempotency, windows, retryAfter, handlerTimeout, closeGracePeriod } = resolved
+  // Without telemetry (off, or @opentelemetry/api not installed) nothing is wrapped.
+  const telemetry = await loadTelemetry(resolved.telemetry)
+  const events = subscribe(new CallbackEvents(KNOWN_EVENT_NAMES, { onHandlerError: telemetry?.handlerError }), options.handlers)
+  const inbox = options.inbox
+  fastify.decorate('providerCallbacks', Object.assign(events, { inbox: inbox as ProviderCallbacks['inbox'] }))
   if (edis?.unprotected === true) {
     fastify.log.warn('fastify-provider-callbacks: the EDIS route has neither credentials nor allowedIps; anyone who finds its URL can post traffic-threshold events')
   }
+
+  // Chosen once, for both providers: with an inbox the routes store events and a worker runs
+  // them (lib/inbox/); without, the routes run the handlers, guarded and bounded by handlerTimeout.
+  let deliverEdis: Deliver
+  let deliverVoximplant: DeliverBatch
+  if (inbox !== undefined) {
+    deliverVoximplant = inboxDelivery(fastify, events, inbox, options.worker, telemetry)
+    deliverEdis = (event, request) => deliverVoximplant([event], request)
+  } else {
+    const delivery = deliveries(events, idempotency, fastify.log)
+    if (telemetry !== undefined) {
+      const stopObserving = telemetry.observeClaims(delivery.held)
+      fastify.addHook('onClose', async () => { stopObserving() })
+    }
+    // preClose runs before every onClose hook, so before the host's own, which closes the store's
+    // client: the handlers still running (past handlerTimeout too) finish and are recorded first.
+    fastify.addHook('preClose', async () => { await delivery.drain(closeGracePeriod) })
+    deliverEdis = answeredWithin(delivery.withWindow(windows.edis, telemetry?.observer('edis')), handlerTimeout, retryAfter)
+    deliverVoximplant = answeredWithin(delivery.batchWithWindow(windows.voximplant, telemetry?.observer('voximplant')), handlerTimeout, retryAfter)
+  }
+
   // fastify-plugin ignores `prefix`, so the routes live in a child scope that takes it; that scope
   // also keeps the plugin's parsers, validator and error handler away from the host's routes.
-  const { idempotency, windows, retryAfter, handlerTimeout, closeGracePeriod } = resolved
-  const delivery = deliveries(events, idempotency, fastify.log)
-  const telemetry = await loadTelemetry(resolved.telemetry)
-  if (telemetry !== undefined) {
-    const stopObserving = telemetry.observeClaims(delivery.held)
-    fastify.addHook('onClose', async () => { stopObserving() })
-  }
-  // With an inbox, the routes store events and a worker runs them (see lib/inbox/).
-  const enqueue = options.inbox === undefined ? undefined : inboxDelivery(fastify, events, options.inbox, options.worker, telemetry)
-  // Without telemetry (off, or @opentelemetry/api not installed) nothing is wrapped.
-  const routeOptions = (provider: 'edis' | 'voximplant') => {
-    const observe = telemetry?.observer(provider)
-    return { observe, enqueue, retryAfter, handlerTimeout, onErrorAnswer: telemetry?.refused(provider) }
-  }
-  // preClose runs before every onClose hook, so before the host's own, which closes the store's
-  // client: the handlers still running (past handlerTimeout too) finish and are recorded first.
-  fastify.addHook('preClose', async () => { await delivery.drain(closeGracePeriod) })
   await fastify.register(async scope => {
     scope.setValidatorCompiler(typeboxValidatorCompiler)
     if (edis !== undefined) {
-      const { observe, ...rest } = routeOptions('edis')
-      await scope.register(edisRoutes, { settings: edis, deliver: delivery.withWindow(windows.edis, observe), ...rest })
+      await scope.register(edisRoutes, { settings: edis, deliver: deliverEdis, retryAfter, onErrorAnswer: telemetry?.refused('edis') })
     }
     if (voximplant !== undefined) {
-      const { observe, ...rest } = routeOptions('voximplant')
-      await scope.register(voximplantRoutes, { settings: voximplant, deliver: delivery.batchWithWindow(windows.voximplant, observe), ...rest })
+      await scope.register(voximplantRoutes, { settings: voximplant, deliver: deliverVoximplant, retryAfter, onErrorAnswer: telemetry?.refused('voximplant') })
     }
   }, { prefix: resolved.prefix })
 }
@@ -75,10 +83,11 @@ export type {
   AnyProviderCallbackEvent, EdisEvents, UnknownEventName, UnknownVoximplantEvent, VoximplantEvents, ProviderCallbackEvent, ProviderCallbackEventName, ProviderCallbackEvents,
   ProviderCallbackHandler, ProviderCallbackHandlers, ProviderName
 } from './events.js'
-export type { HandlerRequest, ProviderCallbacks, ProviderCallbacksTypes } from './events.js'
-export { bullmqInbox, type DeadLetter, type Inbox, type InboxQueue } from './inbox/inbox.js'
+export type { CallbackSubscriptions, HandlerRequest, ProviderCallbacksTypes } from './events.js'
+export { bullmqInbox, type DeadLetter, type DeadLettered, type Inbox, type InboxQueue } from './inbox/inbox.js'
 export type { BullmqInboxOptions, InboxBackoff, InboxConnection, InboxKeepJobs } from './inbox/options.js'
-export { createInboxWorker, type DeadLettered, type InboxHandler, type InboxHandlers, type InboxWorker, type InboxWorkerOptions } from './inbox/worker.js'
+export { createInboxWorker, type InboxWorkerOptions } from './create-inbox-worker.js'
+export type { InboxHandler, InboxHandlers, InboxWorker } from './inbox/worker.js'
 export type { InboxWorkerOption } from './inbox/plugin.js'
 export { UnrecoverableError } from './inbox/errors.js'
 export type { HandlerContext } from './handler-context.js'

@@ -11,3 +11,13 @@ export function isPromiseLike (value: unknown): value is PromiseLike<unknown> {
 export function then<T, U> (value: MaybePromise<T>, next: (value: T) => MaybePromise<U>): MaybePromise<U> {
   return isPromiseLike(value) ? Promise.resolve(value).then(next) : next(value)
 }
+
+/** Calls something whose failure is only reported (a store's release), whether it throws or rejects. */
+export function quietly (call: () => MaybePromise<void>, onError: (error: unknown) => void): Promise<void> | undefined {
+  try {
+    const result = call()
+    if (isPromiseLike(result)) return Promise.resolve(result).catch(onError)
+  } catch (error) {
+    onError(error)
+  }
+}

@@ -1,3 +1,4 @@
+import { integerOption, timerDelay } from './checks.js'
 import { InvalidOptionError } from './errors.js'
 import { credentialsCheck, type EdisCredentials } from './edis/credentials.js'
 import type { EdisRouteSettings } from './edis/route.js'
@@ -5,7 +6,7 @@ import { sourceCheck } from './source.js'
 import type { ProviderCallbackHandlers } from './events.js'
 import type { Inbox } from './inbox/inbox.js'
 import type { InboxWorkerOption } from './inbox/plugin.js'
-import type { IdempotencySettings } from './idempotency/guard.js'
+import type { IdempotencySettings } from './delivery/deliveries.js'
 import { memoryStore } from './idempotency/memory.js'
 import type { IdempotencyStore } from './idempotency/store.js'
 import { resolveTelemetry, type TelemetryOptions } from './telemetry.js'
@@ -126,9 +127,6 @@ export function resolveOptions (options: ProviderCallbacksOptions): ResolvedOpti
   if (edis === undefined && voximplant === undefined) {
     throw new InvalidOptionError('no provider is enabled: set edis: {} and/or voximplant: { secret } to receive callbacks')
   }
-  if (options.handlers !== undefined && (typeof options.handlers !== 'object' || options.handlers === null)) {
-    throw new InvalidOptionError('handlers must be an object of event name -> function')
-  }
   const idempotency = options.idempotency === false ? undefined : providerOption(options.idempotency ?? {}, 'idempotency')!
   const claimTtl = timerDelay(idempotency?.claimTtl ?? 30 * SECOND, 'idempotency.claimTtl')
   if (idempotency?.store !== undefined && !isStore(idempotency.store)) {
@@ -140,8 +138,8 @@ export function resolveOptions (options: ProviderCallbacksOptions): ResolvedOpti
     voximplant: voximplant && resolveVoximplant(voximplant),
     idempotency: idempotency && { store: idempotency.store ?? memoryStore(), claimTtl, failOpen: idempotency.failOpen === true },
     windows: {
-      edis: positiveInteger(idempotency?.edisWindow ?? 24 * HOUR, 'idempotency.edisWindow'),
-      voximplant: positiveInteger(idempotency?.voximplantWindow ?? 7 * 24 * HOUR, 'idempotency.voximplantWindow')
+      edis: integerOption(idempotency?.edisWindow ?? 24 * HOUR, 'idempotency.edisWindow'),
+      voximplant: integerOption(idempotency?.voximplantWindow ?? 7 * 24 * HOUR, 'idempotency.voximplantWindow')
     },
     retryAfter: Math.ceil(claimTtl / SECOND),
     handlerTimeout: options.handlerTimeout === false ? undefined : timerDelay(options.handlerTimeout ?? 10 * SECOND, 'handlerTimeout'),
@@ -170,8 +168,8 @@ function resolveVoximplant (voximplant: VoximplantOptions): VoximplantRouteSetti
   if (getSecret !== undefined && typeof getSecret !== 'function') throw new InvalidOptionError('voximplant.getSecret must be a function')
   return {
     path: checkPath(voximplant.path ?? '/voximplant', 'voximplant.path'),
-    bodyLimit: positiveInteger(voximplant.bodyLimit ?? DEFAULT_VOXIMPLANT_BODY_LIMIT, 'voximplant.bodyLimit'),
-    maxItems: positiveInteger(voximplant.maxItems ?? DEFAULT_VOXIMPLANT_MAX_ITEMS, 'voximplant.maxItems'),
+    bodyLimit: integerOption(voximplant.bodyLimit ?? DEFAULT_VOXIMPLANT_BODY_LIMIT, 'voximplant.bodyLimit'),
+    maxItems: integerOption(voximplant.maxItems ?? DEFAULT_VOXIMPLANT_MAX_ITEMS, 'voximplant.maxItems'),
     secretsOf: getSecret !== undefined ? lookedUpSecrets(getSecret) : staticSecrets(secret),
     isAllowedSource: voximplant.allowedIps === undefined ? undefined : sourceCheck(voximplant.allowedIps, 'voximplant.allowedIps')
   }
@@ -179,7 +177,7 @@ function resolveVoximplant (voximplant: VoximplantOptions): VoximplantRouteSetti
 
 function resolveEdis (edis: EdisOptions): NonNullable<ResolvedOptions['edis']> {
   const path = checkPath(edis.path ?? '/edis', 'edis.path')
-  const bodyLimit = positiveInteger(edis.bodyLimit ?? DEFAULT_EDIS_BODY_LIMIT, 'edis.bodyLimit')
+  const bodyLimit = integerOption(edis.bodyLimit ?? DEFAULT_EDIS_BODY_LIMIT, 'edis.bodyLimit')
   let areValidCredentials
   if (edis.credentials !== undefined) {
     const list = [edis.credentials].flat()
@@ -209,22 +207,4 @@ function checkPath (path: unknown, name: string): string {
     throw new InvalidOptionError(`${name} must be a non-empty path starting with '/', got ${JSON.stringify(path)}`)
   }
   return path
-}
-
-// Node runs a timer of more than 2^31-1 ms after 1 ms (with a warning): a claim refreshed or a
-// handler timed out at once. Such a value is refused, never silently shortened.
-const MAX_TIMER_DELAY = 2 ** 31 - 1
-
-/** A delay that becomes a timer: a positive integer no greater than Node's largest timer. */
-function timerDelay (value: unknown, name: string): number {
-  const delay = positiveInteger(value, name)
-  if (delay > MAX_TIMER_DELAY) throw new InvalidOptionError(`${name} must be at most ${MAX_TIMER_DELAY} ms (about 24.8 days, Node's longest timer), got ${delay}`)
-  return delay
-}
-
-function positiveInteger (value: unknown, name: string): number {
-  if (!Number.isSafeInteger(value) || (value as number) < 1) {
-    throw new InvalidOptionError(`${name} must be a positive integer, got ${JSON.stringify(value)}`)
-  }
-  return value as number
 }

@@ -1,11 +1,29 @@
 import { Type } from '@sinclair/typebox'
 import type { FastifyError, FastifyReply, FastifyRequest } from 'fastify'
+import type { Outcome } from './delivery/outcome.js'
 import {
-  InternalError, MalformedBodyError, PayloadTooLargeError, UnsupportedMediaTypeError, type FieldProblem
+  ClaimLostError, HandlerFailedError, InFlightError, InternalError, MalformedBodyError, PayloadTooLargeError, StoreUnavailableError,
+  UnsupportedMediaTypeError, type FieldProblem
 } from './errors.js'
 
 /** The seed's answer to a callback that was received. */
 export const SUCCESS = { status: 'success', message: 'Callback received successfully.' } as const
+
+/**
+ * A route's answer to the worst outcome of its events: the seed's success, or the error it calls
+ * for (a 409 or 503 with Retry-After, a 500), which makes the provider deliver again.
+ */
+export function answerFor (retryAfter: number): (outcome: Outcome) => typeof SUCCESS {
+  return outcome => {
+    switch (outcome) {
+      case 'unavailable': throw Object.assign(new StoreUnavailableError(), { retryAfter })
+      case 'lost': throw Object.assign(new ClaimLostError(), { retryAfter })
+      case 'failed': throw new HandlerFailedError()
+      case 'in-flight': throw Object.assign(new InFlightError(), { retryAfter })
+    }
+    return SUCCESS
+  }
+}
 
 export const SuccessReplySchema = Type.Object({
   status: Type.Literal('success'),

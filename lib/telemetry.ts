@@ -4,10 +4,9 @@
 // record nothing. Only the types are imported statically, and no exported declaration names them, so
 // the package's .d.ts files type-check in a project that does not install the API.
 import type * as Otel from '@opentelemetry/api'
-import type { FastifyRequest } from 'fastify'
 import { ClaimLostError, HandlerFailedError, HandlerTimeoutError, InvalidOptionError, StoreUnavailableError } from './errors.js'
 import type { AnyProviderCallbackEvent, ProviderName } from './events.js'
-import type { ObserveDelivery, Outcome } from './idempotency/guard.js'
+import type { DeliveryRequest, ObserveDelivery, Outcome } from './delivery/outcome.js'
 import { isPromiseLike, type MaybePromise } from './maybe-promise.js'
 
 /** What the plugin calls on a TracerProvider (an OpenTelemetry SDK's is one). */
@@ -88,21 +87,6 @@ const NOT_INSTALLED = new Set(['ERR_MODULE_NOT_FOUND', 'MODULE_NOT_FOUND'])
 // the one gauge's (observed by several callbacks, it would read the last one's count only).
 const claimHolders = new WeakMap<object, { holders: Set<() => number>, stop: () => void }>()
 
-// Spans this module started: a handler's failure is recorded on the active span only if it is one.
-const ours = new WeakSet<object>()
-let activeSpan: (() => Otel.Span | undefined) | undefined
-
-/**
- * Records a handler's failure on the event's span, when the handler ran inside one: called where
- * the failure is caught (lib/events.ts), in the handler's own async context.
- */
-export function recordHandlerError (error: unknown): void {
-  const span = activeSpan?.()
-  if (span === undefined || !ours.has(span)) return
-  // A thrown non-Error may be anything the handler had at hand: only its type is recorded.
-  span.recordException(error instanceof Error ? error : { name: typeof error, message: 'a handler threw a value that is not an Error' })
-}
-
 /** The `telemetry` option checked: undefined when it is off. */
 export function resolveTelemetry (option: TelemetryOptions | false | undefined): TelemetryOptions | undefined {
   if (option === false) return undefined
@@ -136,7 +120,6 @@ export async function loadTelemetry (
     if (typeof code === 'string' && NOT_INSTALLED.has(code) && options.tracerProvider === undefined && options.meterProvider === undefined) return undefined
     throw new InvalidOptionError(`telemetry needs @opentelemetry/api (npm install @opentelemetry/api), which could not be loaded: ${String((error as Error | null)?.message ?? error)}`)
   }
-  activeSpan = () => api.trace.getActiveSpan()
   return new Telemetry(api, options)
 }
 
@@ -161,7 +144,9 @@ export class Telemetry {
   readonly #metrics: Instruments | undefined
   readonly #unknownNames = new Set<string>()
   // The event spans still open, by request: a handler timeout marks them.
-  readonly #open = new WeakMap<FastifyRequest, Set<Otel.Span>>()
+  readonly #open = new WeakMap<DeliveryRequest, Set<Otel.Span>>()
+  // Spans this instance started: a handler's failure is recorded on the active span only if it is one.
+  readonly #ours = new WeakSet<object>()
 
   // `api` is @opentelemetry/api's module; typed unknown so that no declaration names the API.
   constructor (module: unknown, { tracerProvider, meterProvider }: TelemetryOptions) {
@@ -187,6 +172,18 @@ export class Telemetry {
     }
   }
 
+  /**
+   * Records a handler's failure on the event's span, when the handler ran inside one of this
+   * instance's: called where the failure is caught (CallbackEvents' onHandlerError, the inbox
+   * worker's handlers), in the handler's own async context.
+   */
+  readonly handlerError = (error: unknown): void => {
+    const span = this.#api.trace.getActiveSpan()
+    if (span === undefined || !this.#ours.has(span)) return
+    // A thrown non-Error may be anything the handler had at hand: only its type is recorded.
+    span.recordException(error instanceof Error ? error : { name: typeof error, message: 'a handler threw a value that is not an Error' })
+  }
+
   /** Each event delivered in a span of its own, its outcome and duration counted. Sync stays sync. */
   observer (provider: ProviderName): ObserveDelivery {
     return (event, request, run) => this.#process(event, provider, this.#api.context.active(), undefined, undefined, request, run)
@@ -196,8 +193,8 @@ export class Telemetry {
    * A worker's run of an inbox job: a span that continues the request's trace from the context
    * stored with the job (and links to it, the messaging conventions' creation context), around `run`.
    */
-  runJob<T extends Outcome> (event: AnyProviderCallbackEvent, stored: JobTraceContext | undefined, attempt: number, run: () => MaybePromise<T>): MaybePromise<T> {
-    const creation = parseTraceparent(stored?.traceparent)
+  runJob<T extends Outcome> (event: AnyProviderCallbackEvent, stored: object | undefined, attempt: number, run: () => MaybePromise<T>): MaybePromise<T> {
+    const creation = parseTraceparent((stored as Partial<JobTraceContext> | undefined)?.traceparent)
     const { trace, ROOT_CONTEXT } = this.#api
     const parent = creation === undefined ? ROOT_CONTEXT : trace.setSpanContext(ROOT_CONTEXT, creation)
     return this.#process(event, event.provider, parent, creation, attempt, undefined, run)
@@ -231,7 +228,7 @@ export class Telemetry {
   }
 
   /** Counts a route's error answers; a handler timeout also marks the request's open event spans. */
-  refused (provider: ProviderName): (request: FastifyRequest, statusCode: number, code: string) => void {
+  refused (provider: ProviderName): (request: DeliveryRequest, statusCode: number, code: string) => void {
     return (request, statusCode, code) => {
       this.#metrics?.refused.add(1, { [ATTRIBUTES.destination]: provider, [ATTRIBUTES.statusCode]: statusCode, [ATTRIBUTES.errorType]: code })
       if (code !== TIMEOUT_CODE) return
@@ -275,7 +272,7 @@ export class Telemetry {
 
   #process<T extends Outcome> (
     event: AnyProviderCallbackEvent, provider: ProviderName, parent: Otel.Context, creation: Otel.SpanContext | undefined,
-    attempt: number | undefined, request: FastifyRequest | undefined, run: () => MaybePromise<T>
+    attempt: number | undefined, request: DeliveryRequest | undefined, run: () => MaybePromise<T>
   ): MaybePromise<T> {
     const { context, trace, SpanKind } = this.#api
     const started = this.#metrics === undefined ? 0 : performance.now()
@@ -299,7 +296,7 @@ export class Telemetry {
       const outcome = run()
       return isPromiseLike(outcome) ? outcome.then(settled => this.#end(span, event, settled, started)) : this.#end(span, event, outcome, started)
     }
-    ours.add(span)
+    this.#ours.add(span)
     const outcome = context.with(trace.setSpan(parent, span), run)
     if (!isPromiseLike(outcome)) return this.#end(span, event, outcome, started)
     const open = request === undefined ? undefined : this.#track(request, span)
@@ -317,7 +314,7 @@ export class Telemetry {
     )
   }
 
-  #track (request: FastifyRequest, span: Otel.Span): Set<Otel.Span> {
+  #track (request: DeliveryRequest, span: Otel.Span): Set<Otel.Span> {
     let open = this.#open.get(request)
     if (open === undefined) this.#open.set(request, open = new Set())
     open.add(span)

@@ -10,7 +10,7 @@ import providerCallbacks, {
 } from '../lib/index.js'
 import type { BullmqInbox } from '../lib/inbox/inbox.js'
 import { eventIdOf, jobIdOf } from '../lib/inbox/job.js'
-import { BACKLOG, startFanOut } from '../lib/inbox/received.js'
+import { BACKLOG, startFanOut } from '../lib/inbox/fan-out.js'
 import { basic, CREDENTIALS, EDIS_BODIES, FORM, gate, postBatch, signedItem, VOX } from './helpers.js'
 import { claimPrefix, counts, fannedOut, received, testInbox, until, workerConnection } from './inbox-helpers.js'
 import { connect, freePort, OwnRedis, redisAvailable } from './redis-helpers.js'

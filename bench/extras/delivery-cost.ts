@@ -15,14 +15,14 @@ const ITEMS_PER_ROUND = 300_000
 const BATCHES = [1, 10, 100]
 
 interface Modules {
-  deliveries: typeof import('../../lib/idempotency/guard.js').deliveries
+  deliveries: typeof import('../../lib/delivery/deliveries.js').deliveries
   CallbackEvents: typeof import('../../lib/events.js').CallbackEvents
   memoryStore: typeof import('../../lib/idempotency/memory.js').memoryStore
 }
 
 async function modules (root: URL, extension: string): Promise<Modules> {
   const at = (path: string): string => new URL(`${path}${extension}`, root).href
-  const [guard, events, memory] = await Promise.all([import(at('idempotency/guard')), import(at('events')), import(at('idempotency/memory'))])
+  const [guard, events, memory] = await Promise.all([import(at('delivery/deliveries')), import(at('events')), import(at('idempotency/memory'))])
   return { deliveries: guard.deliveries, CallbackEvents: events.CallbackEvents, memoryStore: memory.memoryStore }
 }
 

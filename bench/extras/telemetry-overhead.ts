@@ -6,7 +6,7 @@ import { AsyncLocalStorageContextManager } from '@opentelemetry/context-async-ho
 import { MeterProvider, PeriodicExportingMetricReader, type PushMetricExporter } from '@opentelemetry/sdk-metrics'
 import { BatchSpanProcessor, TracerProvider, type SpanExporter } from '@opentelemetry/sdk-trace'
 import type { AnyProviderCallbackEvent } from '../../lib/events.js'
-import type { Deliver, ObserveDelivery } from '../../lib/idempotency/guard.js'
+import type { Deliver, ObserveDelivery } from '../../lib/delivery/outcome.js'
 import { loadTelemetry } from '../../lib/telemetry.js'
 
 const N = 1_000_000

@@ -32,7 +32,10 @@ export const inbox: Command = {
   run: async (args, io) => await inboxCommand(args, io)
 }
 
-/** Runs `inbox ...` (the arguments after `inbox`) and resolves to the exit code. */
+/**
+ * Runs `inbox ...` (the arguments after `inbox`) and resolves to the exit code. Long for a reason:
+ * one switch over the three subcommands, each a few lines, around one connection's life.
+ */
 export async function inboxCommand (args: string[], io: CliIO): Promise<number> {
   let parsed
   try {

@@ -2,13 +2,11 @@ import formbody from '@fastify/formbody'
 import type { FastifyInstance, FastifyRequest, onRequestHookHandler, preValidationHookHandler } from 'fastify'
 import { numberCoercion } from '../coerce.js'
 import { invalidPayload, RepeatedFieldError, UnauthorizedError } from '../errors.js'
-import { answerFor, type Deliver } from '../idempotency/guard.js'
+import type { Deliver } from '../delivery/outcome.js'
 import { then, type MaybePromise } from '../maybe-promise.js'
-import { answerWithin } from '../handler-timeout.js'
-import { errorHandler, replySchemas, type ErrorAnswerObserver, type SUCCESS } from '../replies.js'
+import { answerFor, errorHandler, replySchemas, type ErrorAnswerObserver, type SUCCESS } from '../replies.js'
 import { refuseOtherMethods } from '../method-not-allowed.js'
 import { sourceHook } from '../source.js'
-import type { Enqueue } from '../inbox/plugin.js'
 import { parseBasicAuthorization } from './credentials.js'
 import { decode, parseForm, REFUSED, REPEATED, parseFormOrRefusal, type FormFields } from './form.js'
 import { EdisTrafficRequestSchema, type EdisTrafficThreshold } from './schema.js'
@@ -25,17 +23,20 @@ export interface EdisRouteSettings {
 
 interface EdisRouteOptions {
   settings: EdisRouteSettings
+  /** What becomes of the event: its handlers run now, or it is stored in the inbox (lib/index.ts chooses). */
   deliver: Deliver
-  /** With an inbox: the event is stored instead, and the handlers run later. */
-  enqueue?: Enqueue | undefined
+  /** Seconds, for the Retry-After of a 409 or 503. */
   retryAfter: number
-  handlerTimeout: number | undefined
   /** Told of every error answer (telemetry's count of refused requests). */
   onErrorAnswer?: ErrorAnswerObserver | undefined
 }
 
-/** POST and GET `<prefix><path>`: EDIS's traffic-threshold hook, in a scope of its own. */
-export async function edisRoutes (scope: FastifyInstance, { settings, deliver, enqueue, retryAfter, handlerTimeout, onErrorAnswer }: EdisRouteOptions): Promise<void> {
+/**
+ * POST and GET `<prefix><path>`: EDIS's traffic-threshold hook, in a scope of its own. Long for a
+ * reason: it is the scope's whole setup (parser, hooks, the two routes' declarations) in the order
+ * Fastify runs it; the hooks' logic is in functions of its own.
+ */
+export async function edisRoutes (scope: FastifyInstance, { settings, deliver, retryAfter, onErrorAnswer }: EdisRouteOptions): Promise<void> {
   // Only form bodies here, parsed leniently; whatever the host registered (its JSON parser,
   // @fastify/formbody with other options) stays on the host's routes. The parser never throws:
   // Fastify before 5.12.8 does not catch a parser that throws, and the process would die of it. A
@@ -45,7 +46,6 @@ export async function edisRoutes (scope: FastifyInstance, { settings, deliver, e
   scope.setErrorHandler(errorHandler(FORM, onErrorAnswer))
 
   const { isAllowedSource, areValidCredentials } = settings
-  const coerceNumbers = numberCoercion(EdisTrafficRequestSchema) as (fields: FormFields) => FormFields
   const onRequest: onRequestHookHandler[] = []
   if (isAllowedSource !== undefined) {
     onRequest.push(sourceHook(isAllowedSource))
@@ -62,33 +62,7 @@ export async function edisRoutes (scope: FastifyInstance, { settings, deliver, e
     })
   }
 
-  // Callback hooks, not async ones: they finish without a turn of the event loop.
-  const prepareFields: preValidationHookHandler = (request, _reply, done) => {
-    const fields = readFields(request)
-    const refusal = fields?.[REFUSED]
-    if (refusal !== undefined) throw refusal
-    if (areValidCredentials !== undefined && request.headers.authorization === undefined) {
-      // No body at all has no credentials either: a 401, as for any other request without them.
-      const { callback_user: username, callback_pw: password } = fields ?? {}
-      if (typeof username !== 'string' || typeof password !== 'string' || !areValidCredentials(username, password)) {
-        throw new UnauthorizedError()
-      }
-    }
-    if (fields === undefined) return done()
-    const repeated = fields[REPEATED]
-    if (repeated !== undefined) {
-      throw invalidPayload(repeated.map(key => ({ path: pointer(key), message: 'Expected the field once, got it repeated' })), RepeatedFieldError)
-    }
-    // Credentials are checked: they go no further, not to an event and not to request.body for
-    // whatever hook runs next. (Deleting makes the object slower to read: only when they came.)
-    if (fields.callback_user !== undefined || fields.callback_pw !== undefined) {
-      delete fields.callback_user
-      delete fields.callback_pw
-    }
-    // Form values are strings; the schema documents trigger_value as the integer it means.
-    coerceNumbers(fields)
-    done()
-  }
+  const prepareFields = fieldsHook(areValidCredentials)
 
   // A 500, 409 or 503 makes EDIS (or whoever redelivers) try again.
   const answer = answerFor(retryAfter)
@@ -102,8 +76,7 @@ export async function edisRoutes (scope: FastifyInstance, { settings, deliver, e
       receivedAt: new Date(),
       known: true
     } as const
-    if (enqueue !== undefined) return enqueue([event], request).then(answer)
-    return then(answerWithin(deliver(event, request), handlerTimeout, retryAfter, request), answer)
+    return then(deliver(event, request), answer)
   }
 
   const route = {
@@ -139,6 +112,42 @@ export async function edisRoutes (scope: FastifyInstance, { settings, deliver, e
 
 // GET queries go through the same lenient parser as bodies (not the host's querystring parser),
 // so both methods accept the same input and report a repeated field the same way.
+
+/**
+ * The route's preValidation: a refused body refused, field credentials checked, repeated fields a
+ * 400, credentials dropped, numbers coerced. A callback hook, not an async one: it finishes
+ * without a turn of the event loop.
+ */
+function fieldsHook (areValidCredentials: EdisRouteSettings['areValidCredentials']): preValidationHookHandler {
+  const coerceNumbers = numberCoercion(EdisTrafficRequestSchema) as (fields: FormFields) => FormFields
+  return (request, _reply, done) => {
+    const fields = readFields(request)
+    const refusal = fields?.[REFUSED]
+    if (refusal !== undefined) throw refusal
+    if (areValidCredentials !== undefined && request.headers.authorization === undefined) {
+      // No body at all has no credentials either: a 401, as for any other request without them.
+      const { callback_user: username, callback_pw: password } = fields ?? {}
+      if (typeof username !== 'string' || typeof password !== 'string' || !areValidCredentials(username, password)) {
+        throw new UnauthorizedError()
+      }
+    }
+    if (fields === undefined) return done()
+    const repeated = fields[REPEATED]
+    if (repeated !== undefined) {
+      throw invalidPayload(repeated.map(key => ({ path: pointer(key), message: 'Expected the field once, got it repeated' })), RepeatedFieldError)
+    }
+    // Credentials are checked: they go no further, not to an event and not to request.body for
+    // whatever hook runs next. (Deleting makes the object slower to read: only when they came.)
+    if (fields.callback_user !== undefined || fields.callback_pw !== undefined) {
+      delete fields.callback_user
+      delete fields.callback_pw
+    }
+    // Form values are strings; the schema documents trigger_value as the integer it means.
+    coerceNumbers(fields)
+    done()
+  }
+}
+
 function readFields (request: FastifyRequest): FormFields | undefined {
   if (request.method !== 'GET') return request.body as FormFields | undefined
   const start = request.url.indexOf('?')

@@ -1,3 +1,4 @@
+import { integerOption } from '../checks.js'
 import { InvalidOptionError } from '../errors.js'
 import { hashOf, KeyTable } from './key-table.js'
 import type { ClaimResult, IdempotencyStore } from './store.js'
@@ -25,12 +26,12 @@ export interface MemoryStore extends IdempotencyStore {
 
 /**
  * The default store: one process's memory, bounded in keys and expiring. Right for a single
- * replica; several replicas need a shared store such as `redisStore`.
+ * replica; several replicas need a shared store such as `redisStore`. Long for a reason: the
+ * store's methods close over its two tables, the hot path's state, and each method is short.
  */
 export function memoryStore (options: MemoryStoreOptions = {}): MemoryStore {
-  const max = options.max ?? 10_000
+  const max = integerOption(options.max ?? 10_000, 'memoryStore: max')
   const cap = options.ttl ?? Infinity
-  if (!Number.isSafeInteger(max) || max < 1) throw new InvalidOptionError(`memoryStore: max must be a positive integer, got ${JSON.stringify(options.max)}`)
   if (!(cap > 0)) throw new InvalidOptionError(`memoryStore: ttl must be a positive number of ms, got ${JSON.stringify(options.ttl)}`)
   // Keys in two generations of about `max` each: claims go to the young one, and when it is full it
   // becomes the old one and the old one is dropped whole. A done key is so dropped only once `max`

@@ -1,11 +1,10 @@
 import { EventEmitter } from 'node:events'
-import type { Job, JobsOptions, Queue } from 'bullmq'
+import type { Job, Queue } from 'bullmq'
 import type { AnyProviderCallbackEvent } from '../events.js'
-import type { JobTraceContext } from '../telemetry.js'
-import { eventIdOf, eventOf, jobData, jobIdOf, type InboxJobData } from './job.js'
+import type { FanOutInbox } from './fan-out.js'
+import { eventIdOf, eventOf, jobData, jobIdOf, type InboxJobData, type TraceCarrier } from './job.js'
 import { resolveInboxOptions, type BullmqInboxOptions, type InboxConnection, type InboxSettings } from './options.js'
-import { appendReceived, receivedKey } from './received.js'
-import type { DeadLettered } from './worker.js'
+import { appendReceived, receivedKey } from './stream.js'
 
 /** An event out of attempts, or refused for good (UnrecoverableError): the dead letters. */
 export interface DeadLetter {
@@ -14,6 +13,18 @@ export interface DeadLetter {
   attempts: number
   /** The last run's error message. */
   error: string
+}
+
+/**
+ * Why an event became a dead letter: `failed`, every attempt failed; `unrecoverable`, a handler
+ * threw `UnrecoverableError`; `stalled`, its runs stalled more than `maxStalledCount` times (their
+ * workers died), and the last was not run. `attempts`: the runs whose handlers failed; `stalls`:
+ * the runs whose workers died.
+ */
+export interface DeadLettered {
+  reason: 'failed' | 'unrecoverable' | 'stalled'
+  attempts: number
+  stalls: number
 }
 
 /**
@@ -81,15 +92,6 @@ export function connected (client: InboxConnection): InboxConnection {
 /** Events one entry of the received stream holds at most: a flood of requests in one turn makes several. */
 const MAX_RECEIVED = 1000
 
-/** The one command fanOut sends the inbox's client itself (the connection's type names none). */
-interface ScoreClient extends InboxConnection {
-  // Scores as strings: on ioredis 5, and on 6 over RESP3 too.
-  zmscore(key: string, ...members: string[]): Promise<Array<string | null>>
-}
-
-/** Events a worker makes jobs of in one go: BullMQ's cost per job is high enough to block the event loop for long. */
-const FAN_OUT_CHUNK = 20
-
 /** The requests stored together: those of one turn of the event loop, or of the turns an add was on its way. */
 interface Pending {
   events: InboxJobData[]
@@ -101,11 +103,11 @@ interface Pending {
   settle: (error?: unknown) => void
 }
 
-export class BullmqInbox extends EventEmitter implements Inbox {
+export class BullmqInbox extends EventEmitter implements Inbox, FanOutInbox {
   readonly name: string
   readonly settings: InboxSettings
   readonly connection: InboxConnection
-  /** The received stream's key (received.ts). */
+  /** The received stream's key (stream.ts). */
   readonly received: string
   // The inbox's own client, duplicated from the host's: what a request waits on.
   readonly #commands: InboxConnection
@@ -139,7 +141,7 @@ export class BullmqInbox extends EventEmitter implements Inbox {
    * or (Redis is down) answers them 503 until the client is connected again.
    */
   async connect (): Promise<void> {
-    await this.#withQueue(async () => {})
+    await this.withQueue(async () => {})
   }
 
   async queue (): Promise<Queue> {
@@ -170,7 +172,7 @@ export class BullmqInbox extends EventEmitter implements Inbox {
    * at once, cost one XADD. Rejects when Redis did not acknowledge in time
    * or cannot be reached; the route then answers 503.
    */
-  async enqueue (events: readonly AnyProviderCallbackEvent[], trace?: JobTraceContext): Promise<void> {
+  async enqueue (events: readonly AnyProviderCallbackEvent[], trace?: TraceCarrier): Promise<void> {
     // Disconnected: no command can go; said at once, without waiting for a reconnection.
     const commands = this.commands()
     if (commands.status !== 'ready') throw new Error(`Redis is not connected (${commands.status})`)
@@ -222,54 +224,13 @@ export class BullmqInbox extends EventEmitter implements Inbox {
     })
   }
 
-  /**
-   * Received events, each as a job of its own, deduplicated by event id: one already there is left
-   * as it is, so a redelivery stores nothing new, unless it is a completed job older than its
-   * provider's window, which is removed and added again: the event comes again legitimately (EDIS's
-   * `edis:<kvm>:<trigger_value>` does), and BullMQ's trimming of finished jobs (when others finish,
-   * 1000 at a time) cannot be relied on to have removed it. A few at a time (BullMQ's addBulk, one
-   * pipeline each), so that a worker in the app's process leaves the event loop to its requests
-   * between them; a worker that dies midway leaves the entry to be fanned out again, which adds
-   * only what is missing.
-   */
-  async fanOut (received: readonly InboxJobData[]): Promise<void> {
-    const { attempts, backoff, removeOnComplete, removeOnFail, windows } = this.settings
-    const jobs = (events: readonly InboxJobData[]): Array<{ name: string, data: InboxJobData, opts: JobsOptions }> => events.map(event => ({
-      name: event.name,
-      data: event,
-      opts: { jobId: jobIdOf(event.id), attempts, backoff, removeOnComplete, removeOnFail }
-    }))
-    for (let start = 0; start < received.length; start += FAN_OUT_CHUNK) {
-      const events = received.slice(start, start + FAN_OUT_CHUNK)
-      await this.#withQueue(async queue => {
-        // When each event's job, if one is completed, finished (the completed set's score is its
-        // finishedOn). Sent with the add, not before it: the common case, new events, waits for no
-        // round trip more. An add never completes a job, so the order the two run in is no matter.
-        const finished = (this.commands() as ScoreClient).zmscore(queue.keys.completed!, ...events.map(event => jobIdOf(event.id)))
-        finished.catch(() => {})
-        await queue.addBulk(jobs(events))
-        const now = Date.now()
-        const scores = await finished
-        const stale = events.filter((event, i) => {
-          const score = scores[i]
-          return score != null && now - Number(score) >= windows[event.provider]
-        })
-        if (stale.length === 0) return
-        // Removed whatever it is now: had it changed meanwhile (another worker renewed it), the
-        // claim protocol still runs its handlers once.
-        await Promise.all(stale.map(async event => await queue.remove(jobIdOf(event.id))))
-        await queue.addBulk(jobs(stale))
-      })
-    }
-  }
-
   async failed (): Promise<DeadLetter[]> {
-    const jobs = await this.#withQueue(async queue => await queue.getFailed(0, -1) as Array<Job<InboxJobData>>)
+    const jobs = await this.withQueue(async queue => await queue.getFailed(0, -1) as Array<Job<InboxJobData>>)
     return jobs.reverse().map(job => ({ event: eventOf(job.data), attempts: job.attemptsMade, error: job.failedReason }))
   }
 
   async retry (eventId: string): Promise<boolean> {
-    return await this.#withQueue(async queue => {
+    return await this.withQueue(async queue => {
       const job = await queue.getJob(jobIdOf(eventId))
       if (job === undefined || !await job.isFailed()) return false
       await job.retry('failed', { resetAttemptsMade: true, resetAttemptsStarted: true })
@@ -279,7 +240,7 @@ export class BullmqInbox extends EventEmitter implements Inbox {
 
   async retryFailed (): Promise<number> {
     // The dead letters of now: one retried and failed again meanwhile is not retried twice.
-    const jobs = await this.#withQueue(async queue => await queue.getFailed(0, -1))
+    const jobs = await this.withQueue(async queue => await queue.getFailed(0, -1))
     let retried = 0
     for (const job of jobs) {
       if (await this.retry(eventIdOf(job.id!))) retried++
@@ -305,7 +266,8 @@ export class BullmqInbox extends EventEmitter implements Inbox {
     }
   }
 
-  async #withQueue<T> (work: (queue: Queue) => Promise<T>): Promise<T> {
+  /** `work` on the queue, BullMQ's start-up included, bounded by addTimeout. */
+  async withQueue<T> (work: (queue: Queue) => Promise<T>): Promise<T> {
     return await this.#bounded(async () => await work(await this.queue()))
   }
 

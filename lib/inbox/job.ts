@@ -1,5 +1,10 @@
 import type { AnyProviderCallbackEvent } from '../events.js'
-import type { JobTraceContext } from '../telemetry.js'
+
+/**
+ * The request's trace context, as the app's telemetry gave it (InboxHooks.jobContext) and takes it
+ * back in the worker (InboxHooks.runJob): opaque to the inbox, which only stores it with the job.
+ */
+export type TraceCarrier = object
 
 /**
  * What a job holds: the event as handlers see it, `receivedAt` as an ISO string. Never a
@@ -14,11 +19,11 @@ export interface InboxJobData {
   receivedAt: string
   known: boolean
   /** The request's trace context (a W3C traceparent: ids only), for the worker's span; with telemetry only. */
-  trace?: JobTraceContext
+  trace?: TraceCarrier
 }
 
 /** `receivedAt`: the event's, as an ISO string, which the caller makes once for a request's events (they share one Date): toISOString, about 1 µs, was nearly all of this function's cost. */
-export function jobData (event: AnyProviderCallbackEvent, receivedAt: string, trace?: JobTraceContext): InboxJobData {
+export function jobData (event: AnyProviderCallbackEvent, receivedAt: string, trace?: TraceCarrier): InboxJobData {
   const data: InboxJobData = { name: event.name, provider: event.provider, id: event.id, payload: event.payload, receivedAt, known: event.known }
   if (trace !== undefined) data.trace = trace
   return data

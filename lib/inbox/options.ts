@@ -1,4 +1,4 @@
-import { inspect } from 'node:util'
+import { integerOption, MAX_TIMER_DELAY, shown } from '../checks.js'
 import { InvalidOptionError } from '../errors.js'
 
 /**
@@ -110,9 +110,6 @@ function claimPrefixOf (claimPrefix: unknown, prefix: string, name: string): str
   return claimPrefix
 }
 
-// As the value reads in code: JSON would show NaN and Infinity as null.
-const shown = (value: unknown): string => inspect(value, { breakLength: Infinity, depth: 2 })
-
 const isObject = (value: unknown): value is Record<string, unknown> => typeof value === 'object' && value !== null && !Array.isArray(value)
 
 // These are set on every job: BullMQ checks some only at each add (a jitter outside 0..1 fails every
@@ -158,8 +155,5 @@ function unknownKeys (value: Record<string, unknown>, known: readonly string[], 
 }
 
 function positive (value: unknown, name: string): number {
-  if (!Number.isSafeInteger(value) || (value as number) < 1 || (value as number) > 2 ** 31 - 1) {
-    throw new InvalidOptionError(`bullmqInbox ${name} must be a positive integer of at most ${2 ** 31 - 1}, got ${shown(value)}`)
-  }
-  return value as number
+  return integerOption(value, `bullmqInbox ${name}`, { max: MAX_TIMER_DELAY })
 }

@@ -1,29 +1,26 @@
-import type { FastifyInstance, FastifyRequest } from 'fastify'
+import type { FastifyInstance } from 'fastify'
+import type { DeliverBatch } from '../delivery/outcome.js'
 import { InvalidOptionError } from '../errors.js'
-import type { AnyProviderCallbackEvent, CallbackEvents } from '../events.js'
-import type { Outcome } from '../idempotency/guard.js'
 import { loggable } from '../loggable-error.js'
-import type { Telemetry } from '../telemetry.js'
+import type { InboxHooks } from './hooks.js'
 import type { BullmqInbox, Inbox } from './inbox.js'
-import { startInboxWorker, type InboxWorker, type InboxWorkerOptions } from './worker.js'
-
-/** Stores a request's verified events in the inbox: 'delivered' once Redis acknowledged them all, 'unavailable' if it did not. */
-export type Enqueue = (events: readonly AnyProviderCallbackEvent[], request: FastifyRequest) => Promise<Outcome>
+import { startInboxWorker, type HandlerSource, type InboxWorker, type InboxWorkerSettings } from './worker.js'
 
 /** The plugin's `worker` option: this process's worker's settings, or `false` for none here. */
-export type InboxWorkerOption = boolean | Pick<InboxWorkerOptions, 'concurrency' | 'lockDuration' | 'stalledInterval' | 'maxStalledCount'>
+export type InboxWorkerOption = boolean | Pick<InboxWorkerSettings, 'concurrency' | 'lockDuration' | 'stalledInterval' | 'maxStalledCount'>
 
 /**
- * The plugin's side of an inbox: the routes' enqueue, and (unless `worker: false`) a worker in this
- * process over the app's handlers, started once the app is ready and closed with it.
+ * The plugin's side of an inbox: the routes' delivery, which stores a request's verified events
+ * ('delivered' once Redis acknowledged them all, 'unavailable' if it did not), and (unless
+ * `worker: false`) a worker in this process over the app's handlers, started once the app is
+ * ready and closed with it.
  */
-export function inboxDelivery (fastify: FastifyInstance, events: CallbackEvents, inbox: Inbox, worker: InboxWorkerOption | undefined, telemetry?: Telemetry): Enqueue {
+export function inboxDelivery (fastify: FastifyInstance, handlers: HandlerSource, inbox: Inbox, worker: InboxWorkerOption | undefined, hooks?: InboxHooks): DeliverBatch {
   if (typeof (inbox as Partial<BullmqInbox>)?.enqueue !== 'function') throw new InvalidOptionError('inbox must be made by bullmqInbox({ connection })')
   if (worker !== undefined && typeof worker !== 'boolean' && (typeof worker !== 'object' || worker === null)) {
     throw new InvalidOptionError('worker must be true, false or an object of worker options')
   }
   const bullmq = inbox as BullmqInbox
-  events.inbox = inbox as CallbackEvents['inbox']
   // Connected before the app listens, so that its first callback is stored, not a 503; a Redis
   // that is down does not stop the app from starting (its callbacks are 503s until it is back).
   fastify.addHook('onReady', async () => {
@@ -32,7 +29,7 @@ export function inboxDelivery (fastify: FastifyInstance, events: CallbackEvents,
   if (worker !== false) {
     let running: InboxWorker | undefined
     fastify.addHook('onReady', async () => {
-      running = startInboxWorker(bullmq, events, { ...(typeof worker === 'object' ? worker : {}), logger: fastify.log }, telemetry)
+      running = startInboxWorker(bullmq, handlers, { ...(typeof worker === 'object' ? worker : {}), logger: fastify.log }, hooks)
       await running.worker
     })
     // Before the host's own onClose hooks, which close the Redis client the worker runs on.
@@ -42,8 +39,8 @@ export function inboxDelivery (fastify: FastifyInstance, events: CallbackEvents,
   return async (batch, request) => {
     try {
       // The request's trace context goes with the jobs: the worker's spans continue its trace.
-      await bullmq.enqueue(batch, telemetry?.jobContext())
-      if (telemetry !== undefined) for (const event of batch) telemetry.stored(event)
+      await bullmq.enqueue(batch, hooks?.jobContext())
+      if (hooks !== undefined) for (const event of batch) hooks.stored(event)
       return 'delivered'
     } catch (error) {
       // Unreachable, too slow, or refusing (out of memory): the error, ours or Redis's, says which.

@@ -1,21 +1,20 @@
 import { EventEmitter } from 'node:events'
 import type { Job, Worker } from 'bullmq'
-import type { FastifyBaseLogger, FastifyRequest } from 'fastify'
-import { ClaimLostError, InvalidOptionError } from '../errors.js'
-import {
-  CallbackEvents, type AnyProviderCallbackEvent, type ProviderCallbackEventName, type ProviderCallbackEvents
-} from '../events.js'
-import type { HandlerContext } from '../handler-context.js'
-import { deliveries, type Deliver } from '../idempotency/guard.js'
+import type { FastifyBaseLogger } from 'fastify'
+import { deliveries, type Deliveries } from '../delivery/deliveries.js'
+import type { Deliver, DeliveryRequest, Handlers } from '../delivery/outcome.js'
+import { integerOption } from '../checks.js'
+import { ClaimLostError } from '../errors.js'
+import type { AnyProviderCallbackEvent, ProviderCallbackEventName, ProviderCallbackEvents } from '../events.js'
+import type { DeliveryContext, HandlerContext } from '../handler-context.js'
 import { redisStore, type RedisClientLike } from '../idempotency/redis.js'
-import { loadTelemetry, resolveTelemetry, type Telemetry, type TelemetryOptions } from '../telemetry.js'
-import { voximplantEventNames } from '../voximplant/schema.js'
 import { loggable } from '../loggable-error.js'
 import { isUnrecoverable, UnrecoverableError } from './errors.js'
-import { connected, failFastClient, type BullmqInbox, type Inbox } from './inbox.js'
-import type { InboxConnection } from './options.js'
+import { startFanOut, type FanOut } from './fan-out.js'
+import type { InboxHooks } from './hooks.js'
+import { connected, failFastClient, type BullmqInbox, type DeadLettered } from './inbox.js'
 import { eventOf, type InboxJobData } from './job.js'
-import { startFanOut, type FanOut } from './received.js'
+import type { InboxConnection, InboxSettings } from './options.js'
 
 /** A handler run by an inbox's worker: there is no request (it was answered long ago). */
 export type InboxHandler<Event = AnyProviderCallbackEvent> = (event: Event, request: undefined, context: HandlerContext) => void | Promise<void>
@@ -25,10 +24,8 @@ export type InboxHandlers = {
   [Name in ProviderCallbackEventName]?: InboxHandler<ProviderCallbackEvents[Name]>
 }
 
-export interface InboxWorkerOptions {
-  handlers?: InboxHandlers
-  /** Runs every event, whatever its name (a Voximplant type this version does not know too). */
-  onAny?: InboxHandler
+/** What a worker runs on, beside the inbox: the options of createInboxWorker and of the plugin's `worker`. */
+export interface InboxWorkerSettings {
   /** Events run at once by this worker. Default 1 (BullMQ's). */
   concurrency?: number
   /** BullMQ's: ms a job's lock lasts unless renewed; a worker that dies loses its jobs after it. Default 30 s. */
@@ -44,23 +41,6 @@ export interface InboxWorkerOptions {
   maxStalledCount?: number
   /** Where failures are logged (pino or anything with its methods). Default: errors and warnings to stderr. */
   logger?: FastifyBaseLogger
-  /**
-   * OpenTelemetry, as the plugin's option: each run in a span that continues the request's trace,
-   * stored, retried and dead-lettered counted. Default: on when @opentelemetry/api is installed.
-   */
-  telemetry?: TelemetryOptions | false
-}
-
-/**
- * Why an event became a dead letter: `failed`, every attempt failed; `unrecoverable`, a handler
- * threw `UnrecoverableError`; `stalled`, its runs stalled more than `maxStalledCount` times (their
- * workers died), and the last was not run. `attempts`: the runs whose handlers failed; `stalls`:
- * the runs whose workers died.
- */
-export interface DeadLettered {
-  reason: 'failed' | 'unrecoverable' | 'stalled'
-  attempts: number
-  stalls: number
 }
 
 /**
@@ -76,7 +56,7 @@ export interface InboxWorker extends EventEmitter {
   close(): Promise<void>
 }
 
-/** The handlers a worker runs: a `handlers` map, or the app's `providerCallbacks`. */
+/** The handlers a worker runs: a `handlers` map's, or the app's `providerCallbacks`. */
 export interface HandlerSource {
   handlersOf(event: AnyProviderCallbackEvent): ReadonlyArray<(event: AnyProviderCallbackEvent, request: any, context: HandlerContext) => void | Promise<void>>
 }
@@ -87,51 +67,43 @@ const LOCK_DURATION = 30_000
 const STALLED_INTERVAL = 30_000
 
 /**
- * Runs an inbox's events, in any process: no Fastify needed. Each run goes through the claim
- * protocol on the inbox's Redis, so a job BullMQ runs twice (its worker stalled or died) still
- * succeeds once. A handler that throws makes the run fail and BullMQ retry it after its backoff;
- * one that throws `UnrecoverableError` sends the event to the dead letters at once.
+ * The claim protocol runs the worker's handlers through this: the event's own, without a request,
+ * the error they threw kept (the protocol only logs it) for BullMQ's failedReason and retry decision.
  */
-export function createInboxWorker (inbox: Inbox, options: InboxWorkerOptions = {}): InboxWorker {
-  const source = new CallbackEvents(['traffic-threshold', ...voximplantEventNames])
-  if (options.handlers !== undefined && (typeof options.handlers !== 'object' || options.handlers === null)) {
-    throw new InvalidOptionError('handlers must be an object of event name -> function')
-  }
-  for (const [name, handler] of Object.entries(options.handlers ?? {}) as Array<[ProviderCallbackEventName, InboxHandler<any>]>) {
-    source.on(name, handler as never)
-  }
-  if (options.onAny !== undefined) source.onAny(options.onAny as never)
-  return startInboxWorker(inbox as BullmqInbox, source, options, loadTelemetry(resolveTelemetry(options.telemetry)))
-}
+class JobHandlers implements Handlers {
+  readonly #source: HandlerSource
+  readonly #onError: (error: unknown) => void
+  readonly errors = new WeakMap<AnyProviderCallbackEvent, Error>()
 
-/** A worker over `source`'s handlers; `telemetry` is the plugin's, or the one createInboxWorker loads. */
-export function startInboxWorker (
-  inbox: BullmqInbox, source: HandlerSource, options: Omit<InboxWorkerOptions, 'handlers' | 'onAny' | 'telemetry'>, telemetry?: Telemetry | Promise<Telemetry | undefined>
-): InboxWorker {
-  const log = options.logger ?? stderrLogger
-  const { settings } = inbox
-  const concurrency = options.concurrency ?? 1
-  if (!Number.isSafeInteger(concurrency) || concurrency < 1) throw new InvalidOptionError(`concurrency must be a positive integer, got ${JSON.stringify(concurrency)}`)
-  // A stall is a worker's death, not a failure of the event's handlers: as many are allowed as
-  // attempts, so that only a poison event (one whose runs kill their worker) ends dead for it.
-  const maxStalledCount = options.maxStalledCount ?? settings.attempts
-  if (!Number.isSafeInteger(maxStalledCount) || maxStalledCount < 0) throw new InvalidOptionError(`maxStalledCount must be an integer of at least 0, got ${JSON.stringify(maxStalledCount)}`)
-  // The claims go over a fail-fast client of the worker's own: a claim and its refreshes never
-  // wait behind the adds of the app's requests.
-  const claims = failFastClient(inbox.connection, settings.addTimeout)
+  constructor (source: HandlerSource, onError: (error: unknown) => void) {
+    this.#source = source
+    this.#onError = onError
+  }
 
-  // The claim protocol runs one handler: this one, which runs the event's own and keeps the error
-  // they threw (the protocol only logs it), for BullMQ's failedReason and retry decision.
-  const errors = new WeakMap<AnyProviderCallbackEvent, unknown>()
-  const guarded = new CallbackEvents([])
-  guarded.onAny(async (event, _request, context) => {
-    const handlers = source.handlersOf(event)
+  // Every job is run: one with no handler here must fail, not be acknowledged (see #run).
+  hasListeners (): boolean {
+    return true
+  }
+
+  async deliver (event: AnyProviderCallbackEvent, request: DeliveryRequest, context: DeliveryContext): Promise<boolean> {
+    try {
+      await this.#run(event, context)
+      return true
+    } catch (error) {
+      request.log.error({ err: error, event: event.id }, `a '${event.name}' handler failed`)
+      this.#onError(error)
+      return false
+    }
+  }
+
+  async #run (event: AnyProviderCallbackEvent, context: DeliveryContext): Promise<void> {
+    const handlers = this.#source.handlersOf(event)
     // A worker with no handler for it (an older version's, in a rolling deploy; a handlers map
     // missing a type) must not acknowledge it: the run fails, the claim goes back, and a retry
     // finds a worker that has one, or the event is dead-lettered saying why.
     if (handlers.length === 0) {
       const error = new Error(`no handler for '${event.name}' in this worker`)
-      errors.set(event, error)
+      this.errors.set(event, error)
       throw error
     }
     const results = await Promise.allSettled(handlers.map(async handler => { await handler(event, undefined, context) }))
@@ -140,34 +112,101 @@ export function startInboxWorker (
     // BullMQ keeps an Error's message as the job's failedReason: a thrown string becomes one.
     const error = failures.length === 1 ? asError(failures[0]) : new AggregateError(failures, `${failures.length} handlers failed: ${failures.map(messageOf).join('; ')}`)
     // One handler that asks for no retry stops them all: a retry would run it again.
-    errors.set(event, failures.some(isUnrecoverable) && !isUnrecoverable(error) ? new UnrecoverableError(messageOf(error), { cause: error }) : error)
+    this.errors.set(event, failures.some(isUnrecoverable) && !isUnrecoverable(error) ? new UnrecoverableError(messageOf(error), { cause: error }) : error)
     throw error
-  })
-  const delivery = deliveries(guarded, {
-    store: redisStore(connected(claims) as unknown as RedisClientLike, { prefix: settings.claimPrefix }),
-    claimTtl: settings.claimTtl,
-    failOpen: false
-  }, log)
-  const byProvider: Record<AnyProviderCallbackEvent['provider'], Deliver> = {
-    edis: delivery.withWindow(settings.windows.edis),
-    voximplant: delivery.withWindow(settings.windows.voximplant)
   }
-  // What the claim protocol logs through: there is no request in a worker.
-  const request = { log } as FastifyRequest
+}
 
+/**
+ * A worker over `source`'s handlers: BullMQ's Worker for the jobs, the received stream's fan-out,
+ * the claim protocol on the inbox's Redis around each run. `hooks`: the plugin's telemetry, or the
+ * one createInboxWorker loads.
+ */
+export function startInboxWorker (
+  inbox: BullmqInbox, source: HandlerSource, options: InboxWorkerSettings, hooks?: InboxHooks | Promise<InboxHooks | undefined>
+): InboxWorker {
+  return new JobWorker(inbox, source, options, hooks)
+}
+
+class JobWorker extends EventEmitter implements InboxWorker {
+  readonly worker: Promise<Worker<InboxJobData>>
+  readonly #inbox: BullmqInbox
+  readonly #settings: InboxSettings
+  readonly #log: FastifyBaseLogger
+  readonly #maxStalledCount: number
+  // The claims go over a fail-fast client of the worker's own: a claim and its refreshes never
+  // wait behind the adds of the app's requests.
+  readonly #claims: InboxConnection
+  readonly #handlers: JobHandlers
+  readonly #delivery: Deliveries
+  readonly #byProvider: Record<AnyProviderCallbackEvent['provider'], Deliver>
+  // What the claim protocol logs through: there is no request in a worker.
+  readonly #request: DeliveryRequest
   // Set before the BullMQ worker exists, so before its first job.
-  let traced: Telemetry | undefined
-  const process = async (job: Job<InboxJobData>, token?: string): Promise<void> => {
-    if (claims.status !== 'ready') await readyOrNot(claims, settings.addTimeout)
+  #hooks: InboxHooks | undefined
+  #cleaner: NodeJS.Timeout | undefined
+  #fanOut: FanOut | undefined
+  #stopObserving: (() => void) | undefined
+  #closing: Promise<void> | undefined
+
+  constructor (inbox: BullmqInbox, source: HandlerSource, options: InboxWorkerSettings, hooks: InboxHooks | Promise<InboxHooks | undefined> | undefined) {
+    super()
+    const { settings } = inbox
+    this.#inbox = inbox
+    this.#settings = settings
+    this.#log = options.logger ?? stderrLogger
+    this.#request = { log: this.#log }
+    const concurrency = integerOption(options.concurrency ?? 1, 'concurrency')
+    // A stall is a worker's death, not a failure of the event's handlers: as many are allowed as
+    // attempts, so that only a poison event (one whose runs kill their worker) ends dead for it.
+    this.#maxStalledCount = integerOption(options.maxStalledCount ?? settings.attempts, 'maxStalledCount', { min: 0 })
+    this.#claims = failFastClient(inbox.connection, settings.addTimeout)
+    this.#handlers = new JobHandlers(source, error => { this.#hooks?.handlerError(error) })
+    this.#delivery = deliveries(this.#handlers, {
+      store: redisStore(connected(this.#claims) as unknown as RedisClientLike, { prefix: settings.claimPrefix }),
+      claimTtl: settings.claimTtl,
+      failOpen: false
+    }, this.#log)
+    this.#byProvider = { edis: this.#delivery.withWindow(settings.windows.edis), voximplant: this.#delivery.withWindow(settings.windows.voximplant) }
+    // Not waiting for Redis: a worker started while it is down runs once it is back.
+    this.worker = Promise.all([import('bullmq'), hooks]).then(([{ Worker }, loaded]) => this.#start(Worker, loaded, { ...options, concurrency }))
+  }
+
+  #start (BullmqWorker: typeof Worker, hooks: InboxHooks | undefined, options: InboxWorkerSettings & { concurrency: number }): Worker<InboxJobData> {
+    this.#hooks = hooks
+    // The claims its runs hold count in the process's claims held, beside the routes' own.
+    this.#stopObserving = hooks?.observeClaims(this.#delivery.held)
+    const worker: Worker<InboxJobData> = new BullmqWorker(this.#settings.name, async (job, token) => { await this.#process(job, token) }, {
+      connection: this.#inbox.connection as never,
+      prefix: this.#settings.prefix,
+      concurrency: options.concurrency,
+      maxStalledCount: this.#maxStalledCount,
+      ...(options.lockDuration !== undefined && { lockDuration: options.lockDuration }),
+      ...(options.stalledInterval !== undefined && { stalledInterval: options.stalledInterval })
+    })
+    worker.on('error', error => { this.#log.error({ err: loggable(error) }, 'inbox worker error') })
+    // BullMQ types the job as possibly undefined, which it never is for a job the worker ran.
+    worker.on('failed', (job: Job<InboxJobData> | undefined, error) => { this.#failed(job!, error) })
+    this.#trim()
+    this.#cleaner = setInterval(() => { this.#trim() }, HOUR).unref()
+    this.#fanOut = startFanOut(this.#inbox, {
+      claimIdle: options.lockDuration ?? LOCK_DURATION, claimInterval: options.stalledInterval ?? STALLED_INTERVAL, log: this.#log, failed: () => { hooks?.fanOutFailed() }
+    })
+    return worker
+  }
+
+  async #process (job: Job<InboxJobData>, token?: string): Promise<void> {
+    if (this.#claims.status !== 'ready') await readyOrNot(this.#claims, this.#settings.addTimeout)
     const event = eventOf(job.data)
-    const deliver = (): ReturnType<Deliver> => byProvider[event.provider](event, request)
-    const outcome = await (traced === undefined ? deliver() : traced.runJob(event, job.data.trace, job.attemptsMade + 1, deliver))
+    const deliver = (): ReturnType<Deliver> => this.#byProvider[event.provider](event, this.#request)
+    const hooks = this.#hooks
+    const outcome = await (hooks === undefined ? deliver() : hooks.runJob(event, job.data.trace, job.attemptsMade + 1, deliver))
     switch (outcome) {
       case 'delivered':
       case 'duplicate':
         return
       case 'failed':
-        throw errors.get(event)
+        throw this.#handlers.errors.get(event)
       // Another run holds the claim (this job stalled and its first worker is still at it, or died
       // and its claim has yet to expire), or the claim could not be taken (Redis out of reach, or
       // this worker's client not connected yet). Neither is a failure of the event's handlers, so
@@ -175,103 +214,82 @@ export function startInboxWorker (
       // the job waits a third of claimTtl, then finds the event done, or free again.
       case 'in-flight':
       case 'unavailable':
-        await job.moveToDelayed(Date.now() + Math.ceil(settings.claimTtl / 3), token)
+        await job.moveToDelayed(Date.now() + Math.ceil(this.#settings.claimTtl / 3), token)
         throw new ClaimWait(outcome)
       case 'lost':
         throw new ClaimLostError()
     }
   }
 
-  const emitter = new EventEmitter() as InboxWorker
-  const emit = (name: 'exhausted' | 'failed', event: AnyProviderCallbackEvent, error: Error, dead?: DeadLettered): void => {
-    emitter.emit(name, event, error, ...(dead === undefined ? [] : [dead]))
-    inbox.emit(name, event, error, ...(dead === undefined ? [] : [dead]))
-  }
-  const deadLetter = (event: AnyProviderCallbackEvent, error: Error, dead: DeadLettered, why: string): void => {
-    log.error({ err: loggable(error), event: event.id, ...dead }, `an inbox event is dead-lettered: ${why}`)
-    traced?.deadLettered(event)
-    emit('exhausted', event, error, dead)
-  }
-  let cleaner: NodeJS.Timeout | undefined
-  let fanOut!: FanOut
-  let stopObserving: (() => void) | undefined
-  // Not waiting for Redis: a worker started while it is down runs once it is back.
-  const worker = Promise.all([import('bullmq'), telemetry]).then(([{ Worker }, loaded]) => {
-    traced = loaded
-    // The claims its runs hold count in the process's claims held, beside the routes' own.
-    stopObserving = loaded?.observeClaims(delivery.held)
-    const worker: Worker<InboxJobData> = new Worker(settings.name, process, {
-      connection: inbox.connection as never,
-      prefix: settings.prefix,
-      concurrency,
-      maxStalledCount,
-      ...(options.lockDuration !== undefined && { lockDuration: options.lockDuration }),
-      ...(options.stalledInterval !== undefined && { stalledInterval: options.stalledInterval })
-    })
-    worker.on('error', error => { log.error({ err: loggable(error) }, 'inbox worker error') })
-    // BullMQ types the job as possibly undefined, which it never is for a job the worker ran.
-    worker.on('failed', (job: Job<InboxJobData> | undefined, error) => {
-      const { data, attemptsMade, opts, stalledCounter, deferredFailure } = job!
-      const event = eventOf(data)
-      // A job that stalled more than maxStalledCount times carries BullMQ's deferred failure, and
-      // the worker that takes it next fails it without running it: no run of its handlers failed,
-      // and the attempt BullMQ counts for it is none of theirs.
-      if (deferredFailure !== undefined) {
-        const attempts = attemptsMade - 1
-        deadLetter(event, new Error(`stalled ${stalledCounter} times, more than maxStalledCount (${maxStalledCount}): its workers died mid-run (BullMQ: ${error.message})`, { cause: error }),
-          { reason: 'stalled', attempts, stalls: stalledCounter },
-          `its runs stalled ${stalledCounter} times (their workers died), more than maxStalledCount ${maxStalledCount}; ${attempts} of ${opts.attempts!} attempts failed`)
-        return
-      }
-      emit('failed', event, error)
-      // attempts is always set: the inbox gives every job its own.
-      if (isUnrecoverable(error)) {
-        deadLetter(event, error, { reason: 'unrecoverable', attempts: attemptsMade, stalls: stalledCounter }, `a handler threw UnrecoverableError, at attempt ${attemptsMade} of ${opts.attempts!}`)
-      } else if (attemptsMade >= opts.attempts!) {
-        deadLetter(event, error, { reason: 'failed', attempts: attemptsMade, stalls: stalledCounter }, `every attempt failed (${attemptsMade} of ${opts.attempts!})`)
-      } else {
-        traced?.retried(event)
-      }
-    })
-    // BullMQ trims finished jobs by age only when another job finishes: on a queue that went
-    // quiet, an EDIS event's done job would outlive its window and swallow the same id's next,
-    // legitimate, event. The worker trims too, hourly.
-    const clean = (): void => {
-      inbox.queue().then(async queue => {
-        for (const [state, keep] of [['completed', settings.removeOnComplete], ['failed', settings.removeOnFail]] as const) {
-          if ('age' in keep) await queue.clean(keep.age * 1000, 1000, state)
-        }
-      }).catch((error: unknown) => { log.warn({ err: loggable(error) }, 'could not trim the inbox\'s finished jobs') })
+  #failed (job: Job<InboxJobData>, error: Error): void {
+    const { data, attemptsMade, opts, stalledCounter, deferredFailure } = job
+    const event = eventOf(data)
+    // A job that stalled more than maxStalledCount times carries BullMQ's deferred failure, and
+    // the worker that takes it next fails it without running it: no run of its handlers failed,
+    // and the attempt BullMQ counts for it is none of theirs.
+    if (deferredFailure !== undefined) {
+      const attempts = attemptsMade - 1
+      const max = this.#maxStalledCount
+      this.#deadLetter(event, new Error(`stalled ${stalledCounter} times, more than maxStalledCount (${max}): its workers died mid-run (BullMQ: ${error.message})`, { cause: error }),
+        { reason: 'stalled', attempts, stalls: stalledCounter },
+        `its runs stalled ${stalledCounter} times (their workers died), more than maxStalledCount ${max}; ${attempts} of ${opts.attempts!} attempts failed`)
+      return
     }
-    clean()
-    cleaner = setInterval(clean, HOUR).unref()
-    fanOut = startFanOut(inbox, {
-      claimIdle: options.lockDuration ?? LOCK_DURATION, claimInterval: options.stalledInterval ?? STALLED_INTERVAL, log, failed: () => { loaded?.fanOutFailed() }
-    })
-    return worker
-  })
-  Object.defineProperty(emitter, 'worker', { value: worker })
-  let closing: Promise<void> | undefined
-  emitter.close = async () => {
-    closing ??= worker.then(async worker => {
-      clearInterval(cleaner)
+    this.#emitBoth('failed', event, error)
+    // attempts is always set: the inbox gives every job its own.
+    if (isUnrecoverable(error)) {
+      this.#deadLetter(event, error, { reason: 'unrecoverable', attempts: attemptsMade, stalls: stalledCounter }, `a handler threw UnrecoverableError, at attempt ${attemptsMade} of ${opts.attempts!}`)
+    } else if (attemptsMade >= opts.attempts!) {
+      this.#deadLetter(event, error, { reason: 'failed', attempts: attemptsMade, stalls: stalledCounter }, `every attempt failed (${attemptsMade} of ${opts.attempts!})`)
+    } else {
+      this.#hooks?.retried(event)
+    }
+  }
+
+  #deadLetter (event: AnyProviderCallbackEvent, error: Error, dead: DeadLettered, why: string): void {
+    this.#log.error({ err: loggable(error), event: event.id, ...dead }, `an inbox event is dead-lettered: ${why}`)
+    this.#hooks?.deadLettered(event)
+    this.#emitBoth('exhausted', event, error, dead)
+  }
+
+  // The worker's own listeners, and the inbox's (the app's `providerCallbacks.inbox`).
+  #emitBoth (name: 'exhausted' | 'failed', event: AnyProviderCallbackEvent, error: Error, dead?: DeadLettered): void {
+    const args = dead === undefined ? [event, error] : [event, error, dead]
+    this.emit(name, ...args)
+    this.#inbox.emit(name, ...args)
+  }
+
+  // BullMQ trims finished jobs by age only when another job finishes: on a queue that went
+  // quiet, an EDIS event's done job would outlive its window and swallow the same id's next,
+  // legitimate, event. The worker trims too, hourly.
+  #trim (): void {
+    const { removeOnComplete, removeOnFail } = this.#settings
+    this.#inbox.queue().then(async queue => {
+      for (const [state, keep] of [['completed', removeOnComplete], ['failed', removeOnFail]] as const) {
+        if ('age' in keep) await queue.clean(keep.age * 1000, 1000, state)
+      }
+    }).catch((error: unknown) => { this.#log.warn({ err: loggable(error) }, 'could not trim the inbox\'s finished jobs') })
+  }
+
+  async close (): Promise<void> {
+    this.#closing ??= this.worker.then(async worker => {
+      clearInterval(this.#cleaner)
       // No new jobs, from the stream or from BullMQ: what then finishes is all the worker took.
-      await fanOut.close()
+      await this.#fanOut!.close()
       await worker.pause(true)
       // Its handlers run to their end, however long, and their outcomes are recorded (retried as
       // long as their claims last).
-      await delivery.drain(Infinity)
-      stopObserving?.()
+      await this.#delivery.drain(Infinity)
+      this.#stopObserving?.()
       // BullMQ's graceful close waits for Redis to take the jobs' outcomes and its connection's
       // QUIT, which, Redis being unreachable, it never does: then the close is forced. A job whose
       // outcome did not land stays active, and is taken again as stalled once Redis is back; its
       // claim, done or held, keeps the handlers from running twice.
-      await worker.close(inbox.connection.status !== 'ready')
-      claims.disconnect()
+      await worker.close(this.#inbox.connection.status !== 'ready')
+      this.#claims.disconnect()
     })
-    await closing
+    await this.#closing
   }
-  return emitter
 }
 
 /**

@@ -68,6 +68,8 @@ function expiry (validUntil: number | string): number {
   return /^\d+$/.test(validUntil) ? Number(validUntil) * 1000 : Date.parse(validUntil)
 }
 
+// Long for a reason: the returned methods share one session (its token, its renewal) held in this
+// closure; each method is short.
 export function edisHooks (options: EdisHooksOptions): EdisHooks {
   // Refused here, as the CLI refuses them: EDIS would answer an AUTH with no account with an error
   // of its own, after a call that carried nothing worth sending.

@@ -3,13 +3,11 @@ import sjson from 'secure-json-parse'
 import { numberCoercion } from '../coerce.js'
 import { BatchTooLargeError, InternalError, MalformedBodyError, UnauthorizedError } from '../errors.js'
 import type { AnyProviderCallbackEvent } from '../events.js'
-import { answerFor, type DeliverBatch } from '../idempotency/guard.js'
+import type { DeliverBatch } from '../delivery/outcome.js'
 import { isPromiseLike, then, type MaybePromise } from '../maybe-promise.js'
-import { answerWithin } from '../handler-timeout.js'
-import { errorHandler, replySchemas, type ErrorAnswerObserver, type SUCCESS } from '../replies.js'
+import { answerFor, errorHandler, replySchemas, type ErrorAnswerObserver, type SUCCESS } from '../replies.js'
 import { refuseOtherMethods } from '../method-not-allowed.js'
 import { sourceHook } from '../source.js'
-import type { Enqueue } from '../inbox/plugin.js'
 import { isSignedBy, type VoximplantSecret } from './hash.js'
 import {
   kebab, nestedPayloadTypes, VoximplantCallbackSchemas, VoximplantCommonFieldsSchema, voximplantBatchSchema,
@@ -31,11 +29,10 @@ export interface VoximplantRouteSettings {
 
 interface VoximplantRouteOptions {
   settings: VoximplantRouteSettings
+  /** What becomes of the batch's events: their handlers run now, or they are stored in the inbox, all in one go (lib/index.ts chooses). */
   deliver: DeliverBatch
-  /** With an inbox: the batch's events are stored instead, all in one go, and the handlers run later. */
-  enqueue?: Enqueue | undefined
+  /** Seconds, for the Retry-After of a 409 or 503. */
   retryAfter: number
-  handlerTimeout: number | undefined
   /** Told of every error answer (telemetry's count of refused requests). */
   onErrorAnswer?: ErrorAnswerObserver | undefined
 }
@@ -49,7 +46,7 @@ const coerceCommonFields = numberCoercion(VoximplantCommonFieldsSchema)!
 const eventNames = new Map(Object.keys(VoximplantCallbackSchemas).map(type => [type, kebab(type)]))
 
 /** POST `<prefix><path>`: Voximplant's account callbacks, in a scope of their own. */
-export async function voximplantRoutes (scope: FastifyInstance, { settings, deliver, enqueue, retryAfter, handlerTimeout, onErrorAnswer }: VoximplantRouteOptions): Promise<void> {
+export async function voximplantRoutes (scope: FastifyInstance, { settings, deliver, retryAfter, onErrorAnswer }: VoximplantRouteOptions): Promise<void> {
   const { bodyLimit, maxItems, secretsOf, isAllowedSource } = settings
   scope.removeAllContentTypeParsers()
   // Read as bytes and decoded here: with `parseAs: 'string'`, Fastify before 5.12 answers bytes
@@ -86,11 +83,8 @@ export async function voximplantRoutes (scope: FastifyInstance, { settings, deli
   const eventsOf = (items: Batch['callbacks'], receivedAt: Date): AnyProviderCallbackEvent[] => items.map(payload => eventOf(payload, receivedAt))
   const answer = answerFor(retryAfter)
   // Not async: when every handler and the store answered at once, so does the route.
-  const receive = enqueue === undefined
-    ? (request: FastifyRequest): MaybePromise<typeof SUCCESS> =>
-        then(answerWithin(deliver(eventsOf((request.body as Batch).callbacks, new Date()), request), handlerTimeout, retryAfter, request), answer)
-    : async (request: FastifyRequest): Promise<typeof SUCCESS> =>
-      answer(await enqueue(eventsOf((request.body as Batch).callbacks, new Date()), request))
+  const receive = (request: FastifyRequest): MaybePromise<typeof SUCCESS> =>
+    then(deliver(eventsOf((request.body as Batch).callbacks, new Date()), request), answer)
 
   refuseOtherMethods(scope, settings.path, ['POST'])
   scope.route({
