@@ -531,6 +531,60 @@ const CHECKS = {
     }
   },
 
+  'inbox-worker': {
+    lang: 'ts',
+    // It serves the documented queue, as the inbox example's worker does: run at once, each would
+    // take the other's event.
+    serial: true,
+    async run ({ dir, kit, out, consumerRequire }) {
+      const secret = { apiKey: 'readme-api-key', salt: 'readme-salt' }
+      const url = process.env.REDIS_URL ?? 'redis://127.0.0.1:6379'
+      const { Redis } = consumerRequire('ioredis')
+      const redis = new Redis(url, { lazyConnect: true, maxRetriesPerRequest: 0, enableOfflineQueue: false, retryStrategy: () => null })
+      redis.on('error', () => {})
+      const up = await redis.connect().then(() => true, () => false)
+      if (!up) {
+        redis.disconnect()
+        if (process.env.CI !== undefined) throw new Error(`no Redis at ${url}, and CI is set`)
+        return `SKIPPED: no Redis at ${url} (set REDIS_URL; where CI is set this fails)`
+      }
+      // The API replica it works for, here: the plugin with the same inbox and `worker: false`.
+      const fastify = consumerRequire('fastify')
+      const plugin = consumerRequire('fastify-provider-callbacks')
+      const connection = new Redis(url, { maxRetriesPerRequest: null })
+      connection.on('error', () => {})
+      const inbox = plugin.bullmqInbox({ connection, name: 'provider-callbacks' })
+      const app = fastify()
+      const item = kit.voximplantCallback('min_balance', secret)
+      const id = `voximplant:${item.account_id}:${item.callback_id}`
+      try {
+        await app.register(plugin, { voximplant: { secret }, inbox, worker: false })
+        const answer = await app.inject({ method: 'POST', url: '/callbacks/voximplant', payload: kit.voximplantBatch([item]) })
+        assert.equal(answer.statusCode, 200, answer.body)
+        const worker = startProcess(out, { cwd: dir, env: { REDIS_URL: url } })
+        try {
+          await worker.waitFor(() => worker.stdout.includes(`low balance: ${id}\n`), 'line of the handler, run by the worker process')
+          worker.child.kill('SIGTERM')
+          await worker.exited
+          assert.equal(worker.exit, 0, `on SIGTERM the worker closes and exits 0\n${worker.output()}`)
+          assert.equal(worker.stderr, '', 'nothing on stderr')
+        } finally {
+          await worker.stop()
+        }
+        assert.equal(worker.stdout.split('\n').filter(line => line === `low balance: ${id}`).length, 1, worker.output())
+        return `with Redis at ${url}: a callback stored by an API replica (the plugin with worker: false) -> 200, its handler run once by the worker process; ` +
+          'SIGTERM: the worker, the inbox and the connection closed, exit code 0, nothing on stderr'
+      } finally {
+        await app.close()
+        await inbox.close()
+        connection.disconnect()
+        // Only this check's job, in the documented queue: the shared Redis is never flushed.
+        await redis.del(`bull:provider-callbacks:${id.replaceAll('%', '%25').replaceAll(':', '%3A')}`)
+        redis.disconnect()
+      }
+    }
+  },
+
   'inbox-dashboard': {
     lang: 'ts',
     async run () {
