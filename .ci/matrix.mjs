@@ -5,7 +5,7 @@
 //   `npm test` runs on a fresh machine, so a green CI means a green `npm test` for a developer;
 //   then `npm run bench -- --check`, the performance guard.
 // - Node 24 (the newest LTS line): the package check, whose consumer installs the newest
-//   `fastify@5` beside the packed tarball and runs README's examples.
+//   `fastify@5` beside the packed tarball and runs the examples of README and docs/.
 // - Node 22 with the peer Fastify and every dependency at the floor of its range: the bottom of
 //   what package.json promises, on the oldest supported line.
 // - Node 24 with everything at the newest its range allows (no lockfile): what `npm install` gives

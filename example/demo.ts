@@ -382,7 +382,7 @@ function printCurlLines (base: string): void {
 }
 
 /**
- * The commands that make the providers call this app (README, "Setting up the providers"). They
+ * The commands that make the providers call this app (docs/providers.md, "Setting up the providers"). They
  * must reach it: PUBLIC_URL (a tunnel's or the deployment's address) replaces the local one.
  */
 function printSetupCommands (base: string): void {

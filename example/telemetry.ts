@@ -1,7 +1,7 @@
 /**
  * `npm run demo -- --telemetry`: the demo's app under the OpenTelemetry SDK, with exporters that keep
  * what they get in memory, so that the demo can print the spans and metric points the plugin made.
- * In production the SDK sends them to a collector or Prometheus instead (README, "Telemetry").
+ * In production the SDK sends them to a collector or Prometheus instead (docs/telemetry.md).
  */
 import { MeterProvider, MetricReader, type DataPoint, type Histogram } from '@opentelemetry/sdk-metrics'
 import { InMemorySpanExporter, SimpleSpanProcessor, TracerProvider } from '@opentelemetry/sdk-trace'

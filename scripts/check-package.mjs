@@ -88,7 +88,7 @@ async function kitRoundTrip (plugin, kit) {
 }
 `
 
-// What README's telemetry example installs beside the package (scripts/check-readme.mjs runs it).
+// What docs/telemetry.md's example installs beside the package (scripts/check-readme.mjs runs it).
 const OTEL_PACKAGES = ['@opentelemetry/api@1', '@opentelemetry/sdk-node@0.301', '@opentelemetry/exporter-prometheus@0.301',
   '@opentelemetry/exporter-trace-otlp-http@0.301', '@fastify/otel@0.21']
 
@@ -344,14 +344,14 @@ async function main () {
   report(esmTs.code === 0, 'TypeScript .mts compiled by tsc runs: register, POST -> 200, typed handler called', esmTs.output)
   report(cjsTs.code === 0, 'TypeScript .cts compiled by tsc runs: default import and import = require register, POST -> 200', cjsTs.output)
 
-  // Everything above ran without @opentelemetry/api (an optional peer) installed; README's telemetry
+  // Everything above ran without @opentelemetry/api (an optional peer) installed; docs/telemetry.md's
   // example needs it and an SDK.
   const otel = await run(npm[0], [...npm.slice(1), 'install', ...OTEL_PACKAGES, '--no-audit', '--no-fund', '--prefer-offline', '--loglevel=error'], consumer)
-  report(otel.code === 0, `then npm install ${OTEL_PACKAGES.join(' ')} (for README's telemetry example; every check above ran without @opentelemetry/api)`,
+  report(otel.code === 0, `then npm install ${OTEL_PACKAGES.join(' ')} (for docs/telemetry.md's example; every check above ran without @opentelemetry/api)`,
     otel.code === 0 ? undefined : otel.output.replace(npmEnvNoise, ''))
   if (otel.code !== 0) return
 
-  // Every code block of README.md, compiled (strict, nodenext) against the installed package and run.
+  // Every code block of README.md and of the pages (docs/*.md, bench/README.md, CONTRIBUTING.md), compiled (strict, nodenext) against the installed package and run.
   await checkReadme({ consumerDir: consumer, report })
 }
 

@@ -1,75 +1,101 @@
-// Checks that every example in README.md compiles and does what README says, against the package as
-// users install it: `checkReadme({ consumerDir, report })` is given a project into which the packed
-// tarball is installed with fastify@5, typescript@5.9, @types/node@20, ioredis@5, bullmq@6, @bull-board (api,
-// fastify) 9 and the OpenTelemetry packages of README's telemetry example (check-package.mjs makes one);
-// `node scripts/check-readme.mjs <consumerDir>` runs it by hand.
+// Checks that every example of the documentation compiles and does what it says, against the package
+// as users install it: README.md, every docs/*.md page, bench/README.md and CONTRIBUTING.md (those
+// that exist; `docFiles()`). `checkReadme({ consumerDir, report })` is given a project into which the
+// packed tarball is installed with fastify@5, typescript@5.9, @types/node@20, ioredis@5, bullmq@6,
+// @bull-board (api, fastify) 9 and the OpenTelemetry packages of docs/telemetry.md's example
+// (check-package.mjs makes one); `node scripts/check-readme.mjs <consumerDir>` runs it by hand.
 //
-// The conventions README follows:
+// The conventions every one of those files follows:
 // - Every ```ts and ```js block has `<!-- readme-check: ID -->` on the line before its fence, and ID
 //   names its check in CHECKS below. A ts or js block without a marker, a marker without a check and
-//   a check without its block all fail, so that a new example cannot go unchecked.
+//   a check without its block all fail, so that a new example cannot go unchecked. IDs are unique
+//   across all the files.
 // - A ```sh block is run only when marked; the unmarked ones are for this repository (npm test).
 // - A block is self-contained: what it uses, it imports or defines. A block that is only a listing
 //   (an interface) compiles with an epilogue of its check's, which compares it with the package's type.
-// - Every ts and js block is written as readme/ID.mts and compiled in one tsc program: strict,
-//   noUncheckedIndexedAccess, exactOptionalPropertyTypes, module and moduleResolution nodenext. A ts
-//   block runs as tsc emitted it (readme/out/ID.mjs); a js block runs as its own text (readme/ID.mjs),
-//   so that it is valid JavaScript as well as type-correct TypeScript.
+// - Every ts and js block, whichever file it is in, is written as readme/ID.mts and compiled in one
+//   tsc program: strict, noUncheckedIndexedAccess, exactOptionalPropertyTypes, module and
+//   moduleResolution nodenext. A ts block runs as tsc emitted it (readme/out/ID.mjs); a js block runs
+//   as its own text (readme/ID.mjs), so that it is valid JavaScript as well as type-correct TypeScript.
+//   A block may run another's file (docs/cli.md's commands run README's local.mjs).
 // - A server listens on `Number(process.env.PORT ?? 3000)`: the check sets PORT=0 and reads the port
 //   from Fastify's "Server listening at" log line. In a sh block, `localhost:3000` and
 //   `https://your.host` become that server's address, and `NAME=…` (a secret the reader fills in)
 //   becomes NAME set in the command's environment to what that server expects.
-// A failure names the block's line in README.md, and tsc's errors are given at README's lines.
+// A failure names the block's file and line (`docs/inbox.md:42`), and tsc's errors are given at the
+// file's lines.
 import assert from 'node:assert/strict'
 import { execFile, spawn } from 'node:child_process'
-import { existsSync, mkdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs'
+import { existsSync, mkdirSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs'
 import { createRequire } from 'node:module'
 import { createServer as createHttpServer } from 'node:http'
 import { createServer } from 'node:net'
 import { dirname, join, resolve } from 'node:path'
 import { fileURLToPath } from 'node:url'
 
-const README = join(dirname(fileURLToPath(import.meta.url)), '..', 'README.md')
+const ROOT = join(dirname(fileURLToPath(import.meta.url)), '..')
 // A guard against a hang, not a measure of speed: a server that has not logged what it was sent by
 // then never will.
 const PATIENCE = 60_000
 // The made-up secrets of README's "Try it locally" app (readme-check: local).
 const LOCAL = { EDIS_CALLBACK_PW: 'local-pw', VOX_API_KEY: 'local-key', VOX_SALT: 'local-salt' }
-// The CLI lists each answer up to this many requests (README's table says so).
+// The CLI lists each answer up to this many requests (docs/cli.md's table says so).
 const CLI_LISTS_UP_TO = 20
 
-/** README's fenced blocks, each with its language, marker id, the README line of its fence and its code. */
-export function readmeBlocks (text) {
+/**
+ * The files whose blocks are checked, as paths from the repository's root: README.md, every
+ * docs/*.md in name order, bench/README.md and CONTRIBUTING.md, those that exist.
+ */
+export function docFiles (root = ROOT) {
+  const docs = existsSync(join(root, 'docs'))
+    ? readdirSync(join(root, 'docs')).filter(name => name.endsWith('.md')).sort().map(name => `docs/${name}`)
+    : []
+  return ['README.md', ...docs, 'bench/README.md', 'CONTRIBUTING.md'].filter(file => existsSync(join(root, file)))
+}
+
+/** A file's fenced blocks, each with its file, language, marker id, the line of its fence and its code. */
+export function readmeBlocks (text, file = 'README.md') {
   const lines = text.split('\n')
   const blocks = []
   for (let i = 0; i < lines.length; i++) {
     const open = /^```(\w*)\s*$/.exec(lines[i])
     if (open === null) continue
     const end = lines.findIndex((line, j) => j > i && /^```\s*$/.test(line))
-    if (end === -1) throw new Error(`README.md:${i + 1}: a code block that is never closed`)
+    if (end === -1) throw new Error(`${file}:${i + 1}: a code block that is never closed`)
     const marker = /^<!-- readme-check: ([\w-]+) -->$/.exec(lines[i - 1] ?? '')
-    blocks.push({ lang: open[1], id: marker?.[1], fenceLine: i + 1, code: lines.slice(i + 1, end).join('\n') + '\n' })
+    blocks.push({ file, lang: open[1], id: marker?.[1], fenceLine: i + 1, code: lines.slice(i + 1, end).join('\n') + '\n' })
     i = end
   }
   return blocks
 }
 
-/** What is wrong with README's markers: a ts/js block without one, an id twice, an id without a check or the reverse. */
+/** The blocks of every file `docFiles(root)` gives, in that order. */
+export function docBlocks (root = ROOT) {
+  return docFiles(root).flatMap(file => readmeBlocks(readFileSync(join(root, file), 'utf8'), file))
+}
+
+/** `file:line` of a block's fence. */
+const at = block => `${block.file ?? 'README.md'}:${block.fenceLine}`
+
+/**
+ * What is wrong with the markers of `blocks` (from any number of files): a ts/js block without one,
+ * an id used twice (in one file or in two), an id without a check or the reverse.
+ */
 export function markerProblems (blocks, checks = CHECKS) {
   const problems = []
-  const seen = new Set()
+  const seen = new Map()
   for (const block of blocks) {
     if (block.id === undefined) {
-      if (block.lang === 'ts' || block.lang === 'js') problems.push(`README.md:${block.fenceLine}: a \`\`\`${block.lang} block without a <!-- readme-check: ID --> marker on the line before it`)
+      if (block.lang === 'ts' || block.lang === 'js') problems.push(`${at(block)}: a \`\`\`${block.lang} block without a <!-- readme-check: ID --> marker on the line before it`)
       continue
     }
-    if (seen.has(block.id)) problems.push(`README.md:${block.fenceLine}: readme-check id '${block.id}' is used twice`)
-    seen.add(block.id)
-    if (!Object.hasOwn(checks, block.id)) problems.push(`README.md:${block.fenceLine}: readme-check '${block.id}' has no check in scripts/check-readme.mjs`)
-    else if (checks[block.id].lang !== block.lang) problems.push(`README.md:${block.fenceLine}: readme-check '${block.id}' is for a \`\`\`${checks[block.id].lang} block, not \`\`\`${block.lang}`)
+    if (seen.has(block.id)) problems.push(`${at(block)}: readme-check id '${block.id}' is used twice (first at ${at(seen.get(block.id))})`)
+    else seen.set(block.id, block)
+    if (!Object.hasOwn(checks, block.id)) problems.push(`${at(block)}: readme-check '${block.id}' has no check in scripts/check-readme.mjs`)
+    else if (checks[block.id].lang !== block.lang) problems.push(`${at(block)}: readme-check '${block.id}' is for a \`\`\`${checks[block.id].lang} block, not \`\`\`${block.lang}`)
   }
   for (const id of Object.keys(checks)) {
-    if (!seen.has(id)) problems.push(`scripts/check-readme.mjs: check '${id}' has no block in README.md`)
+    if (!seen.has(id)) problems.push(`scripts/check-readme.mjs: check '${id}' has no block in README.md, docs/*.md, bench/README.md or CONTRIBUTING.md`)
   }
   return problems
 }
@@ -93,18 +119,19 @@ function run (command, args, { cwd, env }) {
 }
 
 /**
- * Starts `node file` with PORT=0 and waits for Fastify's "Server listening at" line. The server's
- * JSON log lines are collected in `logs`, its stderr in `stderr`; `waitFor(condition)` resolves to
- * what `condition()` gives once that is truthy.
+ * Starts `node file`. Its JSON log lines are collected in `logs`, its stdout in `stdout` and its
+ * stderr in `stderr`; `waitFor(condition, what)` resolves to what `condition()` gives once that is
+ * truthy; `exited` resolves once it has exited, `exit` then being its exit code (or the signal that
+ * ended it); `stop()` sends it SIGTERM, unless it has exited, and waits for that.
  */
-function startServer (file, { cwd, env }) {
-  const child = spawn(process.execPath, [file], { cwd, env: childEnv({ PORT: '0', ...env }), stdio: ['ignore', 'pipe', 'pipe'] })
+function startProcess (file, { cwd, env }) {
+  const child = spawn(process.execPath, [file], { cwd, env: childEnv(env), stdio: ['ignore', 'pipe', 'pipe'] })
   const server = { logs: [], stdout: '', stderr: '', exit: undefined, waiters: [], child }
   const settle = () => {
     server.waiters = server.waiters.filter(waiter => {
       const found = waiter.condition()
       if (found) waiter.resolve(found)
-      else if (server.exit !== undefined) waiter.reject(new Error(`the server exited (${server.exit}) first\n${server.output()}`))
+      else if (server.exit !== undefined) waiter.reject(new Error(`the process exited (${server.exit}) first\n${server.output()}`))
       else return true
       clearTimeout(waiter.timer)
       return false
@@ -121,7 +148,7 @@ function startServer (file, { cwd, env }) {
     settle()
   })
   child.stderr.on('data', chunk => { server.stderr += chunk; settle() })
-  const exited = new Promise(resolve => child.on('close', (code, signal) => { server.exit = code ?? signal; settle(); resolve() }))
+  server.exited = new Promise(resolve => child.on('close', (code, signal) => { server.exit = code ?? signal; settle(); resolve() }))
   server.output = () => `stdout:\n${tail(server.stdout)}\nstderr:\n${tail(server.stderr)}`
   server.waitFor = (condition, what) => new Promise((resolve, reject) => {
     const waiter = { condition, resolve, reject }
@@ -134,8 +161,14 @@ function startServer (file, { cwd, env }) {
   })
   server.stop = async () => {
     if (server.exit === undefined) child.kill('SIGTERM')
-    await exited
+    await server.exited
   }
+  return server
+}
+
+/** Starts `node file` with PORT=0 (`startProcess`) and waits for Fastify's "Server listening at" line, which gives its `port` and `url`. */
+function startServer (file, { cwd, env }) {
+  const server = startProcess(file, { cwd, env: { PORT: '0', ...env } })
   return server.waitFor(() => server.logs.find(line => /^Server listening at /.test(line.msg ?? '')), '"Server listening at" line').then(line => {
     const port = Number(new URL(line.msg.slice('Server listening at '.length)).port)
     return Object.assign(server, { port, url: `http://127.0.0.1:${port}` })
@@ -239,7 +272,7 @@ function shCommands (code) {
 }
 
 /**
- * A README command as it runs against `server`: its address instead of README's, and every
+ * A documented command as it runs against `server`: its address instead of the documented one, and every
  * `NAME=…` left to the environment, which must know NAME.
  */
 function localCommand (text, server, env) {
@@ -251,14 +284,15 @@ function localCommand (text, server, env) {
     .replaceAll('localhost:3000', `localhost:${server.port}`)
 }
 
-/** The events a server of README's logged, one line each: `app.log.info({ event }, event.name)`. */
+/** The events a documented server logged, one line each: `app.log.info({ event }, event.name)`. */
 const eventLines = server => server.logs.filter(line => line.event !== undefined && line.msg === line.event.name)
 
-// ---- one check per block: what README says the block does ---------------------------------------
+// ---- one check per block: what the documentation says the block does ----------------------------
 
 /**
  * Each check runs its block (or what the block describes) and resolves to what it showed, or
- * throws. `lang` is the block's language; `epilogue`, code compiled after the block's own.
+ * throws. `lang` is the block's language; `epilogue`, code compiled after the block's own; `serial`,
+ * run after all the others, alone (the others run at once).
  */
 const CHECKS = {
   usage: {
@@ -322,7 +356,7 @@ const CHECKS = {
     async run ({ dir, block }) {
       const [start, ...commands] = shCommands(block.code)
       const file = /^node (\S+)/.exec(start?.text ?? '')?.[1]
-      assert.ok(file !== undefined && existsSync(join(dir, file)), `the block starts with \`node <a file README gives>\`, not ${start?.text}`)
+      assert.ok(file !== undefined && existsSync(join(dir, file)), `the block starts with \`node <a file a block gives>\`, not ${start?.text}`)
       return await withServer(file, { cwd: dir }, async server => {
         for (const [i, { text }] of commands.entries()) {
           const result = await run('bash', ['-c', localCommand(text, server, {})], { cwd: dir })
@@ -446,7 +480,7 @@ const CHECKS = {
           assert.match(text, /^provider_callbacks_requests_refused_total\{[^}]*http_response_status_code="401"[^}]*error_type="FST_PROVIDER_CALLBACKS_UNAUTHORIZED"[^}]*\} 1$/m, text)
           assert.ok(!text.includes(String(item.account_id)), 'no account id in a metric')
           return 'a signed callback -> 200 and a forged one -> 401; at an OTLP collector, @fastify/otel\'s request spans and one \'process voximplant\' span in the 200\'s trace ' +
-            '(its attributes as README lists them), none for the 401, no secret or hash in any span; on Prometheus\'s /metrics, the event delivered, its duration and the 401 by code, no account id'
+            '(its attributes as docs/telemetry.md lists them), none for the 401, no secret or hash in any span; on Prometheus\'s /metrics, the event delivered, its duration and the 401 by code, no account id'
         })
       } finally {
         await collector.close()
@@ -485,12 +519,66 @@ const CHECKS = {
           } finally {
             await queue.close()
           }
-          // The README's queue is shared: an event another run left there may run here too; this one runs once.
+          // The documented queue is shared: an event another run left there may run here too; this one runs once.
           assert.deepEqual(server.logs.filter(line => line.msg === 'low balance, from the inbox' && line.id === id).map(line => line.id), [id])
           return `with Redis at ${url}: a callback delivered twice -> 200, 200, stored once, its handler run once by the app's worker`
         })
       } finally {
-        // Only this check's job, in the README's queue: the shared Redis is never flushed.
+        // Only this check's job, in the documented queue: the shared Redis is never flushed.
+        await redis.del(`bull:provider-callbacks:${id.replaceAll('%', '%25').replaceAll(':', '%3A')}`)
+        redis.disconnect()
+      }
+    }
+  },
+
+  'inbox-worker': {
+    lang: 'ts',
+    // It serves the documented queue, as the inbox example's worker does: run at once, each would
+    // take the other's event.
+    serial: true,
+    async run ({ dir, kit, out, consumerRequire }) {
+      const secret = { apiKey: 'readme-api-key', salt: 'readme-salt' }
+      const url = process.env.REDIS_URL ?? 'redis://127.0.0.1:6379'
+      const { Redis } = consumerRequire('ioredis')
+      const redis = new Redis(url, { lazyConnect: true, maxRetriesPerRequest: 0, enableOfflineQueue: false, retryStrategy: () => null })
+      redis.on('error', () => {})
+      const up = await redis.connect().then(() => true, () => false)
+      if (!up) {
+        redis.disconnect()
+        if (process.env.CI !== undefined) throw new Error(`no Redis at ${url}, and CI is set`)
+        return `SKIPPED: no Redis at ${url} (set REDIS_URL; where CI is set this fails)`
+      }
+      // The API replica it works for, here: the plugin with the same inbox and `worker: false`.
+      const fastify = consumerRequire('fastify')
+      const plugin = consumerRequire('fastify-provider-callbacks')
+      const connection = new Redis(url, { maxRetriesPerRequest: null })
+      connection.on('error', () => {})
+      const inbox = plugin.bullmqInbox({ connection, name: 'provider-callbacks' })
+      const app = fastify()
+      const item = kit.voximplantCallback('min_balance', secret)
+      const id = `voximplant:${item.account_id}:${item.callback_id}`
+      try {
+        await app.register(plugin, { voximplant: { secret }, inbox, worker: false })
+        const answer = await app.inject({ method: 'POST', url: '/callbacks/voximplant', payload: kit.voximplantBatch([item]) })
+        assert.equal(answer.statusCode, 200, answer.body)
+        const worker = startProcess(out, { cwd: dir, env: { REDIS_URL: url } })
+        try {
+          await worker.waitFor(() => worker.stdout.includes(`low balance: ${id}\n`), 'line of the handler, run by the worker process')
+          worker.child.kill('SIGTERM')
+          await worker.exited
+          assert.equal(worker.exit, 0, `on SIGTERM the worker closes and exits 0\n${worker.output()}`)
+          assert.equal(worker.stderr, '', 'nothing on stderr')
+        } finally {
+          await worker.stop()
+        }
+        assert.equal(worker.stdout.split('\n').filter(line => line === `low balance: ${id}`).length, 1, worker.output())
+        return `with Redis at ${url}: a callback stored by an API replica (the plugin with worker: false) -> 200, its handler run once by the worker process; ` +
+          'SIGTERM: the worker, the inbox and the connection closed, exit code 0, nothing on stderr'
+      } finally {
+        await app.close()
+        await inbox.close()
+        connection.disconnect()
+        // Only this check's job, in the documented queue: the shared Redis is never flushed.
         await redis.del(`bull:provider-callbacks:${id.replaceAll('%', '%25').replaceAll(':', '%3A')}`)
         redis.disconnect()
       }
@@ -565,7 +653,7 @@ export const sameMaybePromise: Equal<MaybePromise<string>, Package.MaybePromise<
             shown.push(`${requests} answer${requests === 1 ? '' : 's'} listed, 2xx`)
           }
         }
-        return `against README's local app: ${shown.join('; ')}`
+        return `against README's local app (local.mjs): ${shown.join('; ')}`
       })
     }
   }
@@ -582,7 +670,7 @@ function tsconfig (files) {
       strict: true,
       noUncheckedIndexedAccess: true,
       exactOptionalPropertyTypes: true,
-      // The package's own declarations are checked by check-package.mjs; here, README's code.
+      // The package's own declarations are checked by check-package.mjs; here, the documentation's code.
       skipLibCheck: true,
       types: ['node'],
       outDir: 'out',
@@ -592,7 +680,7 @@ function tsconfig (files) {
   }, null, 2)
 }
 
-/** tsc's errors, by block id, each at its README line (or the epilogue's line it is on), with its continuation lines. */
+/** tsc's errors, by block id, each at its file's line (or the epilogue's line it is on), with its continuation lines. */
 function compileErrors (output, blocks) {
   const byId = new Map()
   const other = []
@@ -607,7 +695,7 @@ function compileErrors (output, blocks) {
     }
     const codeLines = block.code.split('\n').length - 1
     const where = Number(m[2]) <= codeLines
-      ? `README.md:${block.fenceLine + Number(m[2])}:${m[3]}`
+      ? `${block.file}:${block.fenceLine + Number(m[2])}:${m[3]}`
       : `the check's epilogue, at \`${(CHECKS[block.id].epilogue ?? '').split('\n')[Number(m[2]) - codeLines - 1]?.trim()}\``
     last = byId.get(block.id) ?? []
     last.push(`${where}: ${m[4]}`)
@@ -617,19 +705,22 @@ function compileErrors (output, blocks) {
 }
 
 /**
- * Checks README.md's examples in `consumerDir` (where the package's tarball, fastify@5,
- * typescript@5.9, @types/node@20, ioredis@5, bullmq@6 and @bull-board 9 are installed), in consumerDir/readme/. Calls
- * `report(ok, what, output?)` once per block, and for what concerns no one block; resolves to the
- * number of failures.
+ * Checks the examples of README.md, docs/*.md, bench/README.md and CONTRIBUTING.md (`files`, paths
+ * from `root`) in `consumerDir` (where the package's tarball, fastify@5, typescript@5.9,
+ * @types/node@20, ioredis@5, bullmq@6 and @bull-board 9 are installed), in consumerDir/readme/.
+ * Calls `report(ok, what, output?)` once per block, and for what concerns no one block; resolves to
+ * the number of failures.
  */
-export async function checkReadme ({ consumerDir, report, readmePath = README }) {
+export async function checkReadme ({ consumerDir, report, root = ROOT, files = docFiles(root) }) {
   let failures = 0
   const fail = (what, output) => { failures++; report(false, what, output) }
-  const blocks = readmeBlocks(readFileSync(readmePath, 'utf8'))
+  const blocks = files.flatMap(file => readmeBlocks(readFileSync(join(root, file), 'utf8'), file))
   const problems = markerProblems(blocks)
-  if (problems.length > 0) fail('README: every ts and js block has a readme-check marker, and every marker its check', problems.join('\n'))
+  if (problems.length > 0) fail(`${files.join(', ')}: every ts and js block has a readme-check marker, and every marker its check`, problems.join('\n'))
   const checked = blocks.filter(block => block.id !== undefined && Object.hasOwn(CHECKS, block.id) && CHECKS[block.id].lang === block.lang)
-  const compiled = checked.filter(block => block.lang !== 'sh')
+  // An id used twice is a problem above; its second block is not run over the first's file.
+  const unique = checked.filter((block, i) => checked.findIndex(other => other.id === block.id) === i)
+  const compiled = unique.filter(block => block.lang !== 'sh')
 
   const dir = join(consumerDir, 'readme')
   rmSync(dir, { recursive: true, force: true })
@@ -642,13 +733,13 @@ export async function checkReadme ({ consumerDir, report, readmePath = README })
   writeFileSync(join(dir, 'tsconfig.json'), tsconfig(compiled.map(block => `${block.id}.mts`)))
   const tsc = await run(process.execPath, [join(consumerDir, 'node_modules', 'typescript', 'bin', 'tsc'), '-p', 'tsconfig.json', '--pretty', 'false'], { cwd: dir })
   const { byId, other } = compileErrors(tsc.stdout + tsc.stderr, compiled)
-  if (tsc.code !== 0 && byId.size === 0) fail('README: tsc over the blocks', other.join('\n'))
+  if (tsc.code !== 0 && byId.size === 0) fail('tsc over the blocks', other.join('\n'))
 
   const consumerRequire = createRequire(join(consumerDir, 'package.json'))
   const kit = consumerRequire('fastify-provider-callbacks/testing')
   const compiledNote = block => block.lang === 'sh' ? '' : 'compiles (strict, nodenext); '
-  await Promise.all(checked.map(async block => {
-    const name = `README.md:${block.fenceLine} (readme-check: ${block.id})`
+  const check = async block => {
+    const name = `${at(block)} (readme-check: ${block.id})`
     if (byId.has(block.id)) {
       fail(`${name}: does not compile`, byId.get(block.id).join('\n'))
       return
@@ -659,7 +750,9 @@ export async function checkReadme ({ consumerDir, report, readmePath = README })
     } catch (error) {
       fail(`${name}: ${compiledNote(block)}but its run fails`, error.stack ?? String(error))
     }
-  }))
+  }
+  await Promise.all(unique.filter(block => CHECKS[block.id].serial !== true).map(check))
+  for (const block of unique.filter(block => CHECKS[block.id].serial === true)) await check(block)
   return failures
 }
 

@@ -1,6 +1,6 @@
 // A Voximplant batch through stores of the host's own: with batch methods (claimMany, refreshMany)
 // and without them (claim and refresh for each key, all sent at once). The order and semantics of
-// README's "Nothing twice, nothing lost" hold either way.
+// docs/guarantee.md's "The claim protocol" hold either way.
 import Fastify, { type FastifyInstance } from 'fastify'
 import t from 'tap'
 import providerCallbacks, { memoryStore, redisStore, type IdempotencyStore, type KeyOwner, type ProviderCallbacksOptions } from '../lib/index.js'

@@ -71,7 +71,7 @@ t.test('without idempotency too, close waits for running handlers', async t => {
   t.equal(done, true)
 })
 
-t.test('README\'s Redis setup: a handler past handlerTimeout is recorded in Redis before onClose disconnects the client', async t => {
+t.test('docs/guarantee.md\'s Redis setup: a handler past handlerTimeout is recorded in Redis before onClose disconnects the client', async t => {
   if (!await redisAvailable(t)) return
   const redis = new Redis(REDIS_URL, { enableOfflineQueue: false, maxRetriesPerRequest: 0, commandTimeout: 1000, lazyConnect: true })
   redis.on('error', () => {})

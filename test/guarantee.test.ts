@@ -1,5 +1,5 @@
 // The delivery guarantee, case by case: each test builds one way an event could run twice or be
-// lost, and checks that it does not (README: "Delivery guarantee").
+// lost, and checks that it does not (docs/guarantee.md: "The guarantee, stated exactly").
 import Fastify, { type FastifyInstance } from 'fastify'
 import t from 'tap'
 import providerCallbacks, { memoryStore, type IdempotencyStore, type ProviderCallbacksOptions } from '../lib/index.js'

@@ -4,7 +4,7 @@
 // requests; workers SIGKILLed at random, Redis and an API replica killed and started again;
 // handlers failing at random, each success appended to a ledger outside Redis. Every acknowledged
 // event must be in the ledger (none lost), none dead-lettered, and an event in it twice must be one
-// README says may run twice. CHAOS=long is CI's longer run (CHAOS_EVENTS sets the count either way);
+// docs/guarantee.md says may run twice. CHAOS=long is CI's longer run (CHAOS_EVENTS sets the count either way);
 // CHAOS_SEED=<the seed printed> replays a run's draws (its timing is the machine's).
 import { spawn, spawnSync, type ChildProcess } from 'node:child_process'
 import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs'
@@ -36,7 +36,7 @@ t.setTimeout(LONG ? 1_800_000 : 900_000)
 
 interface Proc { name: string, child: ChildProcess, ready: boolean, killed: boolean }
 
-t.test('chaos: kills of workers, of Redis and of an API replica under a provider that retries and redelivers: every acknowledged event runs, none is a dead letter, none runs twice but as README says', async t => {
+t.test('chaos: kills of workers, of Redis and of an API replica under a provider that retries and redelivers: every acknowledged event runs, none is a dead letter, none runs twice but as docs/guarantee.md says', async t => {
   if (spawnSync('redis-server', ['--version']).status !== 0) {
     if (process.env.CI !== undefined) t.fail('redis-server cannot be run, and CI is set: the chaos test must run')
     else {
@@ -247,7 +247,7 @@ t.test('chaos: kills of workers, of Redis and of an API replica under a provider
   const dead = (await inbox.failed()).map(letter => letter.event.id)
   const ids = Array.from({ length: EVENTS }, (_, i) => idOf(i + 1))
   const lost = ids.filter(id => acknowledged.has(Number(id.split(':')[2])) && !ran.has(id) && !dead.includes(id))
-  // README's bound on a second run: a claim lost (the worker logs it), or a success its worker was
+  // docs/guarantee.md's bound on a second run: a claim lost (the worker logs it), or a success its worker was
   // killed before recording (its journal has the success, not the completed job), which the next
   // worker cannot know of. Any other is a duplicate nobody may excuse.
   const killedNames = new Set(processes.filter(proc => proc.killed).map(proc => proc.name))
@@ -279,7 +279,7 @@ t.test('chaos: kills of workers, of Redis and of an API replica under a provider
   t.same(lost, [], 'no acknowledged event lost')
   t.same(dead, [], 'no dead letter')
   t.same(journalLines.filter(line => line.includes(' exhausted ')), [], 'no exhausted')
-  t.same(unexcused, [], 'no event ran twice but as README says')
+  t.same(unexcused, [], 'no event ran twice but as docs/guarantee.md says')
   t.same(figures.others, [], 'no answer but 2xx and 503')
   t.same(unexpectedExits, [], 'no process died but those killed')
   stopping = true

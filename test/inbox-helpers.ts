@@ -11,7 +11,7 @@ import { REDIS_URL } from './redis-helpers.js'
 /** Fast retries, so that a test's failing runs take milliseconds, not BullMQ's hours. */
 export const FAST = { attempts: 3, backoff: { type: 'fixed', delay: 10 } } satisfies Partial<BullmqInboxOptions>
 
-/** A worker's connection, as README says to make it. */
+/** A worker's connection, as docs/inbox.md says to make it. */
 export function workerConnection (url = REDIS_URL): Redis {
   const connection = new Redis(url, { maxRetriesPerRequest: null })
   connection.on('error', () => {})

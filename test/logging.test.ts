@@ -12,7 +12,7 @@ t.test('no secret reaches a log line at trace level, a span or a metric, whateve
   const lines: string[] = []
   const app = Fastify({ logger: { level: 'trace', stream: { write: (line: string) => { lines.push(line) } } } })
   t.teardown(() => app.close())
-  // Every span and metric point, the plugin's and @fastify/otel's as README sets it up: the request's
+  // Every span and metric point, the plugin's and @fastify/otel's as docs/telemetry.md sets it up: the request's
   // url.path without its query, where an EDIS GET hook carries its credentials.
   context.setGlobalContextManager(new AsyncLocalStorageContextManager().enable())
   t.teardown(() => { context.disable() })

@@ -1,4 +1,4 @@
-// README's "Setting up the providers": every command of its sh blocks marked <!-- readme-setup -->,
+// docs/providers.md, "Setting up the providers": every command of its sh blocks marked <!-- readme-setup -->,
 // run as written (in this process, through main()) against the fake EDIS and Voximplant APIs, in a
 // folder of its own (the state file and the key file are the working folder's), and its ts block
 // likewise. A `NAME=…` is a secret the reader fills in: here, the fake account's. Only the hosts
@@ -13,8 +13,8 @@ import t from 'tap'
 import { main } from '../lib/cli/index.js'
 import { FakeEdis, FakeVoximplant } from './fake-providers.js'
 
+const section = readFileSync(new URL('../docs/providers.md', import.meta.url), 'utf8')
 const readme = readFileSync(new URL('../README.md', import.meta.url), 'utf8')
-const section = /^## Setting up the providers\n([\s\S]*?)^## /m.exec(readme)?.[1] ?? ''
 
 /** The section's marked sh blocks' commands: `\` continuations joined, comments and blank lines left out. */
 function commands (text: string): string[] {
@@ -24,18 +24,19 @@ function commands (text: string): string[] {
     .filter(line => line !== '')
 }
 
-/** A command's words, split as sh splits these (no quotes or expansions are used in README's). */
+/** A command's words, split as sh splits these (no quotes or expansions are used in the page's). */
 function words (line: string): string[] {
-  if (/["'`$\\|;&<>()]/.test(line)) throw new Error(`README's command needs more of a shell than this test has: ${line}`)
+  if (/["'`$\\|;&<>()]/.test(line)) throw new Error(`docs/providers.md's command needs more of a shell than this test has: ${line}`)
   return line.split(/\s+/)
 }
 
 const ACCOUNT = { email: 'you@example.com', password: 'the edis pw', kvms: ['kvm_123456_789012', 'kvm_234567_890123'] }
 const SECRETS: Record<string, string> = { EDIS_PASSWORD: ACCOUNT.password, EDIS_CALLBACK_PW: 'the callback pw' }
 
-t.test('README\'s setup commands, top to bottom, against the fake APIs', async t => {
+t.test('docs/providers.md\'s setup commands, top to bottom, against the fake APIs', async t => {
   const lines = commands(section)
-  t.ok(lines.length >= 5, 'the section has its commands')
+  t.ok(lines.length >= 5, 'the page has its commands')
+  t.same(commands(readme), [], 'README has none of its own, which this test would not run')
   const edis = await new FakeEdis(ACCOUNT).start(t)
   const { privateKey, publicKey } = generateKeyPairSync('rsa', { modulusLength: 2048 })
   const voximplant = await new FakeVoximplant(publicKey, 1234567).start(t)
@@ -93,9 +94,9 @@ t.test('README\'s setup commands, top to bottom, against the fake APIs', async t
   }
 })
 
-t.test('README\'s setup code, run as written against the fake APIs (the documented hosts routed to them)', async t => {
+t.test('docs/providers.md\'s setup code, run as written against the fake APIs (the documented hosts routed to them)', async t => {
   const block = /<!-- readme-check: provision -->\n```ts\n([\s\S]*?)^```$/m.exec(section)?.[1]
-  t.ok(block, 'the section has its code')
+  t.ok(block, 'the page has its code')
   const edis = await new FakeEdis(ACCOUNT).start(t)
   const { privateKey, publicKey } = generateKeyPairSync('rsa', { modulusLength: 2048 })
   const voximplant = await new FakeVoximplant(publicKey, 1234567).start(t)

@@ -23,25 +23,35 @@ t.test('lib/voximplant/payload-types.ts has a type per payload, named by its sch
 
 // The examples themselves compile and run in test:package (scripts/check-readme.mjs, against the
 // packed package); here, only that each one is marked for a check there, which needs no build.
-interface Block { lang: string, id: string | undefined, fenceLine: number, code: string }
-const { readmeBlocks, markerProblems } = await import('../scripts/check-readme.mjs' as string) as {
-  readmeBlocks: (text: string) => Block[]
+interface Block { file: string, lang: string, id: string | undefined, fenceLine: number, code: string }
+const { docFiles, docBlocks, readmeBlocks, markerProblems } = await import('../scripts/check-readme.mjs' as string) as {
+  docFiles: () => string[]
+  docBlocks: () => Block[]
+  readmeBlocks: (text: string, file?: string) => Block[]
   markerProblems: (blocks: Block[]) => string[]
 }
 
-t.test('every ts and js block in README.md is marked for a check in scripts/check-readme.mjs, and every check has its block', async t => {
-  const blocks = readmeBlocks(readFileSync(new URL('../README.md', import.meta.url), 'utf8'))
+t.test('every ts and js block in README.md and the docs is marked for a check in scripts/check-readme.mjs, and every check has its block', async t => {
+  const files = docFiles()
+  t.same(files.slice(0, 1), ['README.md'])
+  t.ok(files.includes('docs/events.md'), 'docs/*.md are read')
+  const blocks = docBlocks()
   t.same(markerProblems(blocks), [])
-  t.ok(blocks.some(block => block.id === 'usage' && block.lang === 'ts'), 'the Usage example is one of them')
+  t.ok(blocks.some(block => block.file === 'README.md' && block.id === 'usage' && block.lang === 'ts'), 'the Usage example is one of them')
 })
 
-t.test('a block without a marker, or a marker without a check, is reported at its README line', async t => {
+t.test('a block without a marker, or a marker without a check, is reported at its file and line', async t => {
   const text = ['# x', '', '```ts', 'const a = 1', '```', '<!-- readme-check: nowhere -->', '```js', 'b()', '```', '```sh', 'npm test', '```'].join('\n')
   const blocks = readmeBlocks(text)
-  t.same(blocks.map(block => [block.lang, block.id, block.fenceLine]), [['ts', undefined, 3], ['js', 'nowhere', 7], ['sh', undefined, 10]])
+  t.same(blocks.map(block => [block.file, block.lang, block.id, block.fenceLine]), [['README.md', 'ts', undefined, 3], ['README.md', 'js', 'nowhere', 7], ['README.md', 'sh', undefined, 10]])
   const problems = markerProblems(blocks).join('\n')
   t.match(problems, 'README.md:3: a ```ts block without a <!-- readme-check: ID --> marker')
   t.match(problems, "README.md:7: readme-check 'nowhere' has no check")
-  t.match(problems, "check 'usage' has no block in README.md")
+  t.match(problems, "check 'usage' has no block in README.md, docs/*.md")
   t.notMatch(problems, 'README.md:10', 'an unmarked sh block is not a problem')
+
+  const page = readmeBlocks(['<!-- readme-check: usage -->', '```ts', 'x()', '```', '', '```js', '```'].join('\n'), 'docs/page.md')
+  const across = markerProblems([...readmeBlocks(['<!-- readme-check: usage -->', '```ts', '```'].join('\n')), ...page]).join('\n')
+  t.match(across, "docs/page.md:2: readme-check id 'usage' is used twice (first at README.md:2)", 'an id is unique across the files')
+  t.match(across, 'docs/page.md:6: a ```js block without a <!-- readme-check: ID --> marker', 'a page\'s problem names the page')
 })

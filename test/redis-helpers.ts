@@ -11,7 +11,7 @@ import type { Test } from 'tap'
 export const REDIS_URL = process.env.REDIS_URL ?? 'redis://127.0.0.1:6379'
 
 /**
- * As the README tells hosts to configure it: a Redis that is down makes commands fail at once
+ * As docs/guarantee.md ("Several replicas: Redis") tells hosts to configure it: a Redis that is down makes commands fail at once
  * (the plugin answers 503) instead of queueing them until it is back.
  */
 export const CLIENT_OPTIONS = {

@@ -27,7 +27,7 @@ function shown (span: ReadableSpan): string {
   return JSON.stringify({ name, attributes, events, status, links })
 }
 
-/** The attributes of an event's span, as README lists them. */
+/** The attributes of an event's span, as docs/telemetry.md lists them. */
 function spanAttributes (callbackId: number, outcome: string, more: Attributes = {}): Attributes {
   return {
     'messaging.system': 'provider_callbacks',

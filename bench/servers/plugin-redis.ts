@@ -1,5 +1,5 @@
 // The plugin with redisStore over ioredis (REDIS_URL, default redis://127.0.0.1:6379), configured
-// as the README tells hosts to. Keys go under BENCH_REDIS_PREFIX, which the runner deletes
+// as docs/guarantee.md tells hosts to. Keys go under BENCH_REDIS_PREFIX, which the runner deletes
 // afterwards; the windows are short so that nothing the runner misses lingers for days.
 import { Redis } from 'ioredis'
 import { redisStore } from '../../lib/index.js'

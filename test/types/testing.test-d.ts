@@ -96,7 +96,7 @@ expectType<Equal<Delivered['body']['errors'], Array<{ path: string, message: str
 expectType<Equal<DeliverOptions['method'], 'POST' | 'GET' | undefined>>()
 const fromEdis = await deliver(app, edisTrafficBody(), { method: 'GET', basicAuth: { username: 'hook', password: 'pw' }, url: '/callbacks/edis', headers: { 'x-request-id': '1' } })
 const fromVoximplant = await deliver(app, batch)
-// The events narrow by name, as README's example reads them.
+// The events narrow by name, as README's Events and docs/testing.md's example read them.
 const [first] = fromEdis.events
 if (first?.name === 'traffic-threshold') expectType<Equal<typeof first.payload.trigger_value, number | 'demo'>>()
 if (first?.name === 'min-balance') expectType<Equal<typeof first.payload.min_balance.is_min_credit, boolean>>()
