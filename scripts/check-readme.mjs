@@ -29,7 +29,7 @@ import { execFile, spawn } from 'node:child_process'
 import { existsSync, mkdirSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs'
 import { createRequire } from 'node:module'
 import { createServer as createHttpServer } from 'node:http'
-import { createServer } from 'node:net'
+import { createConnection, createServer } from 'node:net'
 import { dirname, join, resolve } from 'node:path'
 import { fileURLToPath } from 'node:url'
 
@@ -202,6 +202,46 @@ function basic (username, password) {
 }
 
 /** A port nothing listens on, for a Redis that is down. */
+/** A client connected to `url`, or (no Redis there) the check's SKIPPED line; where CI is set, no Redis fails. */
+async function connectedOrNot (consumerRequire, url) {
+  const { Redis } = consumerRequire('ioredis')
+  const redis = new Redis(url, { lazyConnect: true, maxRetriesPerRequest: 0, enableOfflineQueue: false, retryStrategy: () => null })
+  redis.on('error', () => {})
+  if (await redis.connect().then(() => true, () => false)) return redis
+  redis.disconnect()
+  if (process.env.CI !== undefined) throw new Error(`no Redis at ${url}, and CI is set`)
+  return `SKIPPED: no Redis at ${url} (set REDIS_URL; where CI is set this fails)`
+}
+
+/**
+ * The Redis the examples run against: a redis-server of this check's own, on its own port, when
+ * one is on PATH and REDIS_URL is not set, so that the examples' documented queue and keys (a
+ * user's own inbox would have them) are never written on the machine's shared Redis; else
+ * REDIS_URL, or 127.0.0.1:6379.
+ */
+async function examplesRedis () {
+  const shared = { url: process.env.REDIS_URL ?? 'redis://127.0.0.1:6379', stop: async () => {} }
+  if (process.env.REDIS_URL !== undefined) return shared
+  const port = await closedPort()
+  const child = spawn('redis-server', ['--port', String(port), '--bind', '127.0.0.1', '--save', '', '--appendonly', 'no'], { stdio: 'ignore' })
+  const started = await new Promise(resolve => {
+    child.on('error', () => resolve(false))
+    const deadline = Date.now() + 10_000
+    const poll = () => {
+      const socket = createConnection(port, '127.0.0.1')
+      socket.on('connect', () => { socket.destroy(); resolve(true) })
+      socket.on('error', () => { socket.destroy(); Date.now() < deadline ? setTimeout(poll, 50) : resolve(false) })
+    }
+    poll()
+  })
+  if (!started) {
+    child.kill()
+    return shared
+  }
+  const exited = new Promise(resolve => child.once('exit', resolve))
+  return { url: `redis://127.0.0.1:${port}`, stop: async () => { child.kill(); await exited } }
+}
+
 function closedPort () {
   return new Promise((resolve, reject) => {
     const probe = createServer().listen(0, '127.0.0.1', () => {
@@ -372,13 +412,13 @@ const CHECKS = {
 
   redis: {
     lang: 'ts',
-    async run ({ dir, kit, out, consumerRequire }) {
+    async run ({ dir, kit, out, consumerRequire, redisUrl }) {
       const secret = { apiKey: 'readme-api-key', salt: 'readme-salt' }
       const env = { VOX_API_KEY: secret.apiKey, VOX_SALT: secret.salt }
       const shown = []
 
       // Up: a callback delivered twice runs once, and Redis holds it as done.
-      const url = process.env.REDIS_URL ?? 'redis://127.0.0.1:6379'
+      const url = redisUrl
       const { Redis } = consumerRequire('ioredis')
       const redis = new Redis(url, { lazyConnect: true, maxRetriesPerRequest: 0, enableOfflineQueue: false, retryStrategy: () => null })
       redis.on('error', () => {})
@@ -490,18 +530,11 @@ const CHECKS = {
 
   inbox: {
     lang: 'ts',
-    async run ({ dir, kit, out, consumerRequire }) {
+    async run ({ dir, kit, out, consumerRequire, redisUrl }) {
       const secret = { apiKey: 'readme-api-key', salt: 'readme-salt' }
-      const url = process.env.REDIS_URL ?? 'redis://127.0.0.1:6379'
-      const { Redis } = consumerRequire('ioredis')
-      const redis = new Redis(url, { lazyConnect: true, maxRetriesPerRequest: 0, enableOfflineQueue: false, retryStrategy: () => null })
-      redis.on('error', () => {})
-      const up = await redis.connect().then(() => true, () => false)
-      if (!up) {
-        redis.disconnect()
-        if (process.env.CI !== undefined) throw new Error(`no Redis at ${url}, and CI is set`)
-        return `SKIPPED: no Redis at ${url} (set REDIS_URL; where CI is set this fails)`
-      }
+      const url = redisUrl
+      const redis = await connectedOrNot(consumerRequire, url)
+      if (typeof redis === 'string') return redis
       const item = kit.voximplantCallback('min_balance', secret)
       const id = `voximplant:${item.account_id}:${item.callback_id}`
       try {
@@ -536,22 +569,15 @@ const CHECKS = {
     // It serves the documented queue, as the inbox example's worker does: run at once, each would
     // take the other's event.
     serial: true,
-    async run ({ dir, kit, out, consumerRequire }) {
+    async run ({ dir, kit, out, consumerRequire, redisUrl }) {
       const secret = { apiKey: 'readme-api-key', salt: 'readme-salt' }
-      const url = process.env.REDIS_URL ?? 'redis://127.0.0.1:6379'
-      const { Redis } = consumerRequire('ioredis')
-      const redis = new Redis(url, { lazyConnect: true, maxRetriesPerRequest: 0, enableOfflineQueue: false, retryStrategy: () => null })
-      redis.on('error', () => {})
-      const up = await redis.connect().then(() => true, () => false)
-      if (!up) {
-        redis.disconnect()
-        if (process.env.CI !== undefined) throw new Error(`no Redis at ${url}, and CI is set`)
-        return `SKIPPED: no Redis at ${url} (set REDIS_URL; where CI is set this fails)`
-      }
+      const url = redisUrl
+      const redis = await connectedOrNot(consumerRequire, url)
+      if (typeof redis === 'string') return redis
       // The API replica it works for, here: the plugin with the same inbox and `worker: false`.
       const fastify = consumerRequire('fastify')
       const plugin = consumerRequire('fastify-provider-callbacks')
-      const connection = new Redis(url, { maxRetriesPerRequest: null })
+      const connection = new (consumerRequire('ioredis').Redis)(url, { maxRetriesPerRequest: null })
       connection.on('error', () => {})
       const inbox = plugin.bullmqInbox({ connection, name: 'provider-callbacks' })
       const app = fastify()
@@ -737,6 +763,7 @@ export async function checkReadme ({ consumerDir, report, root = ROOT, files = d
 
   const consumerRequire = createRequire(join(consumerDir, 'package.json'))
   const kit = consumerRequire('fastify-provider-callbacks/testing')
+  const redis = await examplesRedis()
   const compiledNote = block => block.lang === 'sh' ? '' : 'compiles (strict, nodenext); '
   const check = async block => {
     const name = `${at(block)} (readme-check: ${block.id})`
@@ -745,7 +772,7 @@ export async function checkReadme ({ consumerDir, report, root = ROOT, files = d
       return
     }
     try {
-      const shown = await CHECKS[block.id].run({ dir, block, kit, consumerRequire, out: join('out', `${block.id}.mjs`) })
+      const shown = await CHECKS[block.id].run({ dir, block, kit, consumerRequire, redisUrl: redis.url, out: join('out', `${block.id}.mjs`) })
       report(true, `${name}: ${compiledNote(block)}${shown}`)
     } catch (error) {
       fail(`${name}: ${compiledNote(block)}but its run fails`, error.stack ?? String(error))
@@ -753,6 +780,7 @@ export async function checkReadme ({ consumerDir, report, root = ROOT, files = d
   }
   await Promise.all(unique.filter(block => CHECKS[block.id].serial !== true).map(check))
   for (const block of unique.filter(block => CHECKS[block.id].serial === true)) await check(block)
+  await redis.stop()
   return failures
 }
 
