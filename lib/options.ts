@@ -76,7 +76,7 @@ export interface ProviderCallbacksOptions {
    */
   closeGracePeriod?: number
   /**
-   * OpenTelemetry spans and metrics (README's Telemetry section), recorded through
+   * OpenTelemetry spans and metrics (docs/telemetry.md), recorded through
    * `@opentelemetry/api` when it is installed: by the SDK the host registered, or by the
    * `tracerProvider`/`meterProvider` given here. Default: on (a no-op until an SDK is there);
    * `false` turns it off, and the API is then not even loaded.

@@ -33,7 +33,7 @@ export const SuccessReplySchema = Type.Object({
 export const ErrorReplySchema = Type.Object({
   status: Type.Literal('error'),
   message: Type.String(),
-  code: Type.String({ description: 'A FST_PROVIDER_CALLBACKS_* code; see the README\'s Errors section.' }),
+  code: Type.String({ description: 'A FST_PROVIDER_CALLBACKS_* code; see the README\'s "Answers and errors".' }),
   errors: Type.Optional(Type.Array(Type.Object({
     path: Type.String({ description: 'JSON pointer to the field, `` for the whole body.' }),
     message: Type.String()

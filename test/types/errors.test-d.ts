@@ -1,4 +1,4 @@
-// Type tests of the error classes users match on (README's Errors section): each one's code and
+// Type tests of the error classes users match on (README's "Answers and errors"): each one's code and
 // status are literal types. index.test-d.ts already checks UnauthorizedError.
 import {
   BatchTooLargeError, ForbiddenSourceError, HandlerFailedError, InFlightError, InternalError, InvalidOptionError, InvalidPayloadError,
