@@ -7,7 +7,7 @@ import Fastify from 'fastify'
 import t, { type Test } from 'tap'
 import providerCallbacks, { redisStore } from '../lib/index.js'
 import { gate, postBatch, signedItem, VOX } from './helpers.js'
-import { connect, countCommands, IOREDIS_MAJORS, REDIS_URL, redisAvailable, type IoredisMajor } from './redis-helpers.js'
+import { cleanKeys, connect, countCommands, IOREDIS_MAJORS, REDIS_URL, redisAvailable, type IoredisMajor } from './redis-helpers.js'
 
 t.setTimeout(60_000)
 const secret = { apiKey: VOX.apiKey, salt: VOX.salt }
@@ -17,13 +17,11 @@ let nextId = Math.floor(Math.random() * 1e9)
 async function setup (t: Test, major: IoredisMajor, claimTtl = 30_000) {
   const direct = await connect(REDIS_URL, major)
   const { client, count } = countCommands(await connect(REDIS_URL, major))
-  const prefix = `batch-redis:${randomUUID()}:`
+  const prefix = cleanKeys(t, `batch-redis:${randomUUID()}:`)
   const app = Fastify()
   await app.register(providerCallbacks, { voximplant: { secret }, idempotency: { store: redisStore(client, { prefix }), claimTtl }, handlerTimeout: false })
   t.teardown(async () => {
     await app.close()
-    const keys = await direct.call('KEYS', `${prefix}*`) as string[]
-    if (keys.length > 0) await direct.del(...keys)
     client.disconnect()
     direct.disconnect()
   })

@@ -13,7 +13,7 @@ import providerCallbacks, {
 } from '../lib/index.js'
 import { EDIS_BODIES, fakeClock, FORM, gate, postBatch, signedItem, VOX } from './helpers.js'
 import { claimPrefix, counts, testInbox, until } from './inbox-helpers.js'
-import { connect, countCommands, REDIS_URL, redisAvailable, type TestClient } from './redis-helpers.js'
+import { cleanKeys, connect, countCommands, REDIS_URL, redisAvailable, type TestClient } from './redis-helpers.js'
 
 t.setTimeout(120_000)
 
@@ -78,8 +78,7 @@ t.test('redisStore, two replicas on one Redis', async t => {
 
   // Replica A's store: redisStore with its refresh replaced; replica B's: redisStore as it is.
   const replicas = async (t: Test, refresh: IdempotencyStore['refresh'], claimTtl: number) => {
-    const prefix = `guarantee-fence:${randomUUID()}:`
-    t.teardown(async () => { await client.del(prefix + EDIS_ID) })
+    const prefix = cleanKeys(t, `guarantee-fence:${randomUUID()}:`)
     const store = redisStore(client as never, { prefix })
     // Different windows tell whose done record the key is: A's a day, B's a minute.
     const a = await replica(t, { ...store, refreshMany: undefined, refresh }, { claimTtl, edisWindow: 24 * 3600_000 })
@@ -129,9 +128,7 @@ t.test('redisStore, two replicas on one Redis', async t => {
   })
 
   t.test('complete over a key that is not the owner\'s claim records nothing and answers false; a batch answers each key, in one round trip', async t => {
-    const prefix = `guarantee-fence:${randomUUID()}:`
-    const keys = ['mine', 'other', 'gone', 'done'].map(key => prefix + key)
-    t.teardown(async () => { await client.del(...keys) })
+    const prefix = cleanKeys(t, `guarantee-fence:${randomUUID()}:`)
     const { client: counted, count } = countCommands(client as TestClient)
     const store = redisStore(counted as never, { prefix })
     t.same(await store.claimMany(['mine', 'other', 'done'].map(key => ({ key, owner: 'a' })), 60_000), ['claimed', 'claimed', 'claimed'])

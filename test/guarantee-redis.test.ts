@@ -8,12 +8,11 @@ import { Redis } from 'ioredis'
 import t from 'tap'
 import providerCallbacks, { redisStore } from '../lib/index.js'
 import { EDIS_BODIES, FORM } from './helpers.js'
-import { CLIENT_OPTIONS, REDIS_URL, redisAvailable } from './redis-helpers.js'
+import { cleanKeys, CLIENT_OPTIONS, REDIS_URL, redisAvailable } from './redis-helpers.js'
 
 // About 5 s quiet, most of it the partition's own waits: room for a busy machine.
 t.setTimeout(60_000)
 
-const EDIS_ID = 'edis:kvm_123456_789012:80'
 const postEdis = (app: FastifyInstance) => app.inject({ method: 'POST', url: '/callbacks/edis', headers: { 'content-type': FORM }, payload: EDIS_BODIES.canonical })
 
 /** A TCP proxy to Redis that can cut every connection through it, and refuse new ones, for a while. */
@@ -66,7 +65,7 @@ t.test('a replica cut off from Redis for less than half of claimTtl, across two 
   const direct = new Redis(REDIS_URL, CLIENT_OPTIONS)
   direct.on('error', () => {})
   await direct.connect()
-  const prefix = `guarantee-redis:${randomUUID()}:`
+  const prefix = cleanKeys(t, `guarantee-redis:${randomUUID()}:`)
   const claimTtl = 3000
   const replica = async (client: Redis): Promise<FastifyInstance> => {
     const app = Fastify()
@@ -76,7 +75,6 @@ t.test('a replica cut off from Redis for less than half of claimTtl, across two 
   const [cutOff, other] = await Promise.all([replica(behindProxy), replica(direct)])
   t.teardown(async () => {
     await Promise.all([cutOff.close(), other.close()])
-    await direct.del(prefix + EDIS_ID)
     behindProxy.disconnect()
     direct.disconnect()
     await partition.close()

@@ -12,7 +12,7 @@ import Fastify, { type FastifyInstance } from 'fastify'
 import t from 'tap'
 import providerCallbacks, { redisStore, type IdempotencyOptions } from '../lib/index.js'
 import { FORM, signedItem, TYPESCRIPT_NODE_ARGS, VOX } from './helpers.js'
-import { connect, freePort, IOREDIS_MAJORS, type IoredisMajor, OwnRedis, REDIS_URL, redisAvailable, seededRandom } from './redis-helpers.js'
+import { cleanKeys, connect, freePort, IOREDIS_MAJORS, type IoredisMajor, OwnRedis, REDIS_URL, redisAvailable, seededRandom, startedOrSkipped } from './redis-helpers.js'
 
 const secret = { apiKey: VOX.apiKey, salt: VOX.salt }
 // About 11 s on a quiet 2-core machine (a replica process among them); this budget lets it finish
@@ -78,7 +78,7 @@ t.test('two replicas (ioredis 5 and 6), one Redis: hundreds of concurrent redeli
   if (!await redisAvailable(t)) return
   t.comment(`seed ${SEED} (SEED=${SEED} repeats this run)`)
   const random = seededRandom(SEED)
-  const prefix = `test:${randomUUID()}:`
+  const prefix = cleanKeys(t, `test:${randomUUID()}:`)
   const { successes, handler } = flakyHandler(random, 0.25)
   const idempotency = { claimTtl: 2000, edisWindow: 60_000, voximplantWindow: 60_000 }
   const replicas = await Promise.all(IOREDIS_MAJORS.map(major => replica(major, REDIS_URL, prefix, idempotency, handler)))
@@ -108,7 +108,7 @@ t.test('two replicas (ioredis 5 and 6), one Redis: hundreds of concurrent redeli
 
 t.test('a replica (ioredis 5) that dies mid-handler: after its claim expires, the redelivery runs once elsewhere (ioredis 6)', async t => {
   if (!await redisAvailable(t)) return
-  const prefix = `test:${randomUUID()}:`
+  const prefix = cleanKeys(t, `test:${randomUUID()}:`)
   // Long enough that the living replica's refreshes (every ttl / 3) survive a stall of a second.
   const claimTtl = 1500
   // The fixture connects with redis-helpers' default client, ioredis 5; the survivor runs ioredis 6.
@@ -193,7 +193,7 @@ for (const major of IOREDIS_MAJORS) {
     // ioredis 6 negotiates RESP3, in which a SET NX that finds the key answers RESP3's null.
     const resp = major === 6 ? 3 : 2
     t.match(await client.call('CLIENT', 'INFO'), new RegExp(`\\bresp=${resp}\\b`), `ioredis ${major} speaks RESP${resp}`)
-    const prefix = `test:${randomUUID()}:`
+    const prefix = cleanKeys(t, `test:${randomUUID()}:`)
     const store = redisStore(client, { prefix })
     t.equal(await store.claim('e', 'one', 60_000), 'claimed')
     t.equal(await store.claim('e', 'two', 60_000), 'in-flight')
@@ -212,9 +212,17 @@ for (const major of IOREDIS_MAJORS) {
     await store.complete('e', 'three', 60_000)
     t.equal(await store.claim('e', 'four', 200), 'done')
     t.ok(await client.pttl(`${prefix}e`) > 50_000, 'done is kept for the window')
+  })
+
+  t.test(`redisStore on ioredis ${major} keys its claims under 'provider-callbacks:' by default`, async t => {
+    // The default prefix is a user's own app's: shown on a redis-server of the test's own, never the shared one.
+    const own = new OwnRedis(await freePort())
+    t.teardown(() => own.destroy())
+    if (!await startedOrSkipped(t, own)) return
+    const client = await connect(own.url, major)
+    t.teardown(() => client.disconnect())
     const defaults = redisStore(client)
-    t.equal(await defaults.claim(`${prefix}x`, 'o', 1000), 'claimed')
-    t.equal(await client.get(`provider-callbacks:${prefix}x`), 'claim:o', 'the default prefix')
-    await client.del(`provider-callbacks:${prefix}x`, `${prefix}e`)
+    t.equal(await defaults.claim('x', 'o', 1000), 'claimed')
+    t.equal(await client.get('provider-callbacks:x'), 'claim:o', 'the default prefix')
   })
 }

@@ -2,12 +2,11 @@
 // one Redis, a rolling deploy whose old worker lacks a handler, and a migration where replicas
 // without the inbox (redisStore) and with it take the same provider's redeliveries.
 import { randomUUID } from 'node:crypto'
-import { Queue } from 'bullmq'
 import t from 'tap'
 import { bullmqInbox, createInboxWorker, redisStore, type Inbox } from '../lib/index.js'
 import { postBatch, signedItem, VOX, voximplantApp } from './helpers.js'
-import { counts, testInbox, until, workerConnection } from './inbox-helpers.js'
-import { connect, redisAvailable } from './redis-helpers.js'
+import { counts, removeQueue, testInbox, until, workerConnection } from './inbox-helpers.js'
+import { cleanKeys, cleanUp, connect, deleteKeys, redisAvailable } from './redis-helpers.js'
 
 t.setTimeout(120_000)
 
@@ -27,13 +26,14 @@ t.test('with Redis', async t => {
       prefixes.push(prefix)
       const connection = workerConnection()
       const inbox = bullmqInbox({ connection, prefix, attempts: 3, backoff: { type: 'fixed', delay: 10 } })
-      t.teardown(async () => {
-        const queue = new Queue('provider-callbacks', { connection, prefix })
-        await queue.obliterate({ force: true })
-        await queue.close()
-        const keys = await redis.call('KEYS', `${prefix}:*`) as string[]
-        if (keys.length > 0) await redis.del(...keys)
-        connection.disconnect()
+      // The default name, under a prefix of the test's own: never the default keys.
+      cleanUp(t, async () => {
+        try {
+          await removeQueue('provider-callbacks', undefined, prefix)
+          await deleteKeys(`${prefix}:`)
+        } finally {
+          connection.disconnect()
+        }
       })
       apps.push({ inbox, app: await voximplantApp(t, { inbox, handlers: { 'min-balance': event => { runs.push(`${side} ${event.id}`) } } }) })
     }
@@ -90,11 +90,7 @@ t.test('with Redis', async t => {
   })
 
   t.test('a migration: a replica without the inbox (redisStore) and one with it, sharing claimPrefix, run a redelivered event once', async t => {
-    const prefix = `test-migration-${randomUUID()}:`
-    t.teardown(async () => {
-      const keys = await redis.call('KEYS', `${prefix}*`) as string[]
-      if (keys.length > 0) await redis.del(...keys)
-    })
+    const prefix = cleanKeys(t, `test-migration-${randomUUID()}:`)
     const runs: string[] = []
     const handlers = { 'min-balance': (event: { id: string }) => { runs.push(event.id) } }
     const { inbox } = testInbox(t, { claimPrefix: prefix })
@@ -117,7 +113,7 @@ t.test('with Redis', async t => {
     for (const claimPrefix of ['', 7]) {
       t.throws(() => bullmqInbox({ connection, claimPrefix: claimPrefix as string }), { code: 'FST_PROVIDER_CALLBACKS_INVALID_OPTION', message: /claimPrefix must be a non-empty string/ })
     }
-    const inbox: Inbox = bullmqInbox({ connection })
+    const inbox: Inbox = bullmqInbox({ connection, name: 'test-inbox-deploys-claim-prefix' })
     await inbox.close()
   })
 })

@@ -6,7 +6,7 @@ import type { Test } from 'tap'
 import { bullmqInbox, type BullmqInboxOptions, type Inbox } from '../lib/index.js'
 import type { BullmqInbox } from '../lib/inbox/inbox.js'
 import type { InboxJobData } from '../lib/inbox/job.js'
-import { REDIS_URL } from './redis-helpers.js'
+import { cleanUp, deleteKeys, REDIS_URL } from './redis-helpers.js'
 
 /** Fast retries, so that a test's failing runs take milliseconds, not BullMQ's hours. */
 export const FAST = { attempts: 3, backoff: { type: 'fixed', delay: 10 } } satisfies Partial<BullmqInboxOptions>
@@ -19,34 +19,43 @@ export function workerConnection (url = REDIS_URL): Redis {
 }
 
 /**
- * An inbox on a queue of its own (a random name), removed with its claims when the test ends; the
- * shared Redis is never flushed.
+ * An inbox on a queue of its own (a random name), removed with its claims when the test ends,
+ * however it ended; the shared Redis is never flushed.
  */
 export function testInbox (t: Test, options: Partial<BullmqInboxOptions> = {}, url = REDIS_URL): { inbox: Inbox, name: string, connection: Redis } {
   const connection = workerConnection(url)
   const name = options.name ?? `test-${randomUUID()}`
   const inbox = bullmqInbox({ connection, name, ...FAST, ...options })
-  t.teardown(async () => {
-    await inbox.close()
-    await removeQueue(name, url)
-    connection.disconnect()
+  cleanUp(t, async () => {
+    try {
+      await inbox.close()
+    } finally {
+      await removeQueue(name, url, options.prefix)
+      if (options.claimPrefix !== undefined) await deleteKeys(options.claimPrefix, url).catch(() => {})
+      connection.disconnect()
+    }
   })
   return { inbox, name, connection }
 }
 
-export async function removeQueue (name: string, url = REDIS_URL): Promise<void> {
+/**
+ * Removes the BullMQ queue `name` (under `prefix`) and every key left under it: its received
+ * stream, its claims and done records, whatever a worker wrote after the obliterate.
+ */
+export async function removeQueue (name: string, url = REDIS_URL, prefix = 'bull'): Promise<void> {
   const connection = new Redis(url, { maxRetriesPerRequest: 1, retryStrategy: () => null })
   connection.on('error', () => {})
   try {
-    const queue = new Queue(name, { connection })
-    await queue.obliterate({ force: true })
-    await queue.close()
-    // The received stream and the claim protocol's keys.
-    const keys = await connection.keys(`${claimPrefix(name)}*`)
-    if (keys.length > 0) await connection.del(...keys)
+    const queue = new Queue(name, { connection, prefix })
+    try {
+      await queue.obliterate({ force: true })
+    } finally {
+      await queue.close()
+    }
   } catch {} finally {
     connection.disconnect()
   }
+  await deleteKeys(`${prefix}:${name}:`, url).catch(() => {})
 }
 
 /** Where the inbox named `name` keeps its claims and done records by default (and its received stream). */

@@ -7,7 +7,7 @@ import t, { type Test } from 'tap'
 import providerCallbacks, { createInboxWorker, type DeadLettered } from '../lib/index.js'
 import { postBatch, signedItem, TYPESCRIPT_NODE_ARGS, VOX } from './helpers.js'
 import { counts, testInbox, until } from './inbox-helpers.js'
-import { connect, REDIS_URL, redisAvailable, seededRandom } from './redis-helpers.js'
+import { cleanKeys, connect, REDIS_URL, redisAvailable, seededRandom } from './redis-helpers.js'
 
 // Child processes start the TypeScript loader (seconds of CPU each on a busy machine), and the
 // stalled-job detection waits out a lock: room for both, and still an end to a hang.
@@ -45,7 +45,7 @@ t.test('with Redis', async t => {
     // The dead worker's claim outlives the job's lock by seconds: the other worker's runs find the
     // event in flight, more often than the 3 attempts, and each must wait for the claim, not fail.
     const { inbox, name } = testInbox(t, { attempts: 3, backoff: { type: 'fixed', delay: 500 } })
-    t.teardown(async () => { await redis.del(`${name}:started`, `${name}:succeeded`, `${name}:failed`) })
+    cleanKeys(t, `${name}:`) // the workers' lists of runs
     const failures: string[] = []
     inbox.on('failed', (_event, error) => { failures.push(error.message) })
     const api = await apiReplica(t, inbox)
@@ -73,7 +73,7 @@ t.test('with Redis', async t => {
   // process. BullMQ's default maxStalledCount (1) dead-lettered the event at its second stall.
   const twoDeaths = async (t: Test, maxStalledCount?: number): Promise<{ name: string, inbox: ReturnType<typeof testInbox>['inbox'], dead: Array<[string, string, DeadLettered]>, logged: string[] }> => {
     const { inbox, name } = testInbox(t, { attempts: 3, backoff: { type: 'fixed', delay: 500 }, claimTtl: 6000 })
-    t.teardown(async () => { await redis.del(`${name}:started`, `${name}:succeeded`, `${name}:failed`) })
+    cleanKeys(t, `${name}:`) // the workers' lists of runs
     const api = await apiReplica(t, inbox)
     const timing = { LOCK_DURATION: '1000', STALLED_INTERVAL: '500', CLAIM_TTL: '6000' }
     const a = startWorker(t, { QUEUE: name, MODE: 'hang', ...timing })
@@ -132,7 +132,7 @@ t.test('with Redis', async t => {
   t.test('two API replicas, two worker processes, 300 events each delivered three times, a quarter of the runs failing: each succeeds once, no dead letter', async t => {
     // attempts and backoff are the job's, so the API replica's: 30 runs make a dead letter (0.25^30) unthinkable.
     const { inbox, name } = testInbox(t, { attempts: 30 })
-    t.teardown(async () => { await redis.del(`${name}:started`, `${name}:succeeded`, `${name}:failed`) })
+    cleanKeys(t, `${name}:`) // the workers' lists of runs
     const replicas = [await apiReplica(t, inbox), await apiReplica(t, inbox)]
     const workers = [1, 2].map(seed => startWorker(t, { QUEUE: name, MODE: 'flaky', SEED: String(seed), CONCURRENCY: '8' }))
     await Promise.all(workers.map(async worker => await worker.ready))

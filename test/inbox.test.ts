@@ -98,7 +98,7 @@ t.test('options: a wrong one is refused at once, with what is wrong', async t =>
     { backoff: { type: 'exponential', delay: 1000 } },
     { removeOnComplete: { count: 0 }, removeOnFail: { age: 0, count: 10 } }
   ] as const) {
-    const inbox = bullmqInbox({ connection, ...options }) as BullmqInbox
+    const inbox = bullmqInbox({ connection, name: 'test-inbox-options', ...options }) as BullmqInbox
     t.teardown(async () => { await inbox.close() })
     t.match(inbox.settings, options, JSON.stringify(options))
   }

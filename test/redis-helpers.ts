@@ -44,6 +44,7 @@ export async function connect (url = REDIS_URL, major: IoredisMajor = 5): Promis
  * CI they must run, so there its absence is a failure.
  */
 export async function redisAvailable (t: Test, url = REDIS_URL): Promise<boolean> {
+  guardDefaults(t)
   const client = new Redis(url, { ...CLIENT_OPTIONS, retryStrategy: () => null, connectTimeout: 1000 })
   client.on('error', () => {})
   try {
@@ -61,6 +62,132 @@ export async function redisAvailable (t: Test, url = REDIS_URL): Promise<boolean
   } finally {
     client.disconnect()
   }
+}
+
+/**
+ * The key prefixes a user's own app gets by default: `bullmqInbox({ connection })`'s queue
+ * (`bull:provider-callbacks:*`, its claims under `bull:provider-callbacks:provider-callbacks:*`)
+ * and `redisStore(client)`'s. A developer's app may use them on the Redis these tests share
+ * (REDIS_URL), so no test writes under them there; a test of the defaults themselves runs on a
+ * redis-server of its own (OwnRedis).
+ */
+export const DEFAULT_PREFIXES = ['bull:provider-callbacks:', 'provider-callbacks:'] as const
+
+const LOOPBACK = new Set(['localhost', '127.0.0.1', '::1', '[::1]'])
+const sharedRedis = new URL(REDIS_URL)
+const sharedHost = LOOPBACK.has(sharedRedis.hostname) ? 'loopback' : sharedRedis.hostname
+const sharedPort = Number(sharedRedis.port === '' ? 6379 : sharedRedis.port)
+const sharedDb = Number(sharedRedis.pathname.slice(1) || 0)
+
+/** Whether a client of these options talks to the shared Redis (REDIS_URL). */
+function isShared (options: { host?: string, port?: number, db?: number, path?: string | null }): boolean {
+  if (typeof options.path === 'string' && options.path !== '') return false
+  const host = options.host === undefined || LOOPBACK.has(options.host) ? 'loopback' : options.host
+  return host === sharedHost && Number(options.port ?? 6379) === sharedPort && Number(options.db ?? 0) === sharedDb
+}
+
+/** Commands this process sent to the shared Redis with an argument under a default prefix. */
+const defaultWrites = new Set<string>()
+
+// Every ioredis client of this process (BullMQ's included: it duplicates the ones it is given)
+// sends each command, pipelined or not, through its sendCommand: one that names a key, or a key
+// prefix (BullMQ's scripts take the queue's as an argument), under a default prefix on the shared
+// Redis is noted, and the test file fails (guardDefaults). Only this process's clients are seen,
+// so another process on the same Redis (a developer's app, another test file) cannot trip it.
+for (const client of [Redis, Redis6] as unknown as Array<{ prototype: { sendCommand: (this: { options: object }, command: { name: string, args: unknown[] }, ...rest: unknown[]) => unknown } }>) {
+  const send = client.prototype.sendCommand
+  client.prototype.sendCommand = function (command, ...rest) {
+    if (isShared(this.options)) {
+      for (const arg of command.args) {
+        const text = typeof arg === 'string' ? arg : Buffer.isBuffer(arg) ? arg.toString('latin1', 0, 64) : undefined
+        if (text !== undefined && DEFAULT_PREFIXES.some(prefix => text.startsWith(prefix))) defaultWrites.add(`${command.name} ${text.slice(0, 120)}`)
+      }
+    }
+    return send.call(this, command, ...rest)
+  }
+}
+
+const guarded = new WeakSet<object>()
+
+/** The file's root test. */
+function rootOf (t: Test): Test {
+  let root = t as unknown as { parent?: unknown }
+  while (root.parent !== undefined) root = root.parent as { parent?: unknown }
+  return root as unknown as Test
+}
+
+/**
+ * Fails the test file if any of its clients sent the shared Redis a command under a default
+ * prefix (DEFAULT_PREFIXES): checked once the file's tests are over. Called by redisAvailable,
+ * which every test on the shared Redis calls first, and by cleanUp.
+ */
+export function guardDefaults (t: Test): void {
+  const root = rootOf(t)
+  if (guarded.has(root)) return
+  guarded.add(root)
+  root.teardown(() => {
+    if (defaultWrites.size > 0) {
+      throw new Error(`a test wrote under a default prefix (${DEFAULT_PREFIXES.join(', ')}) on the shared Redis ${REDIS_URL}, which a developer's own app may use: ${[...defaultWrites].slice(0, 10).join('; ')}`)
+    }
+  })
+}
+
+/** A glob that matches `text` itself (SCAN's MATCH). */
+const literally = (text: string): string => text.replace(/[*?[\]\\]/g, '\\$&')
+
+/**
+ * Deletes every key under `prefix` on the Redis at `url`, with SCAN (KEYS would block a big
+ * Redis); the number deleted. Refuses a prefix that would reach a default one on the shared Redis.
+ */
+export async function deleteKeys (prefix: string, url = REDIS_URL): Promise<number> {
+  const client = new Redis(url, { maxRetriesPerRequest: 1, retryStrategy: () => null, lazyConnect: true })
+  if (prefix === '' || (isShared(client.options) && DEFAULT_PREFIXES.some(given => given.startsWith(prefix) || prefix.startsWith(given)))) {
+    throw new Error(`deleteKeys: not under ${JSON.stringify(prefix)} on the shared Redis, where a developer's own keys may be`)
+  }
+  client.on('error', () => {})
+  try {
+    await client.connect()
+    let deleted = 0
+    let cursor = '0'
+    do {
+      const [next, keys] = await client.scan(cursor, 'MATCH', `${literally(prefix)}*`, 'COUNT', 1000)
+      cursor = next
+      if (keys.length > 0) deleted += await client.unlink(...keys)
+    } while (cursor !== '0')
+    return deleted
+  } finally {
+    client.disconnect()
+  }
+}
+
+const pendingCleanUps = new Set<() => Promise<void>>()
+const rootsCleaning = new WeakSet<object>()
+
+/**
+ * Runs `clean` when `t` ends, however it ended. tap stops running a test's teardowns at the first
+ * that throws, so whatever did not run then runs when the file's root test ends.
+ */
+export function cleanUp (t: Test, clean: () => Promise<void>): void {
+  guardDefaults(t)
+  let running: Promise<void> | undefined
+  const run = async (): Promise<void> => {
+    pendingCleanUps.delete(run)
+    await (running ??= clean())
+  }
+  pendingCleanUps.add(run)
+  t.teardown(run)
+  const root = rootOf(t)
+  if (root === t || rootsCleaning.has(root)) return
+  rootsCleaning.add(root)
+  root.teardown(async () => {
+    for (const left of [...pendingCleanUps]) await left().catch(() => {})
+  })
+}
+
+/** Deletes every key under `prefix` on the Redis at `url` when `t` ends (cleanUp); `prefix`, for the test's use. */
+export function cleanKeys (t: Test, prefix: string, url = REDIS_URL): string {
+  cleanUp(t, async () => { await deleteKeys(prefix, url) })
+  return prefix
 }
 
 /** `count` distinct free ports: held open together while they are chosen, so the system cannot hand one out twice. */
