@@ -84,7 +84,9 @@ export const OTHER_EVENT_NAME = 'other'
 const NOT_INSTALLED = new Set(['ERR_MODULE_NOT_FOUND', 'MODULE_NOT_FOUND'])
 
 // The claims held, by meter provider: the plugin's and each inbox worker's, in one process, are
-// the one gauge's (observed by several callbacks, it would read the last one's count only).
+// the one gauge's (observed by several callbacks, it would read the last one's count only). The
+// one piece of telemetry state not per instance, for that reason: the gauge is the meter
+// provider's, shared by every instance that records through it. Nothing outside this file reads it.
 const claimHolders = new WeakMap<object, { holders: Set<() => number>, stop: () => void }>()
 
 /** The `telemetry` option checked: undefined when it is off. */
