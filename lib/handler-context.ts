@@ -16,6 +16,8 @@ export interface HandlerContext {
 export class DeliveryContext implements HandlerContext {
   #controller: AbortController | undefined
   #reason: unknown
+  /** With `transactional`: the client inside the event's open transaction, once it is open. */
+  tx: unknown = undefined
 
   get signal (): AbortSignal {
     if (this.#controller === undefined) {

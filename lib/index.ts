@@ -95,7 +95,10 @@ export type { EdisOptions, IdempotencyOptions, ProviderCallbacksOptions, Voximpl
 export type { JobTraceContext, MeterProviderLike, TelemetryOptions, TracerProviderLike } from './telemetry.js'
 export { memoryStore, type MemoryStoreOptions } from './idempotency/memory.js'
 export { redisStore, type RedisClientLike, type RedisStore, type RedisStoreOptions } from './idempotency/redis.js'
-export type { ClaimResult, IdempotencyStore, KeyOwner } from './idempotency/store.js'
+export {
+  postgresStore, postgresStoreSchema, type PostgresClientLike, type PostgresPoolLike, type PostgresResult, type PostgresStore, type PostgresStoreOptions
+} from './idempotency/postgres.js'
+export type { ClaimResult, IdempotencyStore, KeyOwner, StoreTransaction, TransactionalStore } from './idempotency/store.js'
 export type { MaybePromise } from './maybe-promise.js'
 export type { VoximplantSecret } from './voximplant/hash.js'
 export type { ScopedVoximplantSecret, VoximplantSecretLookup } from './voximplant/secrets.js'

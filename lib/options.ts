@@ -1,4 +1,4 @@
-import { integerOption, timerDelay } from './checks.js'
+import { integerOption, shown, timerDelay } from './checks.js'
 import { InvalidOptionError } from './errors.js'
 import { credentialsCheck, type EdisCredentials } from './edis/credentials.js'
 import type { EdisRouteSettings } from './edis/route.js'
@@ -8,7 +8,7 @@ import type { Inbox } from './inbox/inbox.js'
 import type { InboxWorkerOption } from './inbox/plugin.js'
 import type { IdempotencySettings } from './delivery/deliveries.js'
 import { memoryStore } from './idempotency/memory.js'
-import type { IdempotencyStore } from './idempotency/store.js'
+import type { IdempotencyStore, TransactionalStore } from './idempotency/store.js'
 import { resolveTelemetry, type TelemetryOptions } from './telemetry.js'
 import type { VoximplantRouteSettings } from './voximplant/route.js'
 import { lookedUpSecrets, staticSecrets, type ScopedVoximplantSecret, type VoximplantSecretLookup } from './voximplant/secrets.js'
@@ -50,6 +50,13 @@ export interface IdempotencyOptions {
   voximplantWindow?: number
   /** When the store cannot be reached, run handlers unguarded (duplicates possible) instead of answering 503. Default false. */
   failOpen?: boolean
+  /**
+   * Exactly-once effects: each event's handlers get `context.tx`, a client inside an open
+   * transaction of the store's database, and the done mark is written in that transaction, so
+   * their writes through `tx` and the mark commit together or not at all. Needs a transactional
+   * store (`postgresStore`); type `tx` with `ProviderCallbacksTypes` (docs/guarantee.md). Default false.
+   */
+  transactional?: boolean
 }
 
 export interface ProviderCallbacksOptions {
@@ -132,11 +139,18 @@ export function resolveOptions (options: ProviderCallbacksOptions): ResolvedOpti
   if (idempotency?.store !== undefined && !isStore(idempotency.store)) {
     throw new InvalidOptionError('idempotency.store must have claim, complete and release methods (see IdempotencyStore)')
   }
+  const transactional = idempotency?.transactional ?? false
+  if (typeof transactional !== 'boolean') throw new InvalidOptionError(`idempotency.transactional must be true or false, got ${shown(transactional)}`)
+  if (transactional && typeof (idempotency?.store as Partial<TransactionalStore> | undefined)?.begin !== 'function') {
+    throw new InvalidOptionError('idempotency.transactional needs a store that opens transactions, such as postgresStore(pool)')
+  }
+  // Unguarded handlers would run without their transaction.
+  if (transactional && idempotency?.failOpen === true) throw new InvalidOptionError('idempotency.transactional and idempotency.failOpen cannot be used together: a handler run unguarded has no transaction')
   return {
     prefix,
     edis: edis && resolveEdis(edis),
     voximplant: voximplant && resolveVoximplant(voximplant),
-    idempotency: idempotency && { store: idempotency.store ?? memoryStore(), claimTtl, failOpen: idempotency.failOpen === true },
+    idempotency: idempotency && { store: idempotency.store ?? memoryStore(), claimTtl, failOpen: idempotency.failOpen === true, transactional },
     windows: {
       edis: integerOption(idempotency?.edisWindow ?? 24 * HOUR, 'idempotency.edisWindow'),
       voximplant: integerOption(idempotency?.voximplantWindow ?? 7 * 24 * HOUR, 'idempotency.voximplantWindow')

@@ -4,7 +4,7 @@ import { ClaimLostError, ClosingError } from '../errors.js'
 import type { AnyProviderCallbackEvent } from '../events.js'
 import { DeliveryContext } from '../handler-context.js'
 import { HeldClaims, type HeldClaim } from '../idempotency/claims.js'
-import type { ClaimResult, IdempotencyStore } from '../idempotency/store.js'
+import type { ClaimResult, IdempotencyStore, StoreTransaction, TransactionalStore } from '../idempotency/store.js'
 import { loggable } from '../loggable-error.js'
 import { isPromiseLike, quietly, then, type MaybePromise } from '../maybe-promise.js'
 import { newAttempt, type Attempt } from './attempt.js'
@@ -20,6 +20,8 @@ export interface IdempotencySettings {
   claimTtl: number
   /** Run handlers unguarded when the store cannot be reached, instead of answering 503. */
   failOpen: boolean
+  /** The handlers' writes and the done mark in one transaction of the store's (a TransactionalStore). */
+  transactional?: boolean
 }
 
 /** This plugin instance's deliveries (or an inbox worker's): one per provider's window, and the drain on close. */
@@ -104,6 +106,7 @@ function observed (deliver: Deliver, observe: ObserveDelivery | undefined): Deli
 }
 
 const OUTLIVED = 'its handlers settled after the claim expired; another delivery may have run this event'
+const REFUSED = 'its transaction found the claim another delivery\'s, and was rolled back, its writes with it'
 const NOT_OURS = 'the store found the claim gone or another delivery\'s when recording its success; another delivery may have run this event'
 
 /**
@@ -116,14 +119,16 @@ export class GuardedDelivery implements ItemGuard {
   readonly claimTtl: number
   readonly claims: HeldClaims
   readonly #failOpen: boolean
+  readonly #transactional: TransactionalStore | undefined
   readonly #handlers: Handlers
   readonly #running: Running
 
-  constructor (handlers: Handlers, { store, claimTtl, failOpen }: IdempotencySettings, running: Running, log: FastifyBaseLogger) {
+  constructor (handlers: Handlers, { store, claimTtl, failOpen, transactional }: IdempotencySettings, running: Running, log: FastifyBaseLogger) {
     this.store = store
     this.claimTtl = claimTtl
     this.claims = new HeldClaims(store, claimTtl, log)
     this.#failOpen = failOpen
+    this.#transactional = transactional === true ? store as TransactionalStore : undefined
     this.#handlers = handlers
     this.#running = running
   }
@@ -180,6 +185,7 @@ export class GuardedDelivery implements ItemGuard {
       return
     }
     const context = held?.context ?? new DeliveryContext()
+    if (this.#transactional !== undefined) return this.#running.track(this.#runInTransaction(attempt, this.#transactional, context, acknowledge), context)
     const ran = this.#handlers.deliver(event, attempt.request, context)
     // Only pending handlers are held (refreshed); one that finished at once has its deadline read
     // in #afterRun. Their record may still be pending (the store did not take it at once): the drain waits for it.
@@ -189,6 +195,50 @@ export class GuardedDelivery implements ItemGuard {
     }
     this.#hold(attempt, context)
     return this.#running.track(ran.then(succeeded => { acknowledge(this.#afterRun(attempt, succeeded, context), context) }), context)
+  }
+
+  // The handlers get a client inside an open transaction, and the done mark is written in it: their
+  // writes and the mark commit together, or neither does. The claim is held (refreshed) from
+  // before the transaction opens until it ended.
+  async #runInTransaction (
+    attempt: Attempt, store: TransactionalStore, context: DeliveryContext, acknowledge: (outcome: MaybePromise<Outcome>, context?: DeliveryContext) => void
+  ): Promise<void> {
+    const held = this.#hold(attempt, context)
+    let transaction: StoreTransaction
+    try {
+      transaction = await store.begin()
+    } catch (error) {
+      this.claims.release(held)
+      attempt.request.log.error({ err: loggable(error), event: attempt.event.id }, 'could not open a transaction for the handlers')
+      acknowledge(then(this.release(attempt), () => 'unavailable'), context)
+      return
+    }
+    context.tx = transaction.tx
+    const ran = await this.#handlers.deliver(attempt.event, attempt.request, context)
+    acknowledge(this.#commit(attempt, held, transaction, ran), context)
+  }
+
+  async #commit (attempt: Attempt, held: HeldClaim, transaction: StoreTransaction, ran: boolean): Promise<Outcome> {
+    try {
+      // Lost while the handlers ran (refused, or out of reach until it expired): rolled back
+      // without asking, as the commit would most likely be refused anyway.
+      if (held.lost || !ran) {
+        await transaction.rollback()
+        return await then(this.release(attempt), () => held.lost ? 'lost' : 'failed')
+      }
+      let committed
+      try {
+        committed = await transaction.commit(attempt.event.id, attempt.owner, attempt.window)
+      } catch (error) {
+        // Rolled back, or (the connection dropped during COMMIT) perhaps committed: the release
+        // frees only a claim not done, so the redelivery finds the event done or runs it again.
+        attempt.request.log.error({ err: loggable(error), event: attempt.event.id }, 'could not commit the handlers\' transaction')
+        return await then(this.release(attempt), () => 'failed')
+      }
+      return committed ? 'delivered' : await this.#lostAfterRun(attempt, REFUSED)
+    } finally {
+      this.claims.release(held)
+    }
   }
 
   #afterClaim (attempt: Attempt, claim: ClaimResult): MaybePromise<Outcome> {

@@ -59,3 +59,28 @@ export interface IdempotencyStore {
    */
   refreshMany?(claims: readonly KeyOwner[], ttl: number): MaybePromise<Array<boolean | void>>
 }
+
+/**
+ * A store whose done mark can be written inside a transaction of its own database, which the
+ * handlers' writes share (`idempotency: { transactional: true }`): the event's effects and its
+ * done mark then commit together or not at all. `postgresStore` is one.
+ */
+export interface TransactionalStore<Tx = unknown> extends IdempotencyStore {
+  /** A transaction, open, for one event's handlers. Rejects when the database cannot be reached. */
+  begin(): Promise<StoreTransaction<Tx>>
+}
+
+/** One event's transaction, open while its handlers run. */
+export interface StoreTransaction<Tx = unknown> {
+  /** What the handlers get as `context.tx`: a client inside the open transaction. */
+  readonly tx: Tx
+  /**
+   * In the transaction: `key` done for `ttl`, if its claim is still `owner`'s; then commits.
+   * `false`: the claim was another's (or gone), and nothing was committed. Rejects when it could
+   * not tell: the transaction is then rolled back, or (the connection dropped during COMMIT) its fate
+   * unknown to this process, which a redelivery finds out (done, or free to run again).
+   */
+  commit(key: string, owner: string, ttl: number): Promise<boolean>
+  /** Rolls the handlers' writes back and ends the transaction. Never rejects. */
+  rollback(): Promise<void>
+}
