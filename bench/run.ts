@@ -30,7 +30,7 @@ import { CHECK_SCENARIOS, CHECK_SERVERS, EXTRA_ROUNDS, FLOORS, MAX_OTHERS_PERCEN
 
 // --check --baseline DIR: the plugin as DIR (another worktree, built) has it, beside today's.
 const BASELINE = 'plugin-baseline'
-const SERVERS = ['plugin', 'plugin-redis', 'plugin-no-idempotency', 'fastify-bare', 'express', 'node-http']
+const SERVERS = ['plugin', 'plugin-redis', 'plugin-postgres', 'plugin-no-idempotency', 'fastify-bare', 'express', 'node-http']
 const EXTRAS = 'extras'
 const SHARED_REDIS_URL = process.env.REDIS_URL ?? 'redis://127.0.0.1:6379'
 const INBOX = 'inbox'
