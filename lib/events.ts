@@ -162,13 +162,17 @@ function run (handler: Handler, event: AnyProviderCallbackEvent, request: Delive
     const result = handler(event, request, context)
     // Inside the try: looking at a returned object's `then` runs its getter, which may throw.
     if (!isPromiseLike(result)) return true
-    return Promise.resolve(result).then(() => true, (error: unknown) => failed(error, event, request, onError))
+    return Promise.resolve(result).then(() => true, (error: unknown) => reportHandlerFailure(error, event, request, onError))
   } catch (error) {
-    return failed(error, event, request, onError)
+    return reportHandlerFailure(error, event, request, onError)
   }
 }
 
-function failed (error: unknown, event: AnyProviderCallbackEvent, request: DeliveryRequest, onError: OnError): false {
+/**
+ * A handler's failure, as every delivery reports it (CallbackEvents' and an inbox worker's): logged
+ * with the event's id, told to `onError`. Gives false, the delivery's result.
+ */
+export function reportHandlerFailure (error: unknown, event: AnyProviderCallbackEvent, request: DeliveryRequest, onError: OnError): false {
   request.log.error({ err: error, event: event.id }, `a '${event.name}' handler failed`)
   onError?.(error)
   return false
