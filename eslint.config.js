@@ -5,7 +5,7 @@ import neostandard from 'neostandard'
 // inbox owns (InboxHooks). Only the composition roots (lib/index.ts, lib/create-inbox-worker.ts)
 // and the plugin's options name them.
 const CORE = [
-  'lib/events.ts', 'lib/delivery', 'lib/idempotency', 'lib/edis', 'lib/voximplant', 'lib/replies.ts', 'lib/errors.ts',
+  'lib/events.ts', 'lib/event-types.ts', 'lib/delivery', 'lib/idempotency', 'lib/edis', 'lib/voximplant', 'lib/replies.ts', 'lib/errors.ts',
   'lib/handler-context.ts', 'lib/checks.ts', 'lib/maybe-promise.ts', 'lib/loggable-error.ts', 'lib/validation.ts',
   'lib/coerce.ts', 'lib/source.ts', 'lib/method-not-allowed.ts'
 ]

@@ -1,54 +1,10 @@
 import type { FastifyRequest } from 'fastify'
-import type { EdisTrafficThreshold } from './edis/schema.js'
-import { voximplantEventNames, type Kebab, type VoximplantCallback, type VoximplantCallbackType, type VoximplantUnknownCallback } from './voximplant/schema.js'
+import type { DeliveryRequest } from './delivery/outcome.js'
+import type { AnyProviderCallbackEvent, ProviderCallbackEventName, ProviderCallbackEvents } from './event-types.js'
+import { voximplantEventNames } from './voximplant/schema.js'
 import { InvalidOptionError } from './errors.js'
 import type { HandlerContext } from './handler-context.js'
 import { isPromiseLike, type MaybePromise } from './maybe-promise.js'
-
-export type ProviderName = 'edis' | 'voximplant'
-
-// What a delivery passes as the request: a route's FastifyRequest, or an inbox worker's logger (delivery/outcome.ts).
-type DeliveryRequest = Pick<FastifyRequest, 'log'>
-
-/** What a handler receives. `payload` is the validated wire object, snake_case as the provider sent it. */
-export interface ProviderCallbackEvent<Name extends string = string, Provider extends ProviderName = ProviderName, Payload = unknown, Known extends boolean = boolean> {
-  readonly name: Name
-  readonly provider: Provider
-  /** The idempotency key: `edis:<kvm>:<trigger_value>` or `voximplant:<account_id>:<callback_id>`. */
-  readonly id: string
-  readonly payload: Payload
-  readonly receivedAt: Date
-  /** `true` for an event this version knows (typed by its name), `false` for a Voximplant type it does not. */
-  readonly known: Known
-}
-
-export interface EdisEvents {
-  'traffic-threshold': ProviderCallbackEvent<'traffic-threshold', 'edis', EdisTrafficThreshold, true>
-}
-
-/** One event per Voximplant callback type, named by its kebab-case: `min_balance` -> `min-balance`. */
-export type VoximplantEvents = {
-  [Type in VoximplantCallbackType as Kebab<Type>]: ProviderCallbackEvent<Kebab<Type>, 'voximplant', VoximplantCallback<Type>, true>
-}
-
-/** Every known event by name. */
-export interface ProviderCallbackEvents extends EdisEvents, VoximplantEvents {}
-
-export type ProviderCallbackEventName = keyof ProviderCallbackEvents
-
-/**
- * The name of an event of a type this version does not know: at run time the kebab-case of its
- * `type`, like any other. Typed as a pattern no known name matches, so that comparing an onAny
- * event's `name` with a known name narrows it to exactly that event (a plain `string` here would
- * keep this member in every comparison, and the payload unknown). Read `payload.type` for the type.
- */
-export type UnknownEventName = `${string}(a type this version does not know)`
-
-/** A Voximplant callback of a type this version does not know (`known: false`): delivered to onAny listeners only. */
-export type UnknownVoximplantEvent = ProviderCallbackEvent<UnknownEventName, 'voximplant', VoximplantUnknownCallback, false>
-
-/** What an onAny listener receives: any known event, or a Voximplant callback of an unknown type. */
-export type AnyProviderCallbackEvent = ProviderCallbackEvents[ProviderCallbackEventName] | UnknownVoximplantEvent
 
 /**
  * Types that depend on how the app runs its handlers. An app whose handlers run from an inbox
@@ -206,13 +162,17 @@ function run (handler: Handler, event: AnyProviderCallbackEvent, request: Delive
     const result = handler(event, request, context)
     // Inside the try: looking at a returned object's `then` runs its getter, which may throw.
     if (!isPromiseLike(result)) return true
-    return Promise.resolve(result).then(() => true, (error: unknown) => failed(error, event, request, onError))
+    return Promise.resolve(result).then(() => true, (error: unknown) => reportHandlerFailure(error, event, request, onError))
   } catch (error) {
-    return failed(error, event, request, onError)
+    return reportHandlerFailure(error, event, request, onError)
   }
 }
 
-function failed (error: unknown, event: AnyProviderCallbackEvent, request: DeliveryRequest, onError: OnError): false {
+/**
+ * A handler's failure, as every delivery reports it (CallbackEvents' and an inbox worker's): logged
+ * with the event's id, told to `onError`. Gives false, the delivery's result.
+ */
+export function reportHandlerFailure (error: unknown, event: AnyProviderCallbackEvent, request: DeliveryRequest, onError: OnError): false {
   request.log.error({ err: error, event: event.id }, `a '${event.name}' handler failed`)
   onError?.(error)
   return false

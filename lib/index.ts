@@ -81,9 +81,9 @@ export type { EdisCredentials } from './edis/credentials.js'
 export { EdisTrafficThresholdSchema, EdisTrafficRequestSchema, type EdisTrafficThreshold } from './edis/schema.js'
 export type {
   AnyProviderCallbackEvent, EdisEvents, UnknownEventName, UnknownVoximplantEvent, VoximplantEvents, ProviderCallbackEvent, ProviderCallbackEventName, ProviderCallbackEvents,
-  ProviderCallbackHandler, ProviderCallbackHandlers, ProviderName
-} from './events.js'
-export type { CallbackSubscriptions, HandlerRequest, ProviderCallbacksTypes } from './events.js'
+  ProviderName
+} from './event-types.js'
+export type { CallbackSubscriptions, HandlerRequest, ProviderCallbackHandler, ProviderCallbackHandlers, ProviderCallbacksTypes } from './events.js'
 export { bullmqInbox, type DeadLetter, type DeadLettered, type Inbox, type InboxQueue } from './inbox/inbox.js'
 export type { BullmqInboxOptions, InboxBackoff, InboxConnection, InboxKeepJobs } from './inbox/options.js'
 export { createInboxWorker, type InboxWorkerOptions } from './create-inbox-worker.js'

@@ -5,7 +5,7 @@
 // the package's .d.ts files type-check in a project that does not install the API.
 import type * as Otel from '@opentelemetry/api'
 import { ClaimLostError, HandlerFailedError, HandlerTimeoutError, InvalidOptionError, StoreUnavailableError } from './errors.js'
-import type { AnyProviderCallbackEvent, ProviderName } from './events.js'
+import type { AnyProviderCallbackEvent, ProviderName } from './event-types.js'
 import type { DeliveryRequest, ObserveDelivery, Outcome } from './delivery/outcome.js'
 import { isPromiseLike, type MaybePromise } from './maybe-promise.js'
 

@@ -5,7 +5,7 @@ import { context, metrics, trace } from '@opentelemetry/api'
 import { AsyncLocalStorageContextManager } from '@opentelemetry/context-async-hooks'
 import { MeterProvider, PeriodicExportingMetricReader, type PushMetricExporter } from '@opentelemetry/sdk-metrics'
 import { BatchSpanProcessor, TracerProvider, type SpanExporter } from '@opentelemetry/sdk-trace'
-import type { AnyProviderCallbackEvent } from '../../lib/events.js'
+import type { AnyProviderCallbackEvent } from '../../lib/event-types.js'
 import type { Deliver, ObserveDelivery } from '../../lib/delivery/outcome.js'
 import { loadTelemetry } from '../../lib/telemetry.js'
 

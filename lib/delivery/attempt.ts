@@ -1,5 +1,5 @@
 import { randomBytes } from 'node:crypto'
-import type { AnyProviderCallbackEvent } from '../events.js'
+import type { AnyProviderCallbackEvent } from '../event-types.js'
 import type { HeldClaim } from '../idempotency/claims.js'
 import type { DeliveryRequest } from './outcome.js'
 

@@ -1,7 +1,7 @@
 import { setTimeout as sleep } from 'node:timers/promises'
 import type { FastifyBaseLogger } from 'fastify'
 import { ClaimLostError, ClosingError } from '../errors.js'
-import type { AnyProviderCallbackEvent } from '../events.js'
+import type { AnyProviderCallbackEvent } from '../event-types.js'
 import { DeliveryContext } from '../handler-context.js'
 import { HeldClaims, type HeldClaim } from '../idempotency/claims.js'
 import type { ClaimResult, IdempotencyStore, StoreTransaction, TransactionalStore } from '../idempotency/store.js'

@@ -1,5 +1,5 @@
 import type { FastifyRequest } from 'fastify'
-import type { AnyProviderCallbackEvent } from '../events.js'
+import type { AnyProviderCallbackEvent } from '../event-types.js'
 import type { DeliveryContext } from '../handler-context.js'
 import type { MaybePromise } from '../maybe-promise.js'
 

@@ -1,5 +1,5 @@
 import type { Outcome } from '../delivery/outcome.js'
-import type { AnyProviderCallbackEvent } from '../events.js'
+import type { AnyProviderCallbackEvent } from '../event-types.js'
 import type { MaybePromise } from '../maybe-promise.js'
 import type { TraceCarrier } from './job.js'
 

@@ -1,6 +1,6 @@
 import { EventEmitter } from 'node:events'
 import type { Job, Queue } from 'bullmq'
-import type { AnyProviderCallbackEvent } from '../events.js'
+import type { AnyProviderCallbackEvent } from '../event-types.js'
 import type { FanOutInbox } from './fan-out.js'
 import { eventIdOf, eventOf, jobData, jobIdOf, type InboxJobData, type TraceCarrier } from './job.js'
 import { resolveInboxOptions, type BullmqInboxOptions, type InboxConnection, type InboxSettings } from './options.js'

@@ -1,4 +1,4 @@
-import type { AnyProviderCallbackEvent } from '../events.js'
+import type { AnyProviderCallbackEvent } from '../event-types.js'
 
 /**
  * The request's trace context, as the app's telemetry gave it (InboxHooks.jobContext) and takes it

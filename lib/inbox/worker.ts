@@ -5,7 +5,8 @@ import { deliveries, type Deliveries } from '../delivery/deliveries.js'
 import type { Deliver, DeliveryRequest, Handlers } from '../delivery/outcome.js'
 import { integerOption } from '../checks.js'
 import { ClaimLostError } from '../errors.js'
-import type { AnyProviderCallbackEvent, ProviderCallbackEventName, ProviderCallbackEvents } from '../events.js'
+import type { AnyProviderCallbackEvent, ProviderCallbackEventName, ProviderCallbackEvents } from '../event-types.js'
+import { reportHandlerFailure } from '../events.js'
 import type { DeliveryContext, HandlerContext } from '../handler-context.js'
 import { redisStore, type RedisClientLike } from '../idempotency/redis.js'
 import { loggable } from '../loggable-error.js'
@@ -90,9 +91,7 @@ class JobHandlers implements Handlers {
       await this.#run(event, context)
       return true
     } catch (error) {
-      request.log.error({ err: error, event: event.id }, `a '${event.name}' handler failed`)
-      this.#onError(error)
-      return false
+      return reportHandlerFailure(error, event, request, this.#onError)
     }
   }
 

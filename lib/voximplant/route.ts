@@ -2,7 +2,7 @@ import type { FastifyInstance, FastifyRequest, onRequestHookHandler, preValidati
 import sjson from 'secure-json-parse'
 import { numberCoercion } from '../coerce.js'
 import { BatchTooLargeError, InternalError, MalformedBodyError, UnauthorizedError } from '../errors.js'
-import type { AnyProviderCallbackEvent } from '../events.js'
+import type { AnyProviderCallbackEvent } from '../event-types.js'
 import type { DeliverBatch } from '../delivery/outcome.js'
 import { isPromiseLike, then, type MaybePromise } from '../maybe-promise.js'
 import { answerFor, errorHandler, replySchemas, type ErrorAnswerObserver, type SUCCESS } from '../replies.js'
