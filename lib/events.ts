@@ -3,15 +3,8 @@ import type { DeliveryRequest } from './delivery/outcome.js'
 import type { AnyProviderCallbackEvent, ProviderCallbackEventName, ProviderCallbackEvents } from './event-types.js'
 import { voximplantEventNames } from './voximplant/schema.js'
 import { InvalidOptionError } from './errors.js'
-import type { HandlerContext } from './handler-context.js'
+import type { HandlerContext, ProviderCallbacksTypes } from './handler-context.js'
 import { isPromiseLike, type MaybePromise } from './maybe-promise.js'
-
-/**
- * Types that depend on how the app runs its handlers. An app whose handlers run from an inbox
- * says so, and its handlers' `request` is then typed `undefined`, as it is at run time:
- * `declare module 'fastify-provider-callbacks' { interface ProviderCallbacksTypes { inbox: true } }`
- */
-export interface ProviderCallbacksTypes {}
 
 /** A handler's second argument: the request that brought the event, or `undefined` from an inbox. */
 export type HandlerRequest = ProviderCallbacksTypes extends { inbox: true } ? undefined : FastifyRequest

@@ -8,9 +8,9 @@ import { spawn, type ChildProcess } from 'node:child_process'
 import { once } from 'node:events'
 import { createInterface } from 'node:readline'
 import { setTimeout as sleep } from 'node:timers/promises'
-import Fastify, { type FastifyInstance } from 'fastify'
+import Fastify, { type FastifyInstance, type LightMyRequestResponse } from 'fastify'
 import pg from 'pg'
-import t from 'tap'
+import t, { type Test } from 'tap'
 import providerCallbacks, { postgresStore, type HandlerContext, type IdempotencyOptions } from '../lib/index.js'
 import { FORM, TYPESCRIPT_NODE_ARGS } from './helpers.js'
 import { ownPostgres, PG_URL, postgresAvailable, testSchema } from './pg-helpers.js'
@@ -40,10 +40,9 @@ async function replica (t: Test, pool: pg.Pool, idempotency: IdempotencyOptions,
   t.teardown(async () => { await app.close() })
   return app
 }
-type Test = Parameters<Parameters<typeof t.test>[1]>[0]
 
 const edisPayload = (kvm: string): string => `kvm=${kvm}&details=d&trigger_value=100`
-const deliver = (app: FastifyInstance, kvm: string): ReturnType<FastifyInstance['inject']> =>
+const deliver = (app: FastifyInstance, kvm: string): Promise<LightMyRequestResponse> =>
   app.inject({ method: 'POST', url: '/callbacks/edis', headers: { 'content-type': FORM }, payload: edisPayload(kvm) })
 
 /** The fixture replica (test/fixtures/pg-replica.ts), on `schema`; its port and its stdout's lines. */

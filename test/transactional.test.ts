@@ -3,9 +3,9 @@
 // `context.tx` and the event's done mark commit together, a failure rolls both back and frees the
 // event for its redelivery, and a run whose claim another run took can never commit.
 import { setTimeout as sleep } from 'node:timers/promises'
-import Fastify, { type FastifyInstance } from 'fastify'
+import Fastify, { type FastifyInstance, type LightMyRequestResponse } from 'fastify'
 import pg from 'pg'
-import t from 'tap'
+import t, { type Test } from 'tap'
 import providerCallbacks, { memoryStore, postgresStore, type HandlerContext, type IdempotencyOptions } from '../lib/index.js'
 import { FORM, gate, postBatch, signedItem, VOX } from './helpers.js'
 import { postgresAvailable, testSchema } from './pg-helpers.js'
@@ -29,9 +29,8 @@ async function transactionalApp (t: Test, pool: pg.Pool, handler: (id: string, t
   t.teardown(async () => { await app.close() })
   return app
 }
-type Test = Parameters<Parameters<typeof t.test>[1]>[0]
 
-const edis = (app: FastifyInstance, kvm = 'kvm-1', trigger = '100'): ReturnType<FastifyInstance['inject']> =>
+const edis = (app: FastifyInstance, kvm = 'kvm-1', trigger = '100'): Promise<LightMyRequestResponse> =>
   app.inject({ method: 'POST', url: '/callbacks/edis', headers: { 'content-type': FORM }, payload: `kvm=${kvm}&details=d&trigger_value=${trigger}` })
 
 async function effectsTable (pool: pg.Pool): Promise<() => Promise<string[]>> {

@@ -91,7 +91,7 @@ function statements (table: string): Record<'claim' | 'claimMany' | 'refresh' | 
   // once any transaction holding it ended (a run committing its done mark makes this wait, then
   // read done), where a read beside the INSERT would see it as of before the wait. "Expired" is
   // read against the new claim's own expiry, so that the three columns agree.
-  const expired = `c.expires_at <= excluded.expires_at - $3 * interval '1 millisecond'`
+  const expired = 'c.expires_at <= excluded.expires_at - $3 * interval \'1 millisecond\''
   const take = `ON CONFLICT (key) DO UPDATE SET
   owner = CASE WHEN ${expired} THEN excluded.owner ELSE c.owner END,
   done = CASE WHEN ${expired} THEN false ELSE c.done END,

@@ -6,7 +6,7 @@ import { Cluster, Redis } from 'ioredis'
 import { Cluster as Cluster6, Redis as Redis6 } from 'ioredis6'
 import providerCallbacks, {
   type ClaimResult, type IdempotencyStore, type KeyOwner, type MaybePromise, type RedisStore, type MemoryStoreOptions, type RedisClientLike, type RedisStoreOptions,
-  memoryStore, redisStore
+  type TransactionalStore, memoryStore, postgresStore, redisStore
 } from '../../lib/index.js'
 import { type Equal, expectType } from './assert.js'
 
@@ -168,3 +168,20 @@ redisStore(redis, { prefix: 1 })
 redisStore({ prefix: 'app:' })
 
 export { asStore, fromIoredis, asLike, fromIoredis6, asLike6, MissingRelease, MissingClaim, WrongClaimResult, WrongClaimString, WrongComplete, FencedStore, WrongKey, ExtraParameter, WrongRefresh, SyncWrongClaim, Batched, WrongClaimMany }
+
+// postgresStore takes node-postgres's Pool as it is; an app that declares no transaction type
+// gives its handlers no `tx`.
+{
+  const { Pool } = await import('pg')
+  const store: TransactionalStore = postgresStore(new Pool(), { table: 'claims' })
+  // @ts-expect-error: table names are strings
+  postgresStore(new Pool(), { table: 1 })
+  // @ts-expect-error: a pool, not a connection string
+  postgresStore('postgres://localhost/app')
+  const app = Fastify()
+  await app.register(providerCallbacks, { edis: {}, idempotency: { store, transactional: true } })
+  app.providerCallbacks.on('traffic-threshold', (_event, _request, context) => {
+    // @ts-expect-error: tx is typed only where the app declares ProviderCallbacksTypes { transaction }
+    context.tx.query('SELECT 1')
+  })
+}
