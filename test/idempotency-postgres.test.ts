@@ -6,7 +6,7 @@ import { setTimeout as sleep } from 'node:timers/promises'
 import pg from 'pg'
 import t from 'tap'
 import { postgresStore, postgresStoreSchema } from '../lib/index.js'
-import { postgresAvailable, testSchema } from './pg-helpers.js'
+import { PG_URL, postgresAvailable, testSchema } from './pg-helpers.js'
 
 t.setTimeout(120_000)
 
@@ -180,4 +180,28 @@ t.test('options: names that are identifiers, a pool that is one', async t => {
   t.throws(() => postgresStore(pool, { schema: '' }), /schema must be a plain SQL identifier/)
   t.throws(() => postgresStore({} as never), /pool must be a node-postgres Pool/)
   t.throws(() => postgresStore(undefined as never), /pool must be a node-postgres Pool/)
+})
+
+t.test('a connection that dies: BEGIN rejects and the client is closed; a rollback on it still ends the transaction', async t => {
+  if (!await postgresAvailable(t)) return
+  const { pool } = await testSchema(t)
+  const admin = new pg.Client({ connectionString: PG_URL })
+  await admin.connect()
+  t.teardown(async () => { await admin.end() })
+  const kill = async (client: pg.PoolClient): Promise<void> => {
+    await admin.query('SELECT pg_terminate_backend($1)', [(client as unknown as { processID: number }).processID])
+  }
+  // The pool's own clients, each killed by the server at the moment the test chooses.
+  const dying = { query: pool.query.bind(pool), connect: async () => { const client = await pool.connect(); await kill(client); return client } }
+  const store = postgresStore(dying)
+  await store.claim('k', 'a', 60_000)
+  await t.rejects(store.begin(), /terminat|Connection/i)
+
+  const live = postgresStore(pool)
+  const transaction = await live.begin()
+  await kill(transaction.tx as pg.PoolClient)
+  await transaction.rollback()
+  t.equal(pool.totalCount, pool.idleCount, 'no client is left checked out')
+  const { rows } = await pool.query('SELECT 1 AS up')
+  t.same(rows, [{ up: 1 }], 'and the pool goes on with new connections')
 })
