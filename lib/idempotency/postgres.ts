@@ -122,7 +122,7 @@ WHERE key = $1 AND owner = $2 AND NOT done AND expires_at > clock_timestamp()`,
 
 // CREATE TABLE IF NOT EXISTS is not safe against a concurrent one: two replicas starting together
 // may see one fail on the catalog's unique index (23505) or on the table now existing (42P07).
-const CREATED_MEANWHILE = new Set(['23505', '42P07'])
+const CREATED_MEANWHILE = new Set<string | undefined>(['23505', '42P07'])
 
 /**
  * A store shared by every replica, in PostgreSQL: a claim is a row that expires (a process that
@@ -140,7 +140,7 @@ export function postgresStore (pool: PostgresPoolLike, options: PostgresStoreOpt
   const created = async (): Promise<void> => {
     if (options.createTable === false) return
     ready ??= pool.query(schema).then(() => {}, (error: { code?: string }) => {
-      if (CREATED_MEANWHILE.has(error.code ?? '')) return
+      if (CREATED_MEANWHILE.has(error.code)) return
       // Not there yet (the database is down): the next call tries again.
       ready = undefined
       throw error
@@ -191,7 +191,7 @@ export function postgresStore (pool: PostgresPoolLike, options: PostgresStoreOpt
     refreshMany,
     complete: async (key, owner, ttl) => (await query(sql.complete, [key, owner, ttl])).rowCount === 1,
     release: async (key, owner) => { await query(sql.release, [key, owner]) },
-    prune: async () => (await query(sql.prune, [])).rowCount ?? 0,
+    prune: async () => Number((await query(sql.prune, [])).rowCount),
     begin
   }
 }
@@ -237,7 +237,6 @@ class Transaction implements StoreTransaction<PostgresClientLike> {
   }
 
   #end (error?: Error): void {
-    if (this.#ended) return
     this.#ended = true
     this.tx.release(error)
   }
