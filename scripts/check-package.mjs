@@ -294,13 +294,13 @@ async function main () {
     run(attwBin[0], [attwBin[1], tarball, '--format', 'table', '--no-color', '--no-emoji'], root),
     run(publintBin[0], [publintBin[1], 'run', tarball], root),
     run(npm[0], [...npm.slice(1), 'install', tarball, 'fastify@5', 'typescript@5.9', '@types/node@20', 'ioredis@5', 'bullmq@6', '@bull-board/api@9.10.1', '@bull-board/fastify@9.10.1',
-      '--no-audit', '--no-fund', '--prefer-offline', '--loglevel=error'], consumer)
+      'pg@8', '@types/pg@8', '--no-audit', '--no-fund', '--prefer-offline', '--loglevel=error'], consumer)
   ])
   report(attw.code === 0, 'attw: no problems for node10, node16 (CJS), node16 (ESM) and bundler', attw.output)
   const publintText = publint.output.replace(/^(Running publint|Unpacking tarball|Linting).*\n/gm, '')
   report(publint.code === 0, `publint: ${publintText.trim() === 'All good!' ? 'all good' : 'no errors'}`,
     publintText.trim() === 'All good!' ? undefined : publintText)
-  report(install.code === 0, `npm install <tarball> fastify@5 typescript@5.9 @types/node@20 ioredis@5 bullmq@6 @bull-board/api@9.10.1 @bull-board/fastify@9.10.1 in an empty project, on Node ${process.version} (one @bull-board/api: the fastify adapter pins its own)`,
+  report(install.code === 0, `npm install <tarball> fastify@5 typescript@5.9 @types/node@20 ioredis@5 bullmq@6 @bull-board/api@9.10.1 @bull-board/fastify@9.10.1 pg@8 @types/pg@8 in an empty project, on Node ${process.version} (one @bull-board/api: the fastify adapter pins its own)`,
     install.code === 0 ? undefined : install.output.replace(npmEnvNoise, ''))
   if (install.code !== 0) return
 

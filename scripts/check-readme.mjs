@@ -2,8 +2,9 @@
 // as users install it: README.md, every docs/*.md page, bench/README.md and CONTRIBUTING.md (those
 // that exist; `docFiles()`). `checkReadme({ consumerDir, report })` is given a project into which the
 // packed tarball is installed with fastify@5, typescript@5.9, @types/node@20, ioredis@5, bullmq@6,
-// @bull-board (api, fastify) 9 and the OpenTelemetry packages of docs/telemetry.md's example
-// (check-package.mjs makes one); `node scripts/check-readme.mjs <consumerDir>` runs it by hand.
+// @bull-board (api, fastify) 9, pg@8 with @types/pg@8, and the OpenTelemetry packages of
+// docs/telemetry.md's example (check-package.mjs makes one, and keeps it with
+// KEEP_PACKAGE_CHECK_DIRS=1); `node scripts/check-readme.mjs <consumerDir>` runs it by hand.
 //
 // The conventions every one of those files follows:
 // - Every ```ts and ```js block has `<!-- readme-check: ID -->` on the line before its fence, and ID
@@ -17,6 +18,9 @@
 //   tsc program: strict, noUncheckedIndexedAccess, exactOptionalPropertyTypes, module and
 //   moduleResolution nodenext. A ts block runs as tsc emitted it (readme/out/ID.mjs); a js block runs
 //   as its own text (readme/ID.mjs), so that it is valid JavaScript as well as type-correct TypeScript.
+//   A block whose check says `ownProgram` is compiled in a program of its own instead: one whose
+//   `declare module` augments the package's types for the whole program (ProviderCallbacksTypes)
+//   would otherwise change every other block's types too.
 //   A block may run another's file (docs/cli.md's commands run README's local.mjs).
 // - A server listens on `Number(process.env.PORT ?? 3000)`: the check sets PORT=0 and reads the port
 //   from Fastify's "Server listening at" log line. In a sh block, `localhost:3000` and
@@ -26,6 +30,7 @@
 // file's lines.
 import assert from 'node:assert/strict'
 import { execFile, spawn } from 'node:child_process'
+import { randomBytes } from 'node:crypto'
 import { existsSync, mkdirSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs'
 import { createRequire } from 'node:module'
 import { createServer as createHttpServer } from 'node:http'
@@ -213,6 +218,34 @@ async function connectedOrNot (consumerRequire, url) {
   return `SKIPPED: no Redis at ${url} (set REDIS_URL; where CI is set this fails)`
 }
 
+/** The PostgreSQL the examples run against: PG_URL, or the one the tests use. */
+const PG_URL = process.env.PG_URL ?? 'postgres://root@127.0.0.1:5432/test'
+
+/**
+ * A client of the PostgreSQL at `url`, connected, or (none there) the check's SKIPPED line; where
+ * CI is set, no PostgreSQL fails.
+ */
+async function postgresOrNot (consumerRequire, url) {
+  const pg = consumerRequire('pg')
+  const client = new pg.Client({ connectionString: url, connectionTimeoutMillis: 5000 })
+  client.on('error', () => {})
+  if (await client.connect().then(() => true, () => false)) return client
+  await client.end().catch(() => {})
+  if (process.env.CI !== undefined) throw new Error(`no PostgreSQL at ${url}, and CI is set`)
+  return `SKIPPED: no PostgreSQL at ${url} (set PG_URL; where CI is set this fails)`
+}
+
+/**
+ * `url` with every session in `schema` (search_path) and named after it (application_name), so
+ * that what an example makes goes there and its sessions can be found and ended.
+ */
+function inSchema (url, schema) {
+  const withSchema = new URL(url)
+  withSchema.searchParams.set('options', `-c search_path=${schema}`)
+  withSchema.searchParams.set('application_name', schema)
+  return withSchema.href
+}
+
 /**
  * The Redis the examples run against: a redis-server of this check's own, on its own port, when
  * one is on PATH and REDIS_URL is not set, so that the examples' documented queue and keys (a
@@ -332,7 +365,8 @@ const eventLines = server => server.logs.filter(line => line.event !== undefined
 /**
  * Each check runs its block (or what the block describes) and resolves to what it showed, or
  * throws. `lang` is the block's language; `epilogue`, code compiled after the block's own; `serial`,
- * run after all the others, alone (the others run at once).
+ * run after all the others, alone (the others run at once); `ownProgram`, compiled in a tsc program
+ * of its own (its `declare module` would change the others' types).
  */
 const CHECKS = {
   usage: {
@@ -461,6 +495,62 @@ const CHECKS = {
         assert.deepEqual(server.logs.filter(line => line.msg === 'low balance, once'), [])
       })
       shown.push('with Redis down: -> 503 STORE_UNAVAILABLE, no handler ran, each failed reconnection logged, no "Unhandled error event", still serving')
+      return shown.join('; ')
+    }
+  },
+
+  postgres: {
+    lang: 'ts',
+    // Its `declare module` types every handler's context with `tx`: in a program of its own.
+    ownProgram: true,
+    async run ({ dir, kit, out, consumerRequire }) {
+      const secret = { apiKey: 'readme-api-key', salt: 'readme-salt' }
+      const env = { VOX_API_KEY: secret.apiKey, VOX_SALT: secret.salt }
+      const shown = []
+
+      // Up: in a schema of the check's own, dropped after; a callback delivered twice is written once, and done.
+      const admin = await postgresOrNot(consumerRequire, PG_URL)
+      if (typeof admin === 'string') {
+        shown.push(`${admin.replace(/^SKIPPED/, 'SKIPPED with PostgreSQL')}`)
+      } else {
+        const schema = `readme_${randomBytes(6).toString('hex')}`
+        try {
+          await admin.query(`CREATE SCHEMA ${schema}`)
+          // The app's own table, as the page describes it: no unique key on the event.
+          await admin.query(`CREATE TABLE ${schema}.balance_alerts (event_id text NOT NULL, account_id bigint NOT NULL, balance numeric NOT NULL)`)
+          const item = kit.voximplantCallback('min_balance', { balance: 0.42 }, secret)
+          const id = `voximplant:${item.account_id}:${item.callback_id}`
+          await withServer(out, { cwd: dir, env: { ...env, PG_URL: inSchema(PG_URL, schema) } }, async server => {
+            const first = await postJson(`${server.url}/callbacks/voximplant`, kit.voximplantBatch([item]))
+            assert.equal(first.status, 200, first.text)
+            const again = await postJson(`${server.url}/callbacks/voximplant`, kit.voximplantBatch([item]))
+            assert.equal(again.status, 200, again.text)
+            assert.deepEqual(server.logs.filter(line => line.msg === 'balance alert recorded').map(line => line.id), [id], 'the handler ran once')
+          })
+          const alerts = await admin.query(`SELECT event_id, account_id::text, balance::text FROM ${schema}.balance_alerts`)
+          assert.deepEqual(alerts.rows, [{ event_id: id, account_id: String(item.account_id), balance: '0.42' }], 'the handler\'s row, once')
+          const events = await admin.query(`SELECT key, owner, done, expires_at > clock_timestamp() AS live FROM ${schema}.provider_callbacks_events`)
+          assert.deepEqual(events.rows, [{ key: id, owner: null, done: true, live: true }], 'the event\'s row, done (the table made on first use)')
+          shown.push(`with PostgreSQL at ${PG_URL}, in a schema of its own (dropped after): a callback delivered twice -> 200, 200, its handler ran once, ` +
+            'its balance_alerts row written once, the event\'s provider_callbacks_events row done (the table made on first use)')
+        } finally {
+          // The server has stopped; a session it left would hold what DROP SCHEMA waits for.
+          await admin.query('SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE application_name = $1 AND pid <> pg_backend_pid()', [schema]).catch(() => {})
+          await admin.query(`DROP SCHEMA IF EXISTS ${schema} CASCADE`)
+          await admin.end()
+        }
+      }
+
+      // Down: 503s, no handler, the process alive.
+      const down = `postgres://root@127.0.0.1:${await closedPort()}/test`
+      await withServer(out, { cwd: dir, env: { ...env, PG_URL: down } }, async server => {
+        const answer = await postJson(`${server.url}/callbacks/voximplant`, kit.voximplantBatch([kit.voximplantCallback('min_balance', secret)]))
+        assert.equal(answer.status, 503, answer.text)
+        assert.equal(JSON.parse(answer.text).code, 'FST_PROVIDER_CALLBACKS_STORE_UNAVAILABLE')
+        assert.equal(server.exit, undefined, 'the app is still running')
+        assert.deepEqual(server.logs.filter(line => line.msg === 'balance alert recorded'), [])
+      })
+      shown.push('with PostgreSQL down: -> 503 STORE_UNAVAILABLE, no handler ran, still serving')
       return shown.join('; ')
     }
   },
@@ -733,7 +823,7 @@ function compileErrors (output, blocks) {
 /**
  * Checks the examples of README.md, docs/*.md, bench/README.md and CONTRIBUTING.md (`files`, paths
  * from `root`) in `consumerDir` (where the package's tarball, fastify@5, typescript@5.9,
- * @types/node@20, ioredis@5, bullmq@6 and @bull-board 9 are installed), in consumerDir/readme/.
+ * @types/node@20, ioredis@5, bullmq@6, @bull-board 9 and pg@8 are installed), in consumerDir/readme/.
  * Calls `report(ok, what, output?)` once per block, and for what concerns no one block; resolves to
  * the number of failures.
  */
@@ -756,10 +846,18 @@ export async function checkReadme ({ consumerDir, report, root = ROOT, files = d
     writeFileSync(join(dir, `${block.id}.mts`), block.code + (CHECKS[block.id].epilogue ?? '') + '\nexport {}\n')
     if (block.lang === 'js') writeFileSync(join(dir, `${block.id}.mjs`), block.code)
   }
-  writeFileSync(join(dir, 'tsconfig.json'), tsconfig(compiled.map(block => `${block.id}.mts`)))
-  const tsc = await run(process.execPath, [join(consumerDir, 'node_modules', 'typescript', 'bin', 'tsc'), '-p', 'tsconfig.json', '--pretty', 'false'], { cwd: dir })
-  const { byId, other } = compileErrors(tsc.stdout + tsc.stderr, compiled)
-  if (tsc.code !== 0 && byId.size === 0) fail('tsc over the blocks', other.join('\n'))
+  // One program for the blocks, and one of its own for each block whose check asks (ownProgram).
+  const shared = compiled.filter(block => CHECKS[block.id].ownProgram !== true)
+  const programs = [{ config: 'tsconfig.json', blocks: shared }, ...compiled.filter(block => CHECKS[block.id].ownProgram === true)
+    .map(block => ({ config: `tsconfig.${block.id}.json`, blocks: [block] }))]
+  const byId = new Map()
+  await Promise.all(programs.map(async ({ config, blocks }) => {
+    writeFileSync(join(dir, config), tsconfig(blocks.map(block => `${block.id}.mts`)))
+    const tsc = await run(process.execPath, [join(consumerDir, 'node_modules', 'typescript', 'bin', 'tsc'), '-p', config, '--pretty', 'false'], { cwd: dir })
+    const errors = compileErrors(tsc.stdout + tsc.stderr, blocks)
+    for (const [id, lines] of errors.byId) byId.set(id, lines)
+    if (tsc.code !== 0 && errors.byId.size === 0) fail(`tsc over ${blocks.length === 1 ? `the block ${blocks[0].id}` : 'the blocks'} (${config})`, errors.other.join('\n'))
+  }))
 
   const consumerRequire = createRequire(join(consumerDir, 'package.json'))
   const kit = consumerRequire('fastify-provider-callbacks/testing')
@@ -788,7 +886,8 @@ export async function checkReadme ({ consumerDir, report, root = ROOT, files = d
 if (process.argv[1] !== undefined && resolve(process.argv[1]) === fileURLToPath(import.meta.url)) {
   const consumerDir = process.argv[2]
   if (consumerDir === undefined || !existsSync(join(consumerDir, 'node_modules', 'fastify-provider-callbacks'))) {
-    console.error('Usage: node scripts/check-readme.mjs <consumerDir>\n  a project with the packed package, fastify@5, typescript@5.9, @types/node@20 and ioredis@5 installed')
+    console.error('Usage: node scripts/check-readme.mjs <consumerDir>\n  a project with the packed package and what check-package.mjs installs beside it (see the top of this file);\n' +
+      '  KEEP_PACKAGE_CHECK_DIRS=1 npm run test:package keeps the one it made')
     process.exitCode = 2
   } else {
     const started = Date.now()

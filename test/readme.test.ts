@@ -1,5 +1,6 @@
 import { readFileSync } from 'node:fs'
 import t from 'tap'
+import { postgresStoreSchema } from '../lib/idempotency/postgres.js'
 import { EVENTS_FILE, eventsDocument, PAYLOAD_TYPES_FILE, payloadTypesSource } from '../scripts/events-doc.js'
 
 t.test('docs/events.md lists every event with the fields its schema has (run `npm run docs` to update); README links it', async t => {
@@ -54,4 +55,10 @@ t.test('a block without a marker, or a marker without a check, is reported at it
   const across = markerProblems([...readmeBlocks(['<!-- readme-check: usage -->', '```ts', '```'].join('\n')), ...page]).join('\n')
   t.match(across, "docs/page.md:2: readme-check id 'usage' is used twice (first at README.md:2)", 'an id is unique across the files')
   t.match(across, 'docs/page.md:6: a ```js block without a <!-- readme-check: ID --> marker', 'a page\'s problem names the page')
+})
+
+t.test('docs/guarantee.md\'s migration is the SQL postgresStoreSchema() gives, and its one sql block', async t => {
+  const page = readFileSync(new URL('../docs/guarantee.md', import.meta.url), 'utf8')
+  const sql = readmeBlocks(page, 'docs/guarantee.md').filter(block => block.lang === 'sql')
+  t.same(sql.map(block => block.code), [postgresStoreSchema() + '\n'])
 })
