@@ -147,7 +147,7 @@ t.test('the table: made on first use by replicas starting together, in the schem
   t.match(postgresStoreSchema({ schema: 'app' }), /"app"\."provider_callbacks_events"/)
 })
 
-t.test('a database out of reach: every method rejects, and the table is made once it is back', async t => {
+t.test('a database out of reach: claims, transactions and releases reject', async t => {
   if (!await postgresAvailable(t)) return
   const down = new pg.Pool({ host: '127.0.0.1', port: 1, connectionTimeoutMillis: 500 })
   t.teardown(async () => { await down.end() })
