@@ -129,6 +129,7 @@ const CREATED_MEANWHILE = new Set<string | undefined>(['23505', '42P07'])
  * dies loses it after its ttl), its done mark the same row, updated. Transactional: with
  * `idempotency: { store, transactional: true }` the handlers get a client inside a transaction
  * (`context.tx`), and the done mark is written in it, so their writes and the mark commit together.
+ * Long for a reason: its methods close over one pool, its table's statements and the table's making.
  */
 export function postgresStore (pool: PostgresPoolLike, options: PostgresStoreOptions = {}): PostgresStore {
   if (typeof pool?.query !== 'function' || typeof pool.connect !== 'function') {
