@@ -1,0 +1,207 @@
+// The inbox on BullMQ's PostgreSQL backend, against the real PostgreSQL: answered once stored,
+// handlers run by a worker with retries, dead letters and replay, each event succeeding once;
+// transactional handlers; PostgreSQL down and back.
+import { randomBytes } from 'node:crypto'
+import Fastify, { type FastifyInstance } from 'fastify'
+import pg from 'pg'
+import t, { type Test } from 'tap'
+import providerCallbacks, {
+  createInboxWorker, postgresInbox, type DeadLettered, type Inbox, type PostgresInboxOptions, type ProviderCallbacksOptions
+} from '../lib/index.js'
+import type { PostgresInbox } from '../lib/inbox/postgres-inbox.js'
+import { CREDENTIALS, postBatch, signedItem, VOX } from './helpers.js'
+import { counts, until } from './inbox-helpers.js'
+import { ownPostgres, PG_URL, postgresAvailable, SCHEMA_PREFIX } from './pg-helpers.js'
+import { cleanUp } from './redis-helpers.js'
+
+t.setTimeout(180_000)
+
+const FAST = { attempts: 3, backoff: { type: 'fixed', delay: 10 } } satisfies Partial<PostgresInboxOptions>
+const item = (id: number, type = 'min_balance'): Record<string, unknown> => signedItem(type, id)
+const idOf = (id: number): string => `voximplant:${VOX.accountId}:${id}`
+
+interface PgInbox {
+  inbox: Inbox
+  /** A pool whose sessions see the inbox's schema: for the tests' own tables. */
+  pool: pg.Pool
+  schema: string
+  /** What must close before the schema goes (apps, workers): closed in the reverse order. */
+  before: (close: () => Promise<void>) => void
+}
+
+/**
+ * An inbox in a schema of its own (BullMQ's tables and the claims), on the shared server or `url`,
+ * dropped when the test ends, after whatever `before` was given and the inbox closed.
+ */
+function pgInbox (t: Test, options: Partial<PostgresInboxOptions> = {}, url = PG_URL): PgInbox {
+  const schema = `${SCHEMA_PREFIX}${randomBytes(6).toString('hex')}`
+  const inbox = postgresInbox({ connection: { connectionString: url, schema, application_name: schema }, name: 'test', ...FAST, ...options })
+  const pool = new pg.Pool({ connectionString: url, options: `-c search_path=${schema}`, application_name: schema, connectionTimeoutMillis: 5000 })
+  pool.on('error', () => {})
+  const closing: Array<() => Promise<void>> = []
+  cleanUp(t, async () => {
+    for (const close of closing.reverse()) await close().catch(() => {})
+    await inbox.close()
+    await pool.end().catch(() => {})
+    const client = new pg.Client({ connectionString: url, connectionTimeoutMillis: 5000 })
+    client.on('error', () => {})
+    try {
+      await client.connect()
+      await client.query('select pg_terminate_backend(pid) from pg_stat_activity where application_name = $1 and pid <> pg_backend_pid()', [schema])
+      await client.query(`drop schema if exists ${schema} cascade`)
+    } catch {} finally {
+      await client.end().catch(() => {})
+    }
+  })
+  return { inbox, pool, schema, before: close => { closing.push(close) } }
+}
+
+async function appWithInbox (t: Test, { inbox, before }: PgInbox, options: Partial<ProviderCallbacksOptions> = {}): Promise<FastifyInstance> {
+  const app = Fastify()
+  before(async () => { await app.close() })
+  await app.register(providerCallbacks, { voximplant: { secret: VOX }, edis: { credentials: CREDENTIALS }, inbox, ...options })
+  return app
+}
+
+t.test('options: a wrong one is refused at once, with what is wrong', async t => {
+  const connection = { connectionString: PG_URL }
+  const bad: Array<[unknown, RegExp]> = [
+    [undefined, /postgresInbox needs options/],
+    [{}, /connection must be a node-postgres pool config/],
+    [{ connection: new pg.Pool() }, /not a pool/],
+    [{ connection, name: 'a:b' }, /postgresInbox name must be/],
+    [{ connection, attempts: 0 }, /postgresInbox attempts must be a positive integer/],
+    [{ connection, backoff: { type: 'fixed', delay: 1, jiter: 1 } }, /postgresInbox backoff has no option "jiter"/],
+    [{ connection: { ...connection, schema: 'a-b' } }, /connection.schema must be a plain SQL identifier/],
+    [{ connection, claimTable: 'x;drop' }, /claimTable must be a plain SQL identifier/],
+    [{ connection, transactional: 'yes' }, /transactional must be a boolean/]
+  ]
+  for (const [options, message] of bad) {
+    t.throws(() => postgresInbox(options as never), { code: 'FST_PROVIDER_CALLBACKS_INVALID_OPTION', message }, String(message))
+  }
+  const inbox = postgresInbox({ connection }) as PostgresInbox
+  t.match(inbox.settings, { name: 'provider-callbacks', schema: 'bullmq', claimTable: 'provider_callbacks_inbox', transactional: false, attempts: 15 })
+  t.match(inbox.connection, { connectionString: PG_URL, schema: 'bullmq', migrate: true, connectionTimeoutMillis: 5000 })
+  await inbox.close()
+})
+
+t.test('with PostgreSQL', async t => {
+  if (!await postgresAvailable(t)) return
+
+  t.test('answered 200 once stored; a redelivery stores nothing new; the worker runs each event once', async t => {
+    const test = pgInbox(t)
+    const { inbox } = test
+    const runs: string[] = []
+    const app = await appWithInbox(t, test, { worker: false })
+    t.equal((await postBatch(app, [item(1), item(2)])).statusCode, 200)
+    // Stored before the answer: the jobs are there, and nothing ran (no worker yet).
+    t.same(await counts(inbox), { completed: 0, failed: 0, waiting: 2, active: 0, delayed: 0 })
+    t.equal((await postBatch(app, [item(1), item(2), item(1)])).statusCode, 200)
+    t.same(await counts(inbox), { completed: 0, failed: 0, waiting: 2, active: 0, delayed: 0 }, 'a redelivery stores nothing new')
+    const worker = createInboxWorker(inbox, { onAny: event => { runs.push(event.id) } })
+    test.before(async () => { await worker.close() })
+    await until(async () => (await counts(inbox)).completed === 2, 'both jobs completed')
+    t.same(runs.sort(), [idOf(1), idOf(2)])
+    // A redelivery of a completed event: 200, no job, nothing run.
+    t.equal((await postBatch(app, [item(1)])).statusCode, 200)
+    t.same(await counts(inbox), { completed: 2, failed: 0, waiting: 0, active: 0, delayed: 0 })
+    await worker.close()
+    t.same(runs.sort(), [idOf(1), idOf(2)])
+  })
+
+  t.test('a handler that fails: retried with backoff, then a dead letter; failed(), retry() and retryFailed() replay it once fixed', async t => {
+    const test = pgInbox(t, { attempts: 3 })
+    const { inbox } = test
+    let fixed = false
+    const runs: string[] = []
+    const successes: string[] = []
+    const failures: string[] = []
+    const exhausted: Array<[string, string, DeadLettered]> = []
+    inbox.on('failed', (event, error) => { failures.push(`${event.id}: ${error.message}`) })
+    const app = await appWithInbox(t, test, {
+      handlers: {
+        'min-balance': async event => {
+          runs.push(event.id)
+          if (!fixed) throw new Error('the ledger is down')
+          successes.push(event.id)
+        }
+      }
+    })
+    app.providerCallbacks.inbox!.on('exhausted', (event, error, why) => { exhausted.push([event.id, error.message, why]) })
+    t.equal((await postBatch(app, [item(3), item(4), item(5)])).statusCode, 200)
+    await until(async () => (await counts(inbox)).failed === 3, 'all three dead-lettered')
+    t.same(runs.sort(), [idOf(3), idOf(3), idOf(3), idOf(4), idOf(4), idOf(4), idOf(5), idOf(5), idOf(5)], 'three runs each')
+    t.equal(failures.length, 9)
+    const why = { reason: 'failed', attempts: 3, stalls: 0 }
+    t.same(exhausted.sort(), [[idOf(3), 'the ledger is down', why], [idOf(4), 'the ledger is down', why], [idOf(5), 'the ledger is down', why]])
+    const dead = await inbox.failed()
+    t.same(dead.map(({ event, attempts, error }) => ({ id: event.id, attempts, error, date: event.receivedAt instanceof Date })).sort((a, b) => a.id.localeCompare(b.id)), [
+      { id: idOf(3), attempts: 3, error: 'the ledger is down', date: true },
+      { id: idOf(4), attempts: 3, error: 'the ledger is down', date: true },
+      { id: idOf(5), attempts: 3, error: 'the ledger is down', date: true }
+    ])
+    // A redelivery of a dead letter stores nothing new.
+    t.equal((await postBatch(app, [item(3)])).statusCode, 200)
+    t.same(await counts(inbox), { completed: 0, failed: 3, waiting: 0, active: 0, delayed: 0 })
+
+    fixed = true
+    t.equal(await inbox.retry(idOf(3)), true)
+    await until(async () => (await counts(inbox)).completed === 1, 'the retried one completed')
+    t.equal(await inbox.retry(idOf(3)), false, 'a completed event is not a dead letter')
+    t.equal(await inbox.retry('voximplant:1:404'), false, 'nor is an unknown one')
+    t.equal(await inbox.retryFailed(), 2)
+    await until(async () => (await counts(inbox)).completed === 3, 'every one completed')
+    t.same(successes.sort(), [idOf(3), idOf(4), idOf(5)], 'each succeeded once')
+    t.same(await inbox.failed(), [])
+    t.equal(await inbox.retryFailed(), 0)
+  })
+
+  t.test('transactional: a handler\'s write and the done mark commit together; a failing run rolls its write back', async t => {
+    const test = pgInbox(t, { transactional: true, attempts: 3 })
+    const { inbox, pool, schema } = test
+    await pool.query(`create schema if not exists ${schema}`)
+    await pool.query('create table ledger (event text not null, run int not null)')
+    let run = 0
+    const app = await appWithInbox(t, test, {
+      handlers: {
+        'min-balance': async (event, _request, context) => {
+          run++
+          const tx = (context as unknown as { tx: pg.PoolClient }).tx
+          await tx.query(`insert into ${schema}.ledger (event, run) values ($1, $2)`, [event.id, run])
+          if (run === 1) throw new Error('after the write, before the commit')
+        }
+      }
+    })
+    t.equal((await postBatch(app, [item(6)])).statusCode, 200)
+    await until(async () => (await counts(inbox)).completed === 1, 'the job completed')
+    t.same((await pool.query('select event, run from ledger')).rows, [{ event: idOf(6), run: 2 }], 'the first run\'s write rolled back, the second\'s committed')
+    const { rows } = await pool.query('select key, done from provider_callbacks_inbox')
+    t.same(rows, [{ key: idOf(6), done: true }], 'with its done mark')
+  })
+
+  t.test('PostgreSQL down: 503, nothing stored; back: stored, and the worker (started while it was down) runs it', async t => {
+    const postgres = await ownPostgres(t)
+    if (postgres === undefined) return
+    await postgres.stop('fast')
+    const test = pgInbox(t, { addTimeout: 2000 }, postgres.url)
+    const { inbox } = test
+    const runs: string[] = []
+    // Made, and started, while the server is down: both its Queue and its Worker must be made anew.
+    const app = await appWithInbox(t, test, { handlers: { 'min-balance': event => { runs.push(event.id) } } })
+    await app.ready()
+    t.equal((await postBatch(app, [item(7)])).statusCode, 503)
+    t.equal((await postBatch(app, [item(7)])).statusCode, 503, 'again, without waiting for ever')
+    await postgres.start()
+    await until(async () => (await postBatch(app, [item(7)])).statusCode === 200, 'stored once PostgreSQL is back')
+    await until(() => runs.length === 1, 'the worker ran it')
+    await until(async () => (await counts(inbox)).completed === 1, 'completed')
+
+    // Down again, with the queue and worker up: 503, then, back, stored and run.
+    await postgres.stop('immediate')
+    t.equal((await postBatch(app, [item(8)])).statusCode, 503)
+    await postgres.start()
+    await until(async () => (await postBatch(app, [item(8)])).statusCode === 200, 'stored once PostgreSQL is back again')
+    await until(() => runs.length === 2, 'the worker ran it too')
+    t.same(runs, [idOf(7), idOf(8)])
+  })
+})
