@@ -1,67 +1,19 @@
 // The inbox on BullMQ's PostgreSQL backend, against the real PostgreSQL: answered once stored,
 // handlers run by a worker with retries, dead letters and replay, each event succeeding once;
 // transactional handlers; PostgreSQL down and back.
-import { randomBytes } from 'node:crypto'
-import Fastify, { type FastifyInstance } from 'fastify'
 import pg from 'pg'
-import t, { type Test } from 'tap'
-import providerCallbacks, {
-  createInboxWorker, postgresInbox, type DeadLettered, type Inbox, type PostgresInboxOptions, type ProviderCallbacksOptions
-} from '../lib/index.js'
+import t from 'tap'
+import { createInboxWorker, postgresInbox, type DeadLettered } from '../lib/index.js'
 import type { PostgresInbox } from '../lib/inbox/postgres-inbox.js'
-import { CREDENTIALS, postBatch, signedItem, VOX } from './helpers.js'
+import { postBatch, signedItem, VOX } from './helpers.js'
 import { counts, until } from './inbox-helpers.js'
-import { ownPostgres, PG_URL, postgresAvailable, SCHEMA_PREFIX } from './pg-helpers.js'
-import { cleanUp } from './redis-helpers.js'
+import { ownPostgres, PG_URL, postgresAvailable } from './pg-helpers.js'
+import { appWithInbox, pgInbox } from './pg-inbox-helpers.js'
 
 t.setTimeout(180_000)
 
-const FAST = { attempts: 3, backoff: { type: 'fixed', delay: 10 } } satisfies Partial<PostgresInboxOptions>
 const item = (id: number, type = 'min_balance'): Record<string, unknown> => signedItem(type, id)
 const idOf = (id: number): string => `voximplant:${VOX.accountId}:${id}`
-
-interface PgInbox {
-  inbox: Inbox
-  /** A pool whose sessions see the inbox's schema: for the tests' own tables. */
-  pool: pg.Pool
-  schema: string
-  /** What must close before the schema goes (apps, workers): closed in the reverse order. */
-  before: (close: () => Promise<void>) => void
-}
-
-/**
- * An inbox in a schema of its own (BullMQ's tables and the claims), on the shared server or `url`,
- * dropped when the test ends, after whatever `before` was given and the inbox closed.
- */
-function pgInbox (t: Test, options: Partial<PostgresInboxOptions> = {}, url = PG_URL): PgInbox {
-  const schema = `${SCHEMA_PREFIX}${randomBytes(6).toString('hex')}`
-  const inbox = postgresInbox({ connection: { connectionString: url, schema, application_name: schema }, name: 'test', ...FAST, ...options })
-  const pool = new pg.Pool({ connectionString: url, options: `-c search_path=${schema}`, application_name: schema, connectionTimeoutMillis: 5000 })
-  pool.on('error', () => {})
-  const closing: Array<() => Promise<void>> = []
-  cleanUp(t, async () => {
-    for (const close of closing.reverse()) await close().catch(() => {})
-    await inbox.close()
-    await pool.end().catch(() => {})
-    const client = new pg.Client({ connectionString: url, connectionTimeoutMillis: 5000 })
-    client.on('error', () => {})
-    try {
-      await client.connect()
-      await client.query('select pg_terminate_backend(pid) from pg_stat_activity where application_name = $1 and pid <> pg_backend_pid()', [schema])
-      await client.query(`drop schema if exists ${schema} cascade`)
-    } catch {} finally {
-      await client.end().catch(() => {})
-    }
-  })
-  return { inbox, pool, schema, before: close => { closing.push(close) } }
-}
-
-async function appWithInbox (t: Test, { inbox, before }: PgInbox, options: Partial<ProviderCallbacksOptions> = {}): Promise<FastifyInstance> {
-  const app = Fastify()
-  before(async () => { await app.close() })
-  await app.register(providerCallbacks, { voximplant: { secret: VOX }, edis: { credentials: CREDENTIALS }, inbox, ...options })
-  return app
-}
 
 t.test('options: a wrong one is refused at once, with what is wrong', async t => {
   const connection = { connectionString: PG_URL }
