@@ -148,6 +148,14 @@ t.test('with PostgreSQL', async t => {
     await until(() => runs.length === 1, 'the worker ran it')
     await until(async () => (await counts(inbox)).completed === 1, 'completed')
 
+    // A worker started while the server is down, and closed before it is back: it closes, and
+    // no Worker is made again after.
+    await postgres.stop('fast')
+    const late = createInboxWorker(inbox, { onAny: event => { runs.push(`late ${event.id}`) } })
+    await late.worker
+    await late.close()
+    await postgres.start()
+
     // Down again, with the queue and worker up: 503, then, back, stored and run.
     await postgres.stop('immediate')
     t.equal((await postBatch(app, [item(8)])).statusCode, 503)
