@@ -5,7 +5,9 @@ import pg from 'pg'
 import t from 'tap'
 import { createInboxWorker, postgresInbox, type DeadLettered } from '../lib/index.js'
 import type { PostgresInbox } from '../lib/inbox/postgres-inbox.js'
-import { postBatch, signedItem, VOX } from './helpers.js'
+import type { Job, Queue } from 'bullmq'
+import { jobIdOf } from '../lib/inbox/job.js'
+import { basic, CREDENTIALS, EDIS_BODIES, FORM, postBatch, signedItem, VOX } from './helpers.js'
 import { counts, until } from './inbox-helpers.js'
 import { ownPostgres, PG_URL, postgresAvailable } from './pg-helpers.js'
 import { appWithInbox, pgInbox } from './pg-inbox-helpers.js'
@@ -106,6 +108,57 @@ t.test('with PostgreSQL', async t => {
     t.same(successes.sort(), [idOf(3), idOf(4), idOf(5)], 'each succeeded once')
     t.same(await inbox.failed(), [])
     t.equal(await inbox.retryFailed(), 0)
+  })
+
+  const edis = async (app: Awaited<ReturnType<typeof appWithInbox>>): Promise<number> => (await app.inject({
+    method: 'POST', url: '/callbacks/edis', headers: { 'content-type': FORM, authorization: basic(CREDENTIALS.username, CREDENTIALS.password) }, payload: EDIS_BODIES.canonical
+  })).statusCode
+  const edisId = 'edis:kvm_123456_789012:80'
+
+  t.test('an event id again once its window is over: a new job, run again, though completed jobs are kept far longer; within it, nothing new', async t => {
+    const test = pgInbox(t, { edisWindow: 1000, voximplantWindow: 1000, removeOnComplete: { age: 3600 } })
+    const { inbox } = test
+    const runs: string[] = []
+    const app = await appWithInbox(t, test)
+    app.providerCallbacks.onAny(event => { runs.push(event.id) })
+    t.same([await edis(app), (await postBatch(app, [item(9)])).statusCode], [200, 200])
+    await until(async () => (await counts(inbox)).completed === 2, 'both run')
+    const queue = await inbox.queue() as unknown as Queue
+    const jobs = async (): Promise<Array<Job | undefined>> => await Promise.all([edisId, idOf(9)].map(async id => await queue.getJob(jobIdOf(id))))
+    const [edisJob, voxJob] = await jobs()
+    await until(async () => (await jobs()).every(job => job?.finishedOn !== undefined && Date.now() - job.finishedOn > 1100), 'both windows over')
+    t.same([await edis(app), (await postBatch(app, [item(9)])).statusCode], [200, 200])
+    await until(() => runs.length === 4, 'both run again')
+    await until(async () => (await counts(inbox)).completed === 2, 'both completed')
+    t.same(runs.sort(), [edisId, edisId, idOf(9), idOf(9)].sort(), 'each event ran again, once')
+    const [edisAgain, voxAgain] = await jobs()
+    t.ok(edisAgain!.timestamp > edisJob!.timestamp && voxAgain!.timestamp > voxJob!.timestamp, 'new jobs in place of the old')
+    t.same(await counts(inbox), { completed: 2, failed: 0, waiting: 0, active: 0, delayed: 0 }, 'the old jobs removed')
+  })
+
+  t.test('an EDIS event redelivered within its window: one job, one run', async t => {
+    const test = pgInbox(t, { edisWindow: 3_600_000, removeOnComplete: { age: 3600 } })
+    const runs: string[] = []
+    const app = await appWithInbox(t, test)
+    app.providerCallbacks.onAny(event => { runs.push(event.id) })
+    t.equal(await edis(app), 200)
+    await until(async () => (await counts(test.inbox)).completed === 1, 'run')
+    t.equal(await edis(app), 200)
+    t.same(await counts(test.inbox), { completed: 1, failed: 0, waiting: 0, active: 0, delayed: 0 }, 'nothing added')
+    t.same(runs, [edisId])
+  })
+
+  t.test('a dead letter older than its window stays one: its event again stores nothing', async t => {
+    const test = pgInbox(t, { attempts: 1, edisWindow: 1000, removeOnComplete: { count: 100 } })
+    const runs: string[] = []
+    const app = await appWithInbox(t, test, { handlers: { 'traffic-threshold': event => { runs.push(event.id); throw new Error('down') } } })
+    t.equal(await edis(app), 200)
+    await until(async () => (await counts(test.inbox)).failed === 1, 'dead-lettered')
+    const queue = await test.inbox.queue() as unknown as Queue
+    await until(async () => { const job = await queue.getJob(jobIdOf(edisId)); return Date.now() - job!.finishedOn! > 1100 }, 'its window over')
+    t.equal(await edis(app), 200)
+    t.same(await counts(test.inbox), { completed: 0, failed: 1, waiting: 0, active: 0, delayed: 0 })
+    t.same(runs, [edisId])
   })
 
   t.test('transactional: a handler\'s write and the done mark commit together; a failing run rolls its write back', async t => {

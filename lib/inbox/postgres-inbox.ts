@@ -52,6 +52,7 @@ const loadPg = async (): Promise<typeof pg> => (await import('pg')).default
 const RUN_RETRY_DELAY = 1000
 
 const WHO = 'postgresInbox'
+const HOUR = 3600 * 1000
 
 export class PostgresInbox extends EventEmitter implements Inbox, StoringInbox {
   readonly name: string
@@ -111,12 +112,42 @@ export class PostgresInbox extends EventEmitter implements Inbox, StoringInbox {
    * not answer within addTimeout or cannot be reached; the route then answers 503.
    */
   async enqueue (events: readonly AnyProviderCallbackEvent[], trace?: TraceCarrier): Promise<void> {
-    const { attempts, backoff, removeOnComplete, removeOnFail } = this.settings
+    const { attempts, backoff, removeOnComplete, removeOnFail, windows } = this.settings
     const jobs = events.map(event => {
       const data = jobData(event, event.receivedAt.toISOString(), trace)
       return { name: data.name, data, opts: { jobId: jobIdOf(data.id), attempts, backoff, removeOnComplete, removeOnFail } }
     })
-    await this.withQueue(async queue => { await queue.addBulk(jobs) })
+    // The events whose completed job may outlive their window (EDIS's, by default), looked up with
+    // the add, not before it (a round trip each, theirs only; an EDIS request holds one event).
+    const outliving = jobs.filter(job => this.#outlives(job.data.provider))
+    await this.withQueue(async queue => {
+      const found = Promise.all(outliving.map(async job => await queue.getJob(job.opts.jobId)))
+      found.catch(() => {})
+      await queue.addBulk(jobs)
+      const before = await found
+      const now = Date.now()
+      const old = outliving.filter((job, i) => {
+        const finishedOn = before[i]?.finishedOn
+        return finishedOn !== undefined && now - finishedOn >= windows[job.data.provider]
+      })
+      if (old.length === 0) return
+      // A completed job older than its event's window: the event comes again, legitimately (EDIS's
+      // edis:<kvm>:<trigger_value> does), and is a new job; a dead letter stays one.
+      const states = await Promise.all(old.map(async job => await queue.getJobState(job.opts.jobId)))
+      const stale = old.filter((_job, i) => states[i] === 'completed')
+      if (stale.length === 0) return
+      await Promise.all(stale.map(async job => await queue.remove(job.opts.jobId)))
+      await queue.addBulk(stale)
+    })
+  }
+
+  // Completed jobs are kept removeOnComplete's age, and trimmed up to an hour later (BullMQ's
+  // trimming, the worker's hourly one): a provider whose window is shorter may see its event
+  // again while its job is still there. By default, EDIS's (24 h, as long as jobs are kept), not
+  // Voximplant's (7 days), whose ids never come again but as redeliveries.
+  #outlives (provider: AnyProviderCallbackEvent['provider']): boolean {
+    const { removeOnComplete, windows } = this.settings
+    return !('age' in removeOnComplete) || removeOnComplete.age * 1000 + HOUR > windows[provider]
   }
 
   async failed (): Promise<DeadLetter[]> {
