@@ -216,7 +216,8 @@ class JobWorker extends EventEmitter implements InboxWorker {
   }
 
   async #process (job: Job<InboxJobData>, token?: string): Promise<void> {
-    await this.#backend.ready()
+    const ready = this.#backend.ready()
+    if (ready !== undefined) await ready
     const event = eventOf(job.data)
     const deliver = (): ReturnType<Deliver> => this.#byProvider[event.provider](event, this.#request)
     const hooks = this.#hooks
