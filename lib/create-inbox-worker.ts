@@ -1,6 +1,7 @@
 import { CallbackEvents, subscribe } from './events.js'
 import { loadTelemetry, resolveTelemetry, type TelemetryOptions } from './telemetry.js'
-import type { BullmqInbox, Inbox } from './inbox/inbox.js'
+import type { WorkerInbox } from './inbox/backend.js'
+import type { Inbox } from './inbox/inbox.js'
 import { startInboxWorker, type InboxHandler, type InboxHandlers, type InboxWorker, type InboxWorkerSettings } from './inbox/worker.js'
 
 export interface InboxWorkerOptions extends InboxWorkerSettings {
@@ -23,5 +24,5 @@ export interface InboxWorkerOptions extends InboxWorkerSettings {
 export function createInboxWorker (inbox: Inbox, options: InboxWorkerOptions = {}): InboxWorker {
   // The names and handlers are checked as the plugin's are; their types by InboxHandlers.
   const handlers = subscribe(new CallbackEvents(), options.handlers, options.onAny)
-  return startInboxWorker(inbox as BullmqInbox, handlers, options, loadTelemetry(resolveTelemetry(options.telemetry)))
+  return startInboxWorker(inbox as unknown as WorkerInbox, handlers, options, loadTelemetry(resolveTelemetry(options.telemetry)))
 }

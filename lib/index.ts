@@ -87,6 +87,7 @@ export type {
 export type { CallbackSubscriptions, HandlerRequest, ProviderCallbackHandler, ProviderCallbackHandlers } from './events.js'
 export { bullmqInbox, type DeadLetter, type DeadLettered, type Inbox, type InboxQueue } from './inbox/inbox.js'
 export type { BullmqInboxOptions, InboxBackoff, InboxConnection, InboxKeepJobs } from './inbox/options.js'
+export { postgresInbox, type PostgresInboxConnection, type PostgresInboxOptions } from './inbox/postgres-inbox.js'
 export { createInboxWorker, type InboxWorkerOptions } from './create-inbox-worker.js'
 export type { InboxHandler, InboxHandlers, InboxWorker } from './inbox/worker.js'
 export type { InboxWorkerOption } from './inbox/plugin.js'

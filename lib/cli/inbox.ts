@@ -1,14 +1,16 @@
 // provider-callbacks inbox failed | retry <event id> | retry-failed: the dead letters of an inbox,
-// and their replay, from a shell. Loads ioredis and bullmq only when run.
+// and their replay, from a shell, on Redis or PostgreSQL. Loads ioredis or pg, and bullmq, only when run.
 import { parseArgs } from 'node:util'
 import type { CliIO, Command } from './common.js'
 import { bullmqInbox, type Inbox } from '../inbox/inbox.js'
+import { postgresInbox } from '../inbox/postgres-inbox.js'
 import type { InboxConnection } from '../inbox/options.js'
 
-export const INBOX_USAGE = `Usage: provider-callbacks inbox <failed | retry EVENT_ID | retry-failed> --redis URL [options]
+export const INBOX_USAGE = `Usage: provider-callbacks inbox <failed | retry EVENT_ID | retry-failed> (--redis URL | --postgres URL) [options]
 
-The dead letters of an inbox (bullmqInbox): events whose handlers failed every attempt, or threw
-UnrecoverableError. Needs bullmq and ioredis installed beside the package.
+The dead letters of an inbox (bullmqInbox on Redis, postgresInbox on PostgreSQL): events whose
+handlers failed every attempt, or threw UnrecoverableError. Needs bullmq installed beside the
+package, and ioredis (Redis) or pg (PostgreSQL).
 
 Commands:
   failed               lists them, oldest first: event id, name, attempts, last error
@@ -18,12 +20,15 @@ Commands:
 Options:
   --redis URL          the inbox's Redis, e.g. redis://localhost:6379 (required; env REDIS_URL);
                        a password in it is never printed
+  --postgres URL       the inbox's PostgreSQL instead, e.g. postgres://user@localhost/app;
+                       a password in it is never printed
+  --schema SCHEMA      PostgreSQL: BullMQ's schema (default bullmq)
   --name NAME          the queue's name (default provider-callbacks)
-  --prefix PREFIX      BullMQ's key prefix (default bull)
-  --timeout MS         how long to wait for Redis (default 10000)
+  --prefix PREFIX      Redis: BullMQ's key prefix (default bull)
+  --timeout MS         how long to wait for Redis or PostgreSQL (default 10000)
   -h, --help           this help
 
-Exit codes: 0 done; 1 Redis could not be reached, there is no such inbox, or the event is not a
+Exit codes: 0 done; 1 Redis or PostgreSQL could not be reached, there is no such inbox, or the event is not a
 dead letter; 2 the command line was wrong. Nothing is written to a queue that does not exist.
 `
 
@@ -44,6 +49,8 @@ export async function inboxCommand (args: string[], io: CliIO): Promise<number> 
       allowPositionals: true,
       options: {
         redis: { type: 'string' },
+        postgres: { type: 'string' },
+        schema: { type: 'string', default: 'bullmq' },
         name: { type: 'string', default: 'provider-callbacks' },
         prefix: { type: 'string', default: 'bull' },
         timeout: { type: 'string', default: '10000' },
@@ -63,10 +70,17 @@ export async function inboxCommand (args: string[], io: CliIO): Promise<number> 
     return usage(io, command === undefined ? 'inbox what? failed, retry EVENT_ID or retry-failed' : `unknown inbox command '${command}'`)
   }
   if (rest.length !== expected) return usage(io, command === 'retry' ? 'retry needs one EVENT_ID' : `${command} takes no argument`)
-  const url = values.redis ?? io.env.REDIS_URL
-  if (url === undefined) return usage(io, 'missing --redis (or REDIS_URL)')
-  if (!URL.canParse(url) || !/^rediss?:$/.test(new URL(url).protocol)) return usage(io, '--redis must be a redis:// or rediss:// URL')
+  if (values.redis !== undefined && values.postgres !== undefined) return usage(io, 'give --redis or --postgres, not both')
   const timeout = Number(values.timeout)
+  if (values.postgres !== undefined) {
+    const url = values.postgres
+    if (!URL.canParse(url) || !/^postgres(ql)?:$/.test(new URL(url).protocol)) return usage(io, '--postgres must be a postgres:// or postgresql:// URL')
+    if (!Number.isSafeInteger(timeout) || timeout < 1) return usage(io, `--timeout must be a positive integer, got '${values.timeout}'`)
+    return await postgresCommand(command, rest[0], { url, schema: values.schema, name: values.name, timeout }, io)
+  }
+  const url = values.redis ?? io.env.REDIS_URL
+  if (url === undefined) return usage(io, 'missing --redis (or REDIS_URL) or --postgres')
+  if (!URL.canParse(url) || !/^rediss?:$/.test(new URL(url).protocol)) return usage(io, '--redis must be a redis:// or rediss:// URL')
   if (!Number.isSafeInteger(timeout) || timeout < 1) return usage(io, `--timeout must be a positive integer, got '${values.timeout}'`)
   const where = `${new URL(url).host} (queue ${values.name})`
 
@@ -104,10 +118,48 @@ export async function inboxCommand (args: string[], io: CliIO): Promise<number> 
   return answer
 }
 
-async function within<T> (timeout: number, work: () => Promise<T>): Promise<T> {
+/**
+ * The inbox on PostgreSQL: its queue is looked for first (a row of BullMQ's for it), without
+ * BullMQ, which would create its schema (migrations) and its queue's rows where there were none.
+ */
+async function postgresCommand (
+  command: 'failed' | 'retry' | 'retry-failed', id: string | undefined, { url, schema, name, timeout }: { url: string, schema: string, name: string, timeout: number }, io: CliIO
+): Promise<number> {
+  const where = `${new URL(url).host} (queue ${name})`
+  const failure = (error: unknown): number => {
+    io.stderr.write(`provider-callbacks: ${where}: ${(error as Error).message}\n`)
+    return 1
+  }
+  let inbox: Inbox
+  try {
+    inbox = postgresInbox({ connection: { connectionString: url, schema, connectionTimeoutMillis: timeout }, name, addTimeout: timeout })
+  } catch (error) {
+    return failure(error)
+  }
+  const pg = (await import('pg')).default
+  const client = new pg.Client({ connectionString: url, connectionTimeoutMillis: timeout })
+  client.on('error', () => {})
+  const answer = await within(timeout, async () => {
+    await client.connect()
+    // The schema's name was checked by postgresInbox: a plain identifier.
+    const { rows } = await client.query('select exists (select 1 from pg_tables where schemaname = $1 and tablename = \'meta\') as schema', [schema])
+    if (rows[0].schema !== true) return false
+    const queue = await client.query(`select exists (select 1 from "${schema}".meta where queue = $1) or exists (select 1 from "${schema}".job where queue = $1) as found`, [name])
+    return queue.rows[0].found === true
+  }, 'PostgreSQL').then(async found => {
+    if (found) return await run(command, id, inbox, where, io)
+    io.stderr.write(`provider-callbacks: ${where}: no such inbox (no queue ${name} in schema ${schema}); check --name and --schema\n`)
+    return 1
+  }).catch(failure)
+  await client.end().catch(() => {})
+  await inbox.close()
+  return answer
+}
+
+async function within<T> (timeout: number, work: () => Promise<T>, what = 'Redis'): Promise<T> {
   let timer: NodeJS.Timeout | undefined
   const late = new Promise<never>((_resolve, reject) => {
-    timer = setTimeout(() => { reject(new Error(`Redis did not answer within ${timeout} ms`)) }, timeout)
+    timer = setTimeout(() => { reject(new Error(`${what} did not answer within ${timeout} ms`)) }, timeout)
   })
   const done = work()
   try {

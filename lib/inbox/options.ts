@@ -85,22 +85,33 @@ export function resolveInboxOptions (options: BullmqInboxOptions): InboxSettings
   if (typeof connection?.duplicate !== 'function') {
     throw new InvalidOptionError('bullmqInbox connection must be an ioredis client (new Redis(url, { maxRetriesPerRequest: null }))')
   }
-  const name = options.name ?? 'provider-callbacks'
-  if (typeof name !== 'string' || name === '' || name.includes(':')) throw new InvalidOptionError(`bullmqInbox name must be a non-empty string without ':', got ${JSON.stringify(name)}`)
   const prefix = options.prefix ?? 'bull'
   if (typeof prefix !== 'string' || prefix === '') throw new InvalidOptionError(`bullmqInbox prefix must be a non-empty string, got ${JSON.stringify(prefix)}`)
+  const common = resolveCommonOptions(options, 'bullmqInbox')
+  return { ...common, prefix, claimPrefix: claimPrefixOf(options.claimPrefix, prefix, common.name) }
+}
+
+/** The options every inbox takes, whatever it stores its jobs in. */
+export type CommonInboxOptions = Pick<BullmqInboxOptions, 'name' | 'attempts' | 'backoff' | 'removeOnComplete' | 'removeOnFail' | 'claimTtl' | 'edisWindow' | 'voximplantWindow' | 'addTimeout'>
+
+/** The settings every inbox has: those of InboxSettings but the Redis keys' prefixes. */
+export type CommonInboxSettings = Omit<InboxSettings, 'prefix' | 'claimPrefix'>
+
+/** `who`: the function the options were given to, for the messages. */
+export function resolveCommonOptions (options: CommonInboxOptions, who: string): CommonInboxSettings {
+  const name = options.name ?? 'provider-callbacks'
+  if (typeof name !== 'string' || name === '' || name.includes(':')) throw new InvalidOptionError(`${who} name must be a non-empty string without ':', got ${JSON.stringify(name)}`)
+  const positive = (value: unknown, option: string): number => integerOption(value, `${who} ${option}`, { max: MAX_TIMER_DELAY })
   const edis = positive(options.edisWindow ?? DAY, 'edisWindow')
   return {
     name,
-    prefix,
     attempts: positive(options.attempts ?? 15, 'attempts'),
-    backoff: backoffOf(options.backoff ?? { type: 'exponential', delay: SECOND, jitter: 0.5 }),
-    removeOnComplete: keepJobs(options.removeOnComplete ?? { age: Math.ceil(edis / SECOND) }, 'removeOnComplete'),
-    removeOnFail: keepJobs(options.removeOnFail ?? { age: 7 * DAY / SECOND }, 'removeOnFail'),
+    backoff: backoffOf(options.backoff ?? { type: 'exponential', delay: SECOND, jitter: 0.5 }, who),
+    removeOnComplete: keepJobs(options.removeOnComplete ?? { age: Math.ceil(edis / SECOND) }, 'removeOnComplete', who),
+    removeOnFail: keepJobs(options.removeOnFail ?? { age: 7 * DAY / SECOND }, 'removeOnFail', who),
     claimTtl: positive(options.claimTtl ?? 30 * SECOND, 'claimTtl'),
     windows: { edis, voximplant: positive(options.voximplantWindow ?? 7 * DAY, 'voximplantWindow') },
-    addTimeout: positive(options.addTimeout ?? 5 * SECOND, 'addTimeout'),
-    claimPrefix: claimPrefixOf(options.claimPrefix, prefix, name)
+    addTimeout: positive(options.addTimeout ?? 5 * SECOND, 'addTimeout')
   }
 }
 
@@ -115,45 +126,41 @@ const isObject = (value: unknown): value is Record<string, unknown> => typeof va
 // These are set on every job: BullMQ checks some only at each add (a jitter outside 0..1 fails every
 // add, so no event is ever stored) and takes others as they come (an unknown key, a NaN, a negative
 // count keep finished jobs for ever), so each is checked here, once, where the mistake was made.
-function backoffOf (backoff: unknown): InboxBackoff {
+function backoffOf (backoff: unknown, who: string): InboxBackoff {
   if (!isObject(backoff) || (backoff.type !== 'exponential' && backoff.type !== 'fixed')) {
-    throw new InvalidOptionError(`bullmqInbox backoff must be { type: 'exponential' | 'fixed', delay: ms, jitter? }, got ${shown(backoff)}`)
+    throw new InvalidOptionError(`${who} backoff must be { type: 'exponential' | 'fixed', delay: ms, jitter? }, got ${shown(backoff)}`)
   }
-  unknownKeys(backoff, ['type', 'delay', 'jitter'], 'backoff')
+  unknownKeys(backoff, ['type', 'delay', 'jitter'], 'backoff', who)
   const { type, delay, jitter } = backoff
   if (!Number.isSafeInteger(delay) || (delay as number) < 0) {
-    throw new InvalidOptionError(`bullmqInbox backoff.delay must be an integer of ms, 0 or more, got ${shown(delay)}`)
+    throw new InvalidOptionError(`${who} backoff.delay must be an integer of ms, 0 or more, got ${shown(delay)}`)
   }
   if (jitter === undefined) return { type, delay: delay as number }
   if (typeof jitter !== 'number' || !(jitter >= 0 && jitter <= 1)) {
-    throw new InvalidOptionError(`bullmqInbox backoff.jitter must be a number from 0 to 1, got ${shown(jitter)}`)
+    throw new InvalidOptionError(`${who} backoff.jitter must be a number from 0 to 1, got ${shown(jitter)}`)
   }
   return { type, delay: delay as number, jitter }
 }
 
-function keepJobs (keep: unknown, name: string): InboxKeepJobs {
+function keepJobs (keep: unknown, name: string, who: string): InboxKeepJobs {
   if (!isObject(keep) || (keep.age === undefined && keep.count === undefined)) {
-    throw new InvalidOptionError(`bullmqInbox ${name} must be { age: seconds, count? } or { count }, got ${shown(keep)}`)
+    throw new InvalidOptionError(`${who} ${name} must be { age: seconds, count? } or { count }, got ${shown(keep)}`)
   }
-  unknownKeys(keep, ['age', 'count'], name)
+  unknownKeys(keep, ['age', 'count'], name, who)
   const kept: Record<string, number> = {}
   for (const key of ['age', 'count'] as const) {
     const value = keep[key]
     if (value === undefined) continue
     if (!Number.isSafeInteger(value) || (value as number) < 0) {
-      throw new InvalidOptionError(`bullmqInbox ${name}.${key} must be an integer, 0 or more, got ${shown(value)}`)
+      throw new InvalidOptionError(`${who} ${name}.${key} must be an integer, 0 or more, got ${shown(value)}`)
     }
     kept[key] = value as number
   }
   return kept as InboxKeepJobs
 }
 
-function unknownKeys (value: Record<string, unknown>, known: readonly string[], name: string): void {
+function unknownKeys (value: Record<string, unknown>, known: readonly string[], name: string, who: string): void {
   for (const key of Object.keys(value)) {
-    if (!known.includes(key)) throw new InvalidOptionError(`bullmqInbox ${name} has no option ${JSON.stringify(key)} (it takes ${known.join(', ')})`)
+    if (!known.includes(key)) throw new InvalidOptionError(`${who} ${name} has no option ${JSON.stringify(key)} (it takes ${known.join(', ')})`)
   }
-}
-
-function positive (value: unknown, name: string): number {
-  return integerOption(value, `bullmqInbox ${name}`, { max: MAX_TIMER_DELAY })
 }

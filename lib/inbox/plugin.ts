@@ -3,7 +3,8 @@ import type { DeliverBatch } from '../delivery/outcome.js'
 import { InvalidOptionError } from '../errors.js'
 import { loggable } from '../loggable-error.js'
 import type { InboxHooks } from './hooks.js'
-import type { BullmqInbox, Inbox } from './inbox.js'
+import type { StoringInbox } from './backend.js'
+import type { Inbox } from './inbox.js'
 import { startInboxWorker, type HandlerSource, type InboxWorker, type InboxWorkerSettings } from './worker.js'
 
 /** The plugin's `worker` option: this process's worker's settings, or `false` for none here. */
@@ -16,11 +17,11 @@ export type InboxWorkerOption = boolean | Pick<InboxWorkerSettings, 'concurrency
  * ready and closed with it.
  */
 export function inboxDelivery (fastify: FastifyInstance, handlers: HandlerSource, inbox: Inbox, worker: InboxWorkerOption | undefined, hooks?: InboxHooks): DeliverBatch {
-  if (typeof (inbox as Partial<BullmqInbox>)?.enqueue !== 'function') throw new InvalidOptionError('inbox must be made by bullmqInbox({ connection })')
+  if (typeof (inbox as unknown as Partial<StoringInbox>)?.enqueue !== 'function') throw new InvalidOptionError('inbox must be made by bullmqInbox({ connection }) or postgresInbox({ connection })')
   if (worker !== undefined && typeof worker !== 'boolean' && (typeof worker !== 'object' || worker === null)) {
     throw new InvalidOptionError('worker must be true, false or an object of worker options')
   }
-  const bullmq = inbox as BullmqInbox
+  const bullmq = inbox as unknown as StoringInbox
   // Connected before the app listens, so that its first callback is stored, not a 503; a Redis
   // that is down does not stop the app from starting (its callbacks are 503s until it is back).
   fastify.addHook('onReady', async () => {

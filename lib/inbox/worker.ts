@@ -1,4 +1,5 @@
 import { EventEmitter } from 'node:events'
+import { setTimeout as sleep } from 'node:timers/promises'
 import type { Job, Worker } from 'bullmq'
 import type { FastifyBaseLogger } from 'fastify'
 import { deliveries, type Deliveries } from '../delivery/deliveries.js'
@@ -13,9 +14,10 @@ import { loggable } from '../loggable-error.js'
 import { isUnrecoverable, UnrecoverableError } from './errors.js'
 import { startFanOut, type FanOut } from './fan-out.js'
 import type { InboxHooks } from './hooks.js'
+import type { WorkerBackend, WorkerInbox } from './backend.js'
 import { connected, failFastClient, type BullmqInbox, type DeadLettered } from './inbox.js'
 import { eventOf, type InboxJobData } from './job.js'
-import type { InboxConnection, InboxSettings } from './options.js'
+import type { CommonInboxSettings, InboxConnection } from './options.js'
 
 /** A handler run by an inbox's worker: there is no request (it was answered long ago). */
 export type InboxHandler<Event = AnyProviderCallbackEvent> = (event: Event, request: undefined, context: HandlerContext) => void | Promise<void>
@@ -66,6 +68,8 @@ const HOUR = 3600 * 1000
 // BullMQ's defaults, which the received stream's reader follows too.
 const LOCK_DURATION = 30_000
 const STALLED_INTERVAL = 30_000
+// ms before a Worker that could not start is made again.
+const RESTART_DELAY = 1000
 
 /**
  * The claim protocol runs the worker's handlers through this: the event's own, without a request,
@@ -122,20 +126,18 @@ class JobHandlers implements Handlers {
  * one createInboxWorker loads.
  */
 export function startInboxWorker (
-  inbox: BullmqInbox, source: HandlerSource, options: InboxWorkerSettings, hooks?: InboxHooks | Promise<InboxHooks | undefined>
+  inbox: WorkerInbox, source: HandlerSource, options: InboxWorkerSettings, hooks?: InboxHooks | Promise<InboxHooks | undefined>
 ): InboxWorker {
   return new JobWorker(inbox, source, options, hooks)
 }
 
 class JobWorker extends EventEmitter implements InboxWorker {
   readonly worker: Promise<Worker<InboxJobData>>
-  readonly #inbox: BullmqInbox
-  readonly #settings: InboxSettings
+  readonly #inbox: WorkerInbox
+  readonly #settings: CommonInboxSettings
+  readonly #backend: WorkerBackend
   readonly #log: FastifyBaseLogger
   readonly #maxStalledCount: number
-  // The claims go over a fail-fast client of the worker's own: a claim and its refreshes never
-  // wait behind the adds of the app's requests.
-  readonly #claims: InboxConnection
   readonly #handlers: JobHandlers
   readonly #delivery: Deliveries
   readonly #byProvider: Record<AnyProviderCallbackEvent['provider'], Deliver>
@@ -144,11 +146,13 @@ class JobWorker extends EventEmitter implements InboxWorker {
   // Set before the BullMQ worker exists, so before its first job.
   #hooks: InboxHooks | undefined
   #cleaner: NodeJS.Timeout | undefined
-  #fanOut: FanOut | undefined
+  #fanOut: { close(): Promise<void> } | undefined
+  // The Worker running now: another than the first when the first could not start (PostgreSQL).
+  #current: Worker<InboxJobData> | undefined
   #stopObserving: (() => void) | undefined
   #closing: Promise<void> | undefined
 
-  constructor (inbox: BullmqInbox, source: HandlerSource, options: InboxWorkerSettings, hooks: InboxHooks | Promise<InboxHooks | undefined> | undefined) {
+  constructor (inbox: WorkerInbox, source: HandlerSource, options: InboxWorkerSettings, hooks: InboxHooks | Promise<InboxHooks | undefined> | undefined) {
     super()
     const { settings } = inbox
     this.#inbox = inbox
@@ -159,25 +163,34 @@ class JobWorker extends EventEmitter implements InboxWorker {
     // A stall is a worker's death, not a failure of the event's handlers: as many are allowed as
     // attempts, so that only a poison event (one whose runs kill their worker) ends dead for it.
     this.#maxStalledCount = integerOption(options.maxStalledCount ?? settings.attempts, 'maxStalledCount', { min: 0 })
-    this.#claims = failFastClient(inbox.connection, settings.addTimeout)
+    const backend = this.#backend = inbox.workerBackend?.() ?? redisBackend(inbox as BullmqInbox)
     this.#handlers = new JobHandlers(source, error => { this.#hooks?.handlerError(error) })
     this.#delivery = deliveries(this.#handlers, {
-      store: redisStore(connected(this.#claims) as unknown as RedisClientLike, { prefix: settings.claimPrefix }),
+      store: backend.store,
       claimTtl: settings.claimTtl,
-      failOpen: false
+      failOpen: false,
+      ...(backend.transactional && { transactional: true })
     }, this.#log)
     this.#byProvider = { edis: this.#delivery.withWindow(settings.windows.edis), voximplant: this.#delivery.withWindow(settings.windows.voximplant) }
     // Not waiting for Redis: a worker started while it is down runs once it is back.
-    this.worker = Promise.all([import('bullmq'), hooks]).then(([{ Worker }, loaded]) => this.#start(Worker, loaded, { ...options, concurrency }))
+    this.worker = Promise.all([import('bullmq'), hooks]).then(([bullmq, loaded]) => this.#start(backend.Worker(bullmq), loaded, { ...options, concurrency }))
   }
 
   #start (BullmqWorker: typeof Worker, hooks: InboxHooks | undefined, options: InboxWorkerSettings & { concurrency: number }): Worker<InboxJobData> {
     this.#hooks = hooks
     // The claims its runs hold count in the process's claims held, beside the routes' own.
     this.#stopObserving = hooks?.observeClaims(this.#delivery.held)
+    const worker = this.#current = this.#create(BullmqWorker, options)
+    this.#trim()
+    this.#cleaner = setInterval(() => { this.#trim() }, HOUR).unref()
+    this.#fanOut = this.#backend.started(options, this.#log, () => { hooks?.fanOutFailed() })
+    return worker
+  }
+
+  #create (BullmqWorker: typeof Worker, options: InboxWorkerSettings & { concurrency: number }): Worker<InboxJobData> {
     const worker: Worker<InboxJobData> = new BullmqWorker(this.#settings.name, async (job, token) => { await this.#process(job, token) }, {
-      connection: this.#inbox.connection as never,
-      prefix: this.#settings.prefix,
+      ...this.#backend.workerOptions,
+      connection: this.#backend.workerOptions.connection as never,
       concurrency: options.concurrency,
       maxStalledCount: this.#maxStalledCount,
       ...(options.lockDuration !== undefined && { lockDuration: options.lockDuration }),
@@ -186,16 +199,25 @@ class JobWorker extends EventEmitter implements InboxWorker {
     worker.on('error', error => { this.#log.error({ err: loggable(error) }, 'inbox worker error') })
     // BullMQ types the job as possibly undefined, which it never is for a job the worker ran.
     worker.on('failed', (job: Job<InboxJobData> | undefined, error) => { this.#failed(job!, error) })
-    this.#trim()
-    this.#cleaner = setInterval(() => { this.#trim() }, HOUR).unref()
-    this.#fanOut = startFanOut(this.#inbox, {
-      claimIdle: options.lockDuration ?? LOCK_DURATION, claimInterval: options.stalledInterval ?? STALLED_INTERVAL, log: this.#log, failed: () => { hooks?.fanOutFailed() }
-    })
+    if (this.#backend.restartFailed) this.#supervise(BullmqWorker, worker, options)
     return worker
   }
 
+  // BullMQ's PostgreSQL Worker that could not start (the server was down) never tries again, and
+  // says nothing: it is closed and made anew, until one starts or the worker closes.
+  #supervise (BullmqWorker: typeof Worker, worker: Worker<InboxJobData>, options: InboxWorkerSettings & { concurrency: number }): void {
+    worker.waitUntilReady().catch(async (error: unknown) => {
+      if (this.#closing !== undefined) return
+      this.#log.warn({ err: loggable(error) }, 'the inbox worker could not start; trying again')
+      await worker.close(true).catch(() => {})
+      await sleep(RESTART_DELAY)
+      if (this.#closing === undefined) this.#current = this.#create(BullmqWorker, options)
+    })
+  }
+
   async #process (job: Job<InboxJobData>, token?: string): Promise<void> {
-    if (this.#claims.status !== 'ready') await readyOrNot(this.#claims, this.#settings.addTimeout)
+    const ready = this.#backend.ready()
+    if (ready !== undefined) await ready
     const event = eventOf(job.data)
     const deliver = (): ReturnType<Deliver> => this.#byProvider[event.provider](event, this.#request)
     const hooks = this.#hooks
@@ -271,10 +293,11 @@ class JobWorker extends EventEmitter implements InboxWorker {
   }
 
   async close (): Promise<void> {
-    this.#closing ??= this.worker.then(async worker => {
+    this.#closing ??= this.worker.then(async () => {
       clearInterval(this.#cleaner)
+      const worker = this.#current!
       // No new jobs, from the stream or from BullMQ: what then finishes is all the worker took.
-      await this.#fanOut!.close()
+      await this.#fanOut?.close()
       await worker.pause(true)
       // Its handlers run to their end, however long, and their outcomes are recorded (retried as
       // long as their claims last).
@@ -284,10 +307,33 @@ class JobWorker extends EventEmitter implements InboxWorker {
       // QUIT, which, Redis being unreachable, it never does: then the close is forced. A job whose
       // outcome did not land stays active, and is taken again as stalled once Redis is back; its
       // claim, done or held, keeps the handlers from running twice.
-      await worker.close(this.#inbox.connection.status !== 'ready')
-      this.#claims.disconnect()
+      await worker.close(this.#backend.forceClose())
+      await this.#backend.end()
     })
     await this.#closing
+  }
+}
+
+/**
+ * The Redis inbox's worker: BullMQ's Worker on the host's client, the claims over a fail-fast
+ * client of the worker's own (a claim and its refreshes never wait behind the adds of the app's
+ * requests), and the received stream's fan-out.
+ */
+function redisBackend (inbox: BullmqInbox): WorkerBackend {
+  const { settings } = inbox
+  const claims: InboxConnection = failFastClient(inbox.connection, settings.addTimeout)
+  return {
+    store: redisStore(connected(claims) as unknown as RedisClientLike, { prefix: settings.claimPrefix }),
+    transactional: false,
+    Worker: bullmq => bullmq.Worker,
+    workerOptions: { connection: inbox.connection, prefix: settings.prefix },
+    restartFailed: false,
+    ready: () => claims.status === 'ready' ? undefined : readyOrNot(claims, settings.addTimeout),
+    started: (options, log, failed): FanOut => startFanOut(inbox, {
+      claimIdle: options.lockDuration ?? LOCK_DURATION, claimInterval: options.stalledInterval ?? STALLED_INTERVAL, log, failed
+    }),
+    forceClose: () => inbox.connection.status !== 'ready',
+    end: async () => { claims.disconnect() }
   }
 }
 
