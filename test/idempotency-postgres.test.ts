@@ -34,6 +34,23 @@ t.test('claim, refresh, complete and release: the owner alone, and the window', 
   t.equal(await store.claim('r', 'b', 60_000), 'claimed', 'released, the key is free at once')
 })
 
+t.test('a prefix: two users of one table never share an event, in every method', async t => {
+  if (!await postgresAvailable(t)) return
+  const { pool } = await testSchema(t)
+  const [one, two] = [postgresStore(pool, { prefix: 'one:' }), postgresStore(pool, { prefix: 'two:' })]
+  t.equal(await one.claim('k', 'a', 60_000), 'claimed')
+  t.same(await two.claimMany([{ key: 'k', owner: 'b' }, { key: 'j', owner: 'b' }], 60_000), ['claimed', 'claimed'], 'the other prefix\'s k is another key')
+  t.same(await two.refreshMany([{ key: 'k', owner: 'b' }], 60_000), [true])
+  t.equal(await one.refresh('k', 'a', 60_000), true)
+  const transaction = await two.begin()
+  t.equal(await transaction.commit('k', 'b', 60_000), true)
+  t.equal(await one.complete('k', 'a', 60_000), true)
+  await two.release('j', 'b')
+  const { rows } = await pool.query('SELECT key, done FROM provider_callbacks_events ORDER BY key')
+  t.same(rows, [{ key: 'one:k', done: true }, { key: 'two:k', done: true }])
+  t.throws(() => postgresStore(pool, { prefix: 1 as never }), /prefix must be a string, got 1/)
+})
+
 t.test('an expired claim: taken by the next claim, and its owner can neither extend nor record it', async t => {
   if (!await postgresAvailable(t)) return
   const { pool } = await testSchema(t)

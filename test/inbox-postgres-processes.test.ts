@@ -55,7 +55,7 @@ t.test('with PostgreSQL', async t => {
     await until(async () => (await counts(inbox)).completed === 1, 'completed by the other worker')
     t.same((await pool.query('select worker, event from ledger')).rows, [{ worker: 'rescuer', event: id }], 'the dead run\'s write rolled back, the rescuer\'s committed, once')
     t.same(await runs(), [['doomed', id], ['doomed', 'written'], ['rescuer', id]], 'run by the dead worker, then once by the other')
-    t.same((await pool.query('select key, done from provider_callbacks_inbox')).rows, [{ key: id, done: true }], 'its done mark committed with it')
+    t.same((await pool.query('select key, done from provider_callbacks_inbox')).rows, [{ key: `test:${id}`, done: true }], 'its done mark committed with it')
     t.same(await inbox.failed(), [], 'not a dead letter')
     t.same(failures, [], 'no run failed: waiting for the dead claim is not a failed attempt')
   })

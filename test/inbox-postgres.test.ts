@@ -10,7 +10,7 @@ import { jobIdOf } from '../lib/inbox/job.js'
 import { basic, CREDENTIALS, EDIS_BODIES, FORM, postBatch, signedItem, VOX } from './helpers.js'
 import { counts, until } from './inbox-helpers.js'
 import { ownPostgres, PG_URL, postgresAvailable } from './pg-helpers.js'
-import { appWithInbox, pgInbox } from './pg-inbox-helpers.js'
+import { appWithInbox, FAST, pgInbox } from './pg-inbox-helpers.js'
 
 t.setTimeout(180_000)
 
@@ -61,6 +61,23 @@ t.test('with PostgreSQL', async t => {
     t.same(await counts(inbox), { completed: 2, failed: 0, waiting: 0, active: 0, delayed: 0 })
     await worker.close()
     t.same(runs.sort(), [idOf(1), idOf(2)])
+  })
+
+  t.test('two inboxes in one schema, one claims table: the same event is each one\'s, and runs once in each', async t => {
+    const test = pgInbox(t)
+    const other = postgresInbox({ connection: { connectionString: PG_URL, schema: test.schema, application_name: test.schema }, name: 'other', ...FAST })
+    test.before(async () => { await other.close() })
+    const runs: string[] = []
+    for (const inbox of [test.inbox, other]) {
+      const app = await appWithInbox(t, { ...test, inbox }, { worker: false })
+      t.equal((await postBatch(app, [item(1)])).statusCode, 200)
+      const worker = createInboxWorker(inbox, { onAny: event => { runs.push(`${inbox.name} ${event.id}`) } })
+      test.before(async () => { await worker.close() })
+      await until(async () => (await counts(inbox)).completed === 1, `${inbox.name}'s job completed`)
+    }
+    t.same(runs, [`test ${idOf(1)}`, `other ${idOf(1)}`], 'the second inbox\'s run did not find the first\'s done mark')
+    const { rows } = await test.pool.query('SELECT key FROM provider_callbacks_inbox ORDER BY key')
+    t.same(rows.map(row => row.key), [`other:${idOf(1)}`, `test:${idOf(1)}`])
   })
 
   t.test('a handler that fails: retried with backoff, then a dead letter; failed(), retry() and retryFailed() replay it once fixed', async t => {
@@ -181,7 +198,7 @@ t.test('with PostgreSQL', async t => {
     await until(async () => (await counts(inbox)).completed === 1, 'the job completed')
     t.same((await pool.query('select event, run from ledger')).rows, [{ event: idOf(6), run: 2 }], 'the first run\'s write rolled back, the second\'s committed')
     const { rows } = await pool.query('select key, done from provider_callbacks_inbox')
-    t.same(rows, [{ key: idOf(6), done: true }], 'with its done mark')
+    t.same(rows, [{ key: `test:${idOf(6)}`, done: true }], 'with its done mark')
   })
 
   t.test('PostgreSQL down: 503, nothing stored; back: stored, and the worker (started while it was down) runs it', async t => {

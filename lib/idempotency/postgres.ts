@@ -29,6 +29,8 @@ export interface PostgresStoreOptions {
   table?: string
   /** Its schema. Default: the connection's search_path (`public`). */
   schema?: string
+  /** Prefix of every key the store writes, so that two users of one table never share an event. Default `''`. */
+  prefix?: string
   /**
    * Create the table (and its index) on first use, if it is not there. Default `true`; `false`
    * when migrations create it (`postgresStoreSchema()` gives the SQL).
@@ -136,6 +138,8 @@ export function postgresStore (pool: PostgresPoolLike, options: PostgresStoreOpt
     throw new InvalidOptionError('postgresStore: pool must be a node-postgres Pool (query and connect)')
   }
   const sql = statements(tableOf(options))
+  const prefix = options.prefix ?? ''
+  if (typeof prefix !== 'string') throw new InvalidOptionError(`postgresStore: prefix must be a string, got ${JSON.stringify(prefix)}`)
   const schema = postgresStoreSchema(options)
   let ready: Promise<void> | undefined
   const created = async (): Promise<void> => {
@@ -158,20 +162,20 @@ export function postgresStore (pool: PostgresPoolLike, options: PostgresStoreOpt
     // One row per key in a statement (ON CONFLICT cannot touch a row twice): a key repeated in a
     // batch is claimed by its first item, and the later ones find it taken by that one.
     const first = new Map<string, string>()
-    for (const { key, owner } of claims) if (!first.has(key)) first.set(key, owner)
+    for (const { key, owner } of claims) if (!first.has(prefix + key)) first.set(prefix + key, owner)
     const { rows } = await query(sql.claimMany, [[...first.keys()], [...first.values()], ttl])
     const byKey = new Map<string, ClaimResult>()
     for (const row of rows) byKey.set(row.key, claimedOf(row, first.get(row.key)!))
     return claims.map(({ key, owner }) => {
-      const result = byKey.get(key)!
-      return first.get(key) === owner || result !== 'claimed' ? result : 'in-flight'
+      const result = byKey.get(prefix + key)!
+      return first.get(prefix + key) === owner || result !== 'claimed' ? result : 'in-flight'
     })
   }
   const refreshMany = async (claims: readonly KeyOwner[], ttl: number): Promise<boolean[]> => {
-    const { rows } = await query(sql.refreshMany, [claims.map(claim => claim.key), claims.map(claim => claim.owner), ttl])
+    const { rows } = await query(sql.refreshMany, [claims.map(claim => prefix + claim.key), claims.map(claim => claim.owner), ttl])
     // Keyed by key and owner: a key may come twice, once for each of two owners.
     const extended = new Set(rows.map(row => `${row.owner as string}\n${row.key as string}`))
-    return claims.map(({ key, owner }) => extended.has(`${owner}\n${key}`))
+    return claims.map(({ key, owner }) => extended.has(`${owner}\n${prefix}${key}`))
   }
   const begin = async (): Promise<StoreTransaction<PostgresClientLike>> => {
     await created()
@@ -182,16 +186,16 @@ export function postgresStore (pool: PostgresPoolLike, options: PostgresStoreOpt
       client.release(error as Error)
       throw error
     }
-    return new Transaction(client, sql.done)
+    return new Transaction(client, sql.done, prefix)
   }
 
   return {
-    claim: async (key, owner, ttl) => claimedOf((await query(sql.claim, [key, owner, ttl])).rows[0], owner),
+    claim: async (key, owner, ttl) => claimedOf((await query(sql.claim, [prefix + key, owner, ttl])).rows[0], owner),
     claimMany,
-    refresh: async (key, owner, ttl) => (await query(sql.refresh, [key, owner, ttl])).rowCount === 1,
+    refresh: async (key, owner, ttl) => (await query(sql.refresh, [prefix + key, owner, ttl])).rowCount === 1,
     refreshMany,
-    complete: async (key, owner, ttl) => (await query(sql.complete, [key, owner, ttl])).rowCount === 1,
-    release: async (key, owner) => { await query(sql.release, [key, owner]) },
+    complete: async (key, owner, ttl) => (await query(sql.complete, [prefix + key, owner, ttl])).rowCount === 1,
+    release: async (key, owner) => { await query(sql.release, [prefix + key, owner]) },
     prune: async () => Number((await query(sql.prune, [])).rowCount),
     begin
   }
@@ -201,16 +205,18 @@ export function postgresStore (pool: PostgresPoolLike, options: PostgresStoreOpt
 class Transaction implements StoreTransaction<PostgresClientLike> {
   readonly tx: PostgresClientLike
   readonly #done: string
+  readonly #prefix: string
   #ended = false
 
-  constructor (client: PostgresClientLike, done: string) {
+  constructor (client: PostgresClientLike, done: string, prefix: string) {
     this.tx = client
     this.#done = done
+    this.#prefix = prefix
   }
 
   async commit (key: string, owner: string, ttl: number): Promise<boolean> {
     try {
-      const { rowCount } = await this.tx.query(this.#done, [key, owner, ttl])
+      const { rowCount } = await this.tx.query(this.#done, [this.#prefix + key, owner, ttl])
       if (rowCount !== 1) {
         await this.rollback()
         return false

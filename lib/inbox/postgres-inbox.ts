@@ -27,7 +27,7 @@ export interface PostgresInboxOptions extends CommonInboxOptions {
   connection: PostgresInboxConnection
   /**
    * The claim protocol's table, in the connection's schema. Default `'provider_callbacks_inbox'`.
-   * Two inboxes (two names) in one schema need one each.
+   * Its keys begin with the inbox's name: two inboxes share it without sharing an event.
    */
   claimTable?: string
   /**
@@ -208,7 +208,7 @@ export class PostgresInbox extends EventEmitter implements Inbox, StoringInbox {
       connect: async () => await (await pool()).connect() as PostgresClientLike
     }
     return {
-      store: postgresStore(lazy, { schema, table: claimTable }),
+      store: postgresStore(lazy, { schema, table: claimTable, prefix: `${this.settings.name}:` }),
       transactional,
       Worker: bullmq => bullmq.withBackend(bullmq.createPostgresBackend).Worker as never,
       workerOptions: { connection: this.connection, runRetryDelay: RUN_RETRY_DELAY },
