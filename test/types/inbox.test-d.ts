@@ -4,7 +4,7 @@
 import Fastify, { type FastifyRequest } from 'fastify'
 import { Redis } from 'ioredis'
 import providerCallbacks, {
-  bullmqInbox, createInboxWorker, type AnyProviderCallbackEvent, type DeadLetter, type DeadLettered, type HandlerRequest, type Inbox, type InboxHandler,
+  bullmqInbox, createInboxWorker, postgresInbox, type AnyProviderCallbackEvent, type DeadLetter, type DeadLettered, type HandlerRequest, type Inbox, type InboxHandler,
   type ProviderCallbackEvents, UnrecoverableError
 } from '../../lib/index.js'
 import { type Equal, expectType } from './assert.js'
@@ -60,3 +60,16 @@ expectType<Equal<Awaited<ReturnType<Inbox['retry']>>, boolean>>()
 expectType<Equal<Awaited<ReturnType<Inbox['retryFailed']>>, number>>()
 expectType<Equal<Awaited<ReturnType<Inbox['queue']>>['name'], string>>()
 expectType<Equal<Parameters<InboxHandler>[1], undefined>>()
+
+// The inbox on PostgreSQL: a pool config (not a pool: its pools are its own), the same Inbox and worker.
+{
+  const { Pool } = await import('pg')
+  const onPostgres = postgresInbox({ connection: { connectionString: 'postgres://localhost/app', schema: 'callbacks', max: 20 }, name: 'x', transactional: true, claimTable: 'claims' })
+  expectType<Equal<typeof onPostgres, Inbox>>()
+  await app.register(providerCallbacks, { edis: {}, inbox: onPostgres, worker: false })
+  createInboxWorker(onPostgres, { handlers: { 'traffic-threshold': async (_event, request) => { expectType<Equal<typeof request, undefined>>() } } })
+  // @ts-expect-error: a pool config, not a pool
+  postgresInbox({ connection: new Pool() })
+  // @ts-expect-error: a connection is needed
+  postgresInbox({ name: 'x' })
+}
