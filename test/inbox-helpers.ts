@@ -1,4 +1,6 @@
+import { spawn, type ChildProcess } from 'node:child_process'
 import { randomUUID } from 'node:crypto'
+import { once } from 'node:events'
 import { setTimeout as sleep } from 'node:timers/promises'
 import { Queue } from 'bullmq'
 import { Redis } from 'ioredis'
@@ -6,6 +8,7 @@ import type { Test } from 'tap'
 import { bullmqInbox, type BullmqInboxOptions, type Inbox } from '../lib/index.js'
 import type { BullmqInbox } from '../lib/inbox/inbox.js'
 import type { InboxJobData } from '../lib/inbox/job.js'
+import { TYPESCRIPT_NODE_ARGS } from './helpers.js'
 import { cleanUp, deleteKeys, REDIS_URL } from './redis-helpers.js'
 
 /** Fast retries, so that a test's failing runs take milliseconds, not BullMQ's hours. */
@@ -91,4 +94,22 @@ export async function received (inbox: Inbox): Promise<string[][]> {
 /** Waits until a worker fanned every received entry out into a job per event. */
 export async function fannedOut (inbox: Inbox): Promise<void> {
   await until(async () => (await received(inbox)).length === 0, 'every received entry fanned out')
+}
+
+/**
+ * A worker in a process of its own (`fixture`, under test/fixtures/), with `env`; `ready` resolves
+ * once it says it runs (its first IPC message). SIGTERMed when the test ends, unless it already exited.
+ */
+export function workerProcess (t: Test, fixture: string, env: Record<string, string>): ChildProcess & { ready: Promise<unknown> } {
+  const child = spawn(process.execPath, [...TYPESCRIPT_NODE_ARGS, `test/fixtures/${fixture}`], {
+    env: { ...process.env, ...env },
+    stdio: ['ignore', 'inherit', 'inherit', 'ipc']
+  })
+  t.teardown(async () => {
+    if (child.exitCode !== null || child.signalCode !== null) return
+    const exited = once(child, 'exit')
+    child.kill('SIGTERM')
+    await exited
+  })
+  return Object.assign(child, { ready: once(child, 'message') })
 }

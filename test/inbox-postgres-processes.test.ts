@@ -1,29 +1,16 @@
 // The transactional PostgreSQL inbox across processes: a worker SIGKILLed mid-job, after its
 // handler's write through the transaction and before the commit.
-import { spawn, type ChildProcess } from 'node:child_process'
 import { once } from 'node:events'
 import t, { type Test } from 'tap'
-import { postBatch, signedItem, TYPESCRIPT_NODE_ARGS, VOX } from './helpers.js'
-import { counts, until } from './inbox-helpers.js'
+import { postBatch, signedItem, VOX } from './helpers.js'
+import { counts, until, workerProcess } from './inbox-helpers.js'
 import { PG_URL, postgresAvailable } from './pg-helpers.js'
 import { appWithInbox, pgInbox } from './pg-inbox-helpers.js'
 
 // Child processes start the TypeScript loader, and the stalled-job detection waits out a lock.
 t.setTimeout(300_000)
 
-function startWorker (t: Test, env: Record<string, string>): ChildProcess & { ready: Promise<unknown> } {
-  const child = spawn(process.execPath, [...TYPESCRIPT_NODE_ARGS, 'test/fixtures/pg-inbox-worker.ts'], {
-    env: { ...process.env, PG_URL, ...env },
-    stdio: ['ignore', 'inherit', 'inherit', 'ipc']
-  })
-  t.teardown(async () => {
-    if (child.exitCode !== null || child.signalCode !== null) return
-    const exited = once(child, 'exit')
-    child.kill('SIGTERM')
-    await exited
-  })
-  return Object.assign(child, { ready: once(child, 'message') })
-}
+const startWorker = (t: Test, env: Record<string, string>): ReturnType<typeof workerProcess> => workerProcess(t, 'pg-inbox-worker.ts', { PG_URL, ...env })
 
 t.test('with PostgreSQL', async t => {
   if (!await postgresAvailable(t)) return

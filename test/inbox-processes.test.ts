@@ -1,31 +1,18 @@
 // The inbox across processes, over the real Redis: a worker SIGKILLed mid-run, and two API replicas
 // with two worker processes under redeliveries and random failures. Each event succeeds once.
-import { spawn, type ChildProcess } from 'node:child_process'
 import { once } from 'node:events'
 import Fastify, { type FastifyInstance } from 'fastify'
 import t, { type Test } from 'tap'
 import providerCallbacks, { createInboxWorker, type DeadLettered } from '../lib/index.js'
-import { postBatch, signedItem, TYPESCRIPT_NODE_ARGS, VOX } from './helpers.js'
-import { counts, testInbox, until } from './inbox-helpers.js'
+import { postBatch, signedItem, VOX } from './helpers.js'
+import { counts, testInbox, until, workerProcess } from './inbox-helpers.js'
 import { cleanKeys, connect, REDIS_URL, redisAvailable, seededRandom } from './redis-helpers.js'
 
 // Child processes start the TypeScript loader (seconds of CPU each on a busy machine), and the
 // stalled-job detection waits out a lock: room for both, and still an end to a hang.
 t.setTimeout(300_000)
 
-function startWorker (t: Test, env: Record<string, string>): ChildProcess & { ready: Promise<unknown> } {
-  const child = spawn(process.execPath, [...TYPESCRIPT_NODE_ARGS, 'test/fixtures/inbox-worker.ts'], {
-    env: { ...process.env, REDIS_URL, ...env },
-    stdio: ['ignore', 'inherit', 'inherit', 'ipc']
-  })
-  t.teardown(async () => {
-    if (child.exitCode !== null || child.signalCode !== null) return
-    const exited = once(child, 'exit')
-    child.kill('SIGTERM')
-    await exited
-  })
-  return Object.assign(child, { ready: once(child, 'message') })
-}
+const startWorker = (t: Test, env: Record<string, string>): ReturnType<typeof workerProcess> => workerProcess(t, 'inbox-worker.ts', { REDIS_URL, ...env })
 
 async function apiReplica (t: Test, inbox: ReturnType<typeof testInbox>['inbox']): Promise<FastifyInstance> {
   const app = Fastify()

@@ -4,6 +4,7 @@ import type { AnyProviderCallbackEvent } from '../event-types.js'
 import type { FanOutInbox } from './fan-out.js'
 import { eventIdOf, eventOf, jobData, jobIdOf, type InboxJobData, type TraceCarrier } from './job.js'
 import { resolveInboxOptions, type BullmqInboxOptions, type InboxConnection, type InboxSettings } from './options.js'
+import { LazyQueue } from './queue.js'
 import { appendReceived, receivedKey } from './stream.js'
 
 /** An event out of attempts, or refused for good (UnrecoverableError): the dead letters. */
@@ -111,8 +112,11 @@ export class BullmqInbox extends EventEmitter implements Inbox, FanOutInbox {
   readonly received: string
   // The inbox's own client, duplicated from the host's: what a request waits on.
   readonly #commands: InboxConnection
-  #queue: Promise<Queue> | undefined
-  #created: Queue | undefined
+  readonly #queue = new LazyQueue(async () => {
+    const { Queue } = await loadBullmq()
+    return new Queue(this.name, { connection: this.commands() as never, prefix: this.settings.prefix })
+  })
+
   #closed = false
   // Gathering requests; full ones (MAX_RECEIVED events) wait for their add in #full.
   #pending: Pending | undefined
@@ -145,23 +149,7 @@ export class BullmqInbox extends EventEmitter implements Inbox, FanOutInbox {
   }
 
   async queue (): Promise<Queue> {
-    this.#queue ??= loadBullmq().then(async ({ Queue }) => {
-      const queue = this.#created = new Queue(this.name, { connection: this.commands() as never, prefix: this.settings.prefix })
-      queue.on('error', () => {})
-      try {
-        await queue.waitUntilReady()
-        return queue
-      /* c8 ignore start */
-      } catch (error) {
-        // BullMQ's start-up (its scripts, Redis's version) failed after it connected, which it
-        // never retries: the next call starts again with a new Queue, not one broken for good.
-        this.#queue = undefined
-        await queue.close().catch(() => {})
-        throw error
-      }
-      /* c8 ignore stop */
-    })
-    return await this.#queue
+    return await this.#queue.get()
   }
 
   /**
@@ -276,7 +264,7 @@ export class BullmqInbox extends EventEmitter implements Inbox, FanOutInbox {
     this.#closed = true
     // The client first: a queue still waiting for Redis (it is down) then stops waiting.
     this.#commands.disconnect()
-    await this.#created?.close().catch(() => {})
+    await this.#queue.close()
   }
 }
 

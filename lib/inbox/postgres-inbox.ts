@@ -7,6 +7,7 @@ import { postgresStore, type PostgresClientLike, type PostgresPoolLike } from '.
 import type { StoringInbox, WorkerBackend } from './backend.js'
 import type { DeadLetter, Inbox } from './inbox.js'
 import { eventIdOf, eventOf, jobData, jobIdOf, type InboxJobData, type TraceCarrier } from './job.js'
+import { LazyQueue } from './queue.js'
 import { resolveCommonOptions, type CommonInboxOptions, type CommonInboxSettings } from './options.js'
 
 /**
@@ -59,8 +60,11 @@ export class PostgresInbox extends EventEmitter implements Inbox, StoringInbox {
   readonly settings: PostgresInboxSettings
   /** BullMQ's connection options: the host's, BullMQ's schema, migrations on, a bounded wait. */
   readonly connection: Record<string, unknown>
-  #queue: Promise<Queue> | undefined
-  #created: Queue | undefined
+  readonly #queue = new LazyQueue(async () => {
+    const { Queue, createPostgresBackend } = await loadBullmq()
+    return new Queue(this.name, { connection: this.connection as never }, createPostgresBackend as never) as unknown as Queue
+  })
+
   #closed = false
 
   constructor (options: PostgresInboxOptions) {
@@ -89,21 +93,7 @@ export class PostgresInbox extends EventEmitter implements Inbox, StoringInbox {
   }
 
   async queue (): Promise<Queue> {
-    this.#queue ??= loadBullmq().then(async ({ Queue, createPostgresBackend }) => {
-      const queue = this.#created = new Queue(this.name, { connection: this.connection as never }, createPostgresBackend as never) as unknown as Queue
-      queue.on('error', () => {})
-      try {
-        await queue.waitUntilReady()
-        return queue
-      } catch (error) {
-        // A Queue that could not start (PostgreSQL was down) never tries again: the next call
-        // starts afresh with a new one.
-        this.#queue = undefined
-        await queue.close().catch(() => {})
-        throw error
-      }
-    })
-    return await this.#queue
+    return await this.#queue.get()
   }
 
   /**
@@ -223,7 +213,7 @@ export class PostgresInbox extends EventEmitter implements Inbox, StoringInbox {
   async close (): Promise<void> {
     if (this.#closed) return
     this.#closed = true
-    await this.#created?.close().catch(() => {})
+    await this.#queue.close()
   }
 }
 
