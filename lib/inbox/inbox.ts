@@ -1,20 +1,14 @@
 import { EventEmitter } from 'node:events'
-import type { Job, Queue } from 'bullmq'
+import type { Queue } from 'bullmq'
 import type { AnyProviderCallbackEvent } from '../event-types.js'
 import type { FanOutInbox } from './fan-out.js'
-import { eventIdOf, eventOf, jobData, jobIdOf, type InboxJobData, type TraceCarrier } from './job.js'
+import { jobData, type InboxJobData, type TraceCarrier } from './job.js'
 import { resolveInboxOptions, type BullmqInboxOptions, type InboxConnection, type InboxSettings } from './options.js'
+import { deadLetters, retryDeadLetter, retryDeadLetters, type DeadLetter } from './dead-letters.js'
 import { LazyQueue } from './queue.js'
 import { appendReceived, receivedKey } from './stream.js'
 
-/** An event out of attempts, or refused for good (UnrecoverableError): the dead letters. */
-export interface DeadLetter {
-  event: AnyProviderCallbackEvent
-  /** Runs made. */
-  attempts: number
-  /** The last run's error message. */
-  error: string
-}
+export type { DeadLetter } from './dead-letters.js'
 
 /**
  * Why an event became a dead letter: `failed`, every attempt failed; `unrecoverable`, a handler
@@ -213,27 +207,15 @@ export class BullmqInbox extends EventEmitter implements Inbox, FanOutInbox {
   }
 
   async failed (): Promise<DeadLetter[]> {
-    const jobs = await this.withQueue(async queue => await queue.getFailed(0, -1) as Array<Job<InboxJobData>>)
-    return jobs.reverse().map(job => ({ event: eventOf(job.data), attempts: job.attemptsMade, error: job.failedReason }))
+    return await deadLetters(async work => await this.withQueue(work))
   }
 
   async retry (eventId: string): Promise<boolean> {
-    return await this.withQueue(async queue => {
-      const job = await queue.getJob(jobIdOf(eventId))
-      if (job === undefined || !await job.isFailed()) return false
-      await job.retry('failed', { resetAttemptsMade: true, resetAttemptsStarted: true })
-      return true
-    })
+    return await retryDeadLetter(async work => await this.withQueue(work), eventId)
   }
 
   async retryFailed (): Promise<number> {
-    // The dead letters of now: one retried and failed again meanwhile is not retried twice.
-    const jobs = await this.withQueue(async queue => await queue.getFailed(0, -1))
-    let retried = 0
-    for (const job of jobs) {
-      if (await this.retry(eventIdOf(job.id!))) retried++
-    }
-    return retried
+    return await retryDeadLetters(async work => await this.withQueue(work))
   }
 
   // The client's commandTimeout bounds each command; this bounds BullMQ's start-up (which waits

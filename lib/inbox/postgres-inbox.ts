@@ -1,12 +1,13 @@
 import { EventEmitter } from 'node:events'
-import type { Job, Queue } from 'bullmq'
+import type { Queue } from 'bullmq'
 import type pg from 'pg'
 import { InvalidOptionError } from '../errors.js'
 import type { AnyProviderCallbackEvent } from '../event-types.js'
 import { postgresStore, type PostgresClientLike, type PostgresPoolLike } from '../idempotency/postgres.js'
 import type { StoringInbox, WorkerBackend } from './backend.js'
 import type { DeadLetter, Inbox } from './inbox.js'
-import { eventIdOf, eventOf, jobData, jobIdOf, type InboxJobData, type TraceCarrier } from './job.js'
+import { jobData, jobIdOf, type TraceCarrier } from './job.js'
+import { deadLetters, retryDeadLetter, retryDeadLetters } from './dead-letters.js'
 import { LazyQueue } from './queue.js'
 import { resolveCommonOptions, type CommonInboxOptions, type CommonInboxSettings } from './options.js'
 
@@ -141,26 +142,15 @@ export class PostgresInbox extends EventEmitter implements Inbox, StoringInbox {
   }
 
   async failed (): Promise<DeadLetter[]> {
-    const jobs = await this.withQueue(async queue => await queue.getFailed(0, -1) as Array<Job<InboxJobData>>)
-    return jobs.reverse().map(job => ({ event: eventOf(job.data), attempts: job.attemptsMade, error: job.failedReason }))
+    return await deadLetters(async work => await this.withQueue(work))
   }
 
   async retry (eventId: string): Promise<boolean> {
-    return await this.withQueue(async queue => {
-      const job = await queue.getJob(jobIdOf(eventId))
-      if (job === undefined || !await job.isFailed()) return false
-      await job.retry('failed', { resetAttemptsMade: true, resetAttemptsStarted: true })
-      return true
-    })
+    return await retryDeadLetter(async work => await this.withQueue(work), eventId)
   }
 
   async retryFailed (): Promise<number> {
-    const jobs = await this.withQueue(async queue => await queue.getFailed(0, -1))
-    let retried = 0
-    for (const job of jobs) {
-      if (await this.retry(eventIdOf(job.id!))) retried++
-    }
-    return retried
+    return await retryDeadLetters(async work => await this.withQueue(work))
   }
 
   /** `work` on the queue, BullMQ's start-up included, bounded by addTimeout. */
