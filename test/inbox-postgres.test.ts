@@ -100,7 +100,8 @@ t.test('with PostgreSQL', async t => {
     })
     app.providerCallbacks.inbox!.on('exhausted', (event, error, why) => { exhausted.push([event.id, error.message, why]) })
     t.equal((await postBatch(app, [item(3), item(4), item(5)])).statusCode, 200)
-    await until(async () => (await counts(inbox)).failed === 3, 'all three dead-lettered')
+    // The worker says so once BullMQ moved the job: the state first, then its 'failed' and 'exhausted'.
+    await until(async () => (await counts(inbox)).failed === 3 && exhausted.length === 3, 'all three dead-lettered, and said so')
     t.same(runs.sort(), [idOf(3), idOf(3), idOf(3), idOf(4), idOf(4), idOf(4), idOf(5), idOf(5), idOf(5)], 'three runs each')
     t.equal(failures.length, 9)
     const why = { reason: 'failed', attempts: 3, stalls: 0 }

@@ -184,7 +184,8 @@ t.test('with Redis', async t => {
     })
     app.providerCallbacks.inbox!.on('exhausted', (event, error, why) => { exhausted.push([event.id, error.message, why]) })
     t.equal((await postBatch(app, [item(3), item(4)])).statusCode, 200)
-    await until(async () => (await counts(inbox)).failed === 2, 'both dead-lettered')
+    // The worker says so once BullMQ moved the job: the state first, then its 'exhausted'.
+    await until(async () => (await counts(inbox)).failed === 2 && exhausted.length === 2, 'both dead-lettered, and said so')
     const dead = await app.providerCallbacks.inbox!.failed()
     t.same(dead.map(({ event, attempts, error }) => ({ id: event.id, name: event.name, attempts, error, date: event.receivedAt instanceof Date })), [
       { id: idOf(3), name: 'min-balance', attempts: 3, error: 'the ledger is down', date: true },
@@ -227,7 +228,7 @@ t.test('with Redis', async t => {
     app.providerCallbacks.on('min-balance', () => { throw 'and another' })
     app.providerCallbacks.onAny(async event => { if (event.name === 'min-balance') throw new Error('and a third') })
     t.equal((await postBatch(app, [item(5)])).statusCode, 200)
-    await until(async () => (await counts(inbox)).failed === 1, 'dead-lettered')
+    await until(async () => (await counts(inbox)).failed === 1 && exhausted.length === 1, 'dead-lettered, and said so')
     t.same(runs, [idOf(5)])
     const [dead] = await inbox.failed()
     t.equal(dead?.attempts, 1)
